@@ -1,0 +1,143 @@
+//! Pieces every signed artifact shares: names, the signed message, field reads.
+
+use core::fmt;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Artifact, Error};
+
+/// Longest keyset name, in bytes.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A keyset name (1–63 bytes of `[A-Za-z0-9._-]`), stored inline so errors
+/// and views need no allocator.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name {
+    len: u8,
+    buf: [u8; MAX_NAME_LEN],
+}
+
+impl Name {
+    /// Checks and wraps `s`; `None` if empty, too long, or outside `[A-Za-z0-9._-]`.
+    pub fn new(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.is_empty()
+            || b.len() > MAX_NAME_LEN
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME_LEN];
+        buf[..b.len()].copy_from_slice(b);
+        Some(Self {
+            len: b.len() as u8,
+            buf,
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// Reads the 64-byte field `len:u8 | bytes[63]` (zero padded).
+    pub(crate) fn read_field(field: &[u8; 64], artifact: Artifact) -> Result<Self, Error> {
+        let len = usize::from(field[0]);
+        let bad = Error::Malformed {
+            artifact,
+            reason: "bad keyset name",
+        };
+        if len > MAX_NAME_LEN || field[1 + len..].iter().any(|b| *b != 0) {
+            return Err(bad);
+        }
+        let s = core::str::from_utf8(&field[1..1 + len]).map_err(|_| bad.clone())?;
+        Self::new(s).ok_or(bad)
+    }
+
+    /// Writes the 64-byte field form.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn field(&self) -> [u8; 64] {
+        let mut f = [0u8; 64];
+        f[0] = self.len;
+        f[1..1 + usize::from(self.len)].copy_from_slice(&self.buf[..usize::from(self.len)]);
+        f
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Name({:?})", self.as_str())
+    }
+}
+
+/// Ed25519 signature length.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// The message an artifact's Ed25519 signature covers: a domain tag naming the
+/// artifact kind, then SHA-256 of the signed body. Hashing first keeps signing and
+/// checking a 64 MB snapshot at SHA-256 speed rather than Ed25519's SHA-512 pass.
+pub(crate) fn signed_message(artifact: Artifact, body: &[u8]) -> [u8; 64] {
+    let tag: &[u8; 32] = match artifact {
+        Artifact::Snapshot => b"keygate/v1/snapshot\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        Artifact::Revocations => b"keygate/v1/revocations\0\0\0\0\0\0\0\0\0\0",
+        Artifact::Trust => b"keygate/v1/trust\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    };
+    let mut m = [0u8; 64];
+    m[..32].copy_from_slice(tag);
+    m[32..].copy_from_slice(&Sha256::digest(body));
+    m
+}
+
+/// Bounds-checked little-endian field reads over an artifact's bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    pub bytes: &'a [u8],
+    pub artifact: Artifact,
+}
+
+impl<'a> Fields<'a> {
+    pub fn need(&self, end: usize, section: &'static str) -> Result<(), Error> {
+        if self.bytes.len() < end {
+            return Err(Error::Truncated {
+                artifact: self.artifact,
+                section,
+                needed: end,
+                got: self.bytes.len(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn array<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&self.bytes[at..at + N]);
+        a
+    }
+
+    pub fn u16(&self, at: usize) -> u16 {
+        u16::from_le_bytes(self.array(at))
+    }
+
+    pub fn u32(&self, at: usize) -> u32 {
+        u32::from_le_bytes(self.array(at))
+    }
+
+    pub fn u64(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.array(at))
+    }
+
+    pub fn malformed(&self, reason: &'static str) -> Error {
+        Error::Malformed {
+            artifact: self.artifact,
+            reason,
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The API key format: `<prefix>_<secret><checksum>`.
+//!
+//! - `prefix`: 1–15 chars, `[a-z][a-z0-9_]*`, not ending in `_` (e.g. `acme_live`).
+//! - `secret`: 24 random bytes as a big-endian base62 number, fixed width 33.
+//! - `checksum`: CRC32 (IEEE) of `<prefix>_<secret>`, base62, fixed width 6.
+//!
+//! A key is therefore at most 55 bytes, so its SHA-256 is one compression block.
+//! Its [`Digest`] is the SHA-256 of the whole string; the first 16 bytes are its
+//! public [`KeyId`].
+
+use core::fmt;
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Longest legal prefix, in bytes.
+pub const MAX_PREFIX_LEN: usize = 15;
+/// Width of the base62 secret.
+pub const SECRET_LEN: usize = 33;
+/// Width of the base62 checksum.
+pub const CHECKSUM_LEN: usize = 6;
+/// Random bytes behind the secret.
+pub const SECRET_BYTES: usize = 24;
+/// Longest possible key: 15 + 1 + 33 + 6 = 55 bytes, one SHA-256 block.
+pub const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+/// Shortest presented string accepted as an imported (foreign-format) key.
+pub const MIN_IMPORTED_LEN: usize = 8;
+/// Longest presented string accepted as an imported (foreign-format) key.
+pub const MAX_IMPORTED_LEN: usize = 256;
+
+const TAIL_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why a string is not a well-formed key of this format.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// The prefix is empty, longer than 15 bytes, or not `[a-z][a-z0-9_]*` without a trailing `_`.
+    BadPrefix,
+    /// The string is too short or too long to be a key.
+    BadLength,
+    /// There is no `_` between the prefix and the secret.
+    MissingSeparator,
+    /// The secret or checksum holds a character outside `0-9A-Za-z`.
+    BadCharacter,
+    /// The checksum does not match: a typo, or not a key at all.
+    BadChecksum,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadPrefix => "key prefix must be 1-15 chars of [a-z][a-z0-9_]* not ending in '_'",
+            Self::BadLength => "key has the wrong length",
+            Self::MissingSeparator => "key has no '_' between prefix and secret",
+            Self::BadCharacter => "key secret or checksum has a character outside 0-9A-Za-z",
+            Self::BadChecksum => "key checksum does not match",
+        })
+    }
+}
+
+impl core::error::Error for KeyError {}
+
+/// Checks that `prefix` is a legal keyset prefix.
+pub fn check_prefix(prefix: &str) -> Result<(), KeyError> {
+    let b = prefix.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= MAX_PREFIX_LEN
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b[b.len() - 1] != b'_';
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::BadPrefix)
+    }
+}
+
+/// A parsed key: the prefix it carries. Parsing never decodes the secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey<'a> {
+    prefix: &'a str,
+}
+
+impl<'a> ParsedKey<'a> {
+    /// The keyset prefix, e.g. `acme_live`.
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+}
+
+impl fmt::Debug for ParsedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedKey")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks prefix, length, charset and checksum of `key`, without decoding the secret.
+pub fn parse(key: &str) -> Result<ParsedKey<'_>, KeyError> {
+    let b = key.as_bytes();
+    if b.len() < 1 + 1 + TAIL_LEN || b.len() > MAX_KEY_LEN {
+        return Err(KeyError::BadLength);
+    }
+    let sep = b.len() - TAIL_LEN - 1;
+    if b[sep] != b'_' {
+        return Err(KeyError::MissingSeparator);
+    }
+    // The split point is ASCII `_`, so this cannot fail; map it anyway rather than panic.
+    let prefix = key.get(..sep).ok_or(KeyError::BadPrefix)?;
+    check_prefix(prefix)?;
+    let tail = &b[sep + 1..];
+    if !tail.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(KeyError::BadCharacter);
+    }
+    let crc = crc32fast::hash(&b[..b.len() - CHECKSUM_LEN]);
+    let mut want = [0u8; CHECKSUM_LEN];
+    base62_u32(crc, &mut want);
+    if want[..] != b[b.len() - CHECKSUM_LEN..] {
+        return Err(KeyError::BadChecksum);
+    }
+    Ok(ParsedKey { prefix })
+}
+
+/// Finds whether `s` *looks like* a key with `prefix` (starts with `prefix_`), the
+/// test a verifier uses to decide between the native path and the imported path.
+pub fn has_prefix(s: &str, prefix: &str) -> bool {
+    s.len() > prefix.len() && s.as_bytes()[prefix.len()] == b'_' && s.starts_with(prefix)
+}
+
+/// An API key in this format. Holds the secret: its `Debug` shows only the key id.
+#[derive(Clone)]
+pub struct ApiKey {
+    buf: [u8; MAX_KEY_LEN],
+    len: u8,
+}
+
+impl ApiKey {
+    /// Builds the key for `prefix` from 24 secret bytes (which must come from a CSPRNG).
+    pub fn from_secret_bytes(prefix: &str, secret: &[u8; SECRET_BYTES]) -> Result<Self, KeyError> {
+        check_prefix(prefix)?;
+        let mut buf = [0u8; MAX_KEY_LEN];
+        let p = prefix.len();
+        buf[..p].copy_from_slice(prefix.as_bytes());
+        buf[p] = b'_';
+        base62_bytes(secret, &mut buf[p + 1..p + 1 + SECRET_LEN]);
+        let body = p + 1 + SECRET_LEN;
+        let crc = crc32fast::hash(&buf[..body]);
+        let mut sum = [0u8; CHECKSUM_LEN];
+        base62_u32(crc, &mut sum);
+        buf[body..body + CHECKSUM_LEN].copy_from_slice(&sum);
+        Ok(Self {
+            buf,
+            len: (body + CHECKSUM_LEN) as u8,
+        })
+    }
+
+    /// Generates a new key for `prefix` from the operating system's CSPRNG.
+    #[cfg(feature = "std")]
+    pub fn generate(prefix: &str) -> Result<Self, KeyError> {
+        use ring::rand::SecureRandom;
+        let mut secret = [0u8; SECRET_BYTES];
+        // The OS generator failing is not recoverable and not input-derived.
+        ring::rand::SystemRandom::new()
+            .fill(&mut secret)
+            .expect("OS random generator failed");
+        Self::from_secret_bytes(prefix, &secret)
+    }
+
+    /// The key string. This is the secret: show it once, never log it.
+    pub fn expose_secret(&self) -> &str {
+        // Only ASCII is ever written into `buf`.
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// SHA-256 of the key string.
+    pub fn digest(&self) -> Digest {
+        Digest::of(self.expose_secret().as_bytes())
+    }
+
+    /// The public key id.
+    pub fn key_id(&self) -> KeyId {
+        self.digest().key_id()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("key_id", &self.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a presented key string: what snapshots store and gateways compare.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Hashes `key` (any format: native or imported).
+    pub fn of(key: &[u8]) -> Self {
+        Self(Sha256::digest(key).into())
+    }
+
+    /// The public first 16 bytes.
+    pub fn key_id(&self) -> KeyId {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.0[..16]);
+        KeyId(id)
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &[u8; 32]) -> subtle::Choice {
+        self.0.ct_eq(other)
+    }
+
+    /// Parses 64 hex digits (as `keygate import --sha256` takes them).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        decode_hex(s, &mut out)?;
+        Some(Self(out))
+    }
+}
+
+impl fmt::Debug for Digest {
+    // Only the public half: the rest is verifier material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({}..)", self.key_id())
+    }
+}
+
+/// The first 16 bytes of a key's digest: public, safe to log, the handle for
+/// revoke and inspect. Displays as 32 lowercase hex chars.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct KeyId(pub [u8; 16]);
+
+impl KeyId {
+    /// Parses 32 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 16];
+        decode_hex(s, &mut out)?;
+        Some(Self(out))
+    }
+
+    /// The id as a big-endian integer, the order keys are laid out in.
+    pub fn to_u128(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+fn decode_hex(s: &str, out: &mut [u8]) -> Option<()> {
+    let b = s.as_bytes();
+    if b.len() != out.len() * 2 {
+        return None;
+    }
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
+    }
+    Some(())
+}
+
+/// Writes `n` as fixed-width base62 into `out` (most significant digit first).
+fn base62_u32(mut n: u32, out: &mut [u8; CHECKSUM_LEN]) {
+    for o in out.iter_mut().rev() {
+        *o = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+}
+
+/// Writes the big-endian number `bytes` as fixed-width base62 into `out`.
+fn base62_bytes(bytes: &[u8; SECRET_BYTES], out: &mut [u8]) {
+    // Schoolbook long division by 62 over six big-endian u32 limbs.
+    let mut limbs = [0u32; SECRET_BYTES / 4];
+    for (l, c) in limbs.iter_mut().zip(bytes.chunks_exact(4)) {
+        *l = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    for o in out.iter_mut().rev() {
+        let mut rem = 0u64;
+        for l in limbs.iter_mut() {
+            let cur = (rem << 32) | u64::from(*l);
+            *l = (cur / 62) as u32;
+            rem = cur % 62;
+        }
+        *o = ALPHABET[rem as usize];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(prefix: &str, seed: u8) -> ApiKey {
+        let mut s = [0u8; SECRET_BYTES];
+        for (i, b) in s.iter_mut().enumerate() {
+            *b = seed.wrapping_mul(31).wrapping_add(i as u8);
+        }
+        ApiKey::from_secret_bytes(prefix, &s).unwrap()
+    }
+
+    #[test]
+    fn generated_key_round_trips() {
+        let k = ApiKey::generate("acme_live").unwrap();
+        let s = k.expose_secret();
+        assert_eq!(s.len(), 9 + 1 + 33 + 6);
+        assert_eq!(parse(s).unwrap().prefix(), "acme_live");
+    }
+
+    #[test]
+    fn extreme_secrets_keep_fixed_width() {
+        for fill in [0u8, 0xff] {
+            let k = ApiKey::from_secret_bytes("a", &[fill; SECRET_BYTES]).unwrap();
+            assert_eq!(k.expose_secret().len(), 1 + 1 + 33 + 6);
+            parse(k.expose_secret()).unwrap();
+        }
+        let zero = ApiKey::from_secret_bytes("a", &[0; SECRET_BYTES]).unwrap();
+        assert!(zero
+            .expose_secret()
+            .starts_with("a_000000000000000000000000000000000"));
+    }
+
+    #[test]
+    fn every_single_char_change_is_refused() {
+        let k = key("acme_live", 7);
+        let s = k.expose_secret().as_bytes().to_vec();
+        let charset: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-. ";
+        let mut tried = 0;
+        for i in 0..s.len() {
+            for &c in charset {
+                if c == s[i] {
+                    continue;
+                }
+                let mut m = s.clone();
+                m[i] = c;
+                let m = String::from_utf8(m).unwrap();
+                assert!(parse(&m).is_err(), "accepted a change at {i}: {c}");
+                tried += 1;
+            }
+        }
+        assert!(tried > 3000);
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let k = key("acme_live", 9);
+        let s = k.expose_secret();
+        for n in 0..s.len() {
+            assert!(parse(&s[..n]).is_err(), "accepted truncation to {n}");
+        }
+    }
+
+    #[test]
+    fn length_at_most_55_for_every_prefix_length() {
+        for n in 1..=MAX_PREFIX_LEN {
+            let p: String = core::iter::once('a')
+                .chain(core::iter::repeat('z').take(n - 1))
+                .collect();
+            let k = key(&p, 1);
+            assert!(k.expose_secret().len() <= 55);
+            assert_eq!(parse(k.expose_secret()).unwrap().prefix(), p);
+        }
+    }
+
+    #[test]
+    fn prefix_rules() {
+        for good in ["a", "acme_live", "a1_b2", "abcdefghijklmno"] {
+            assert_eq!(check_prefix(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Acme",
+            "acme_",
+            "_acme",
+            "acme-live",
+            "abcdefghijklmnop",
+        ] {
+            assert_eq!(check_prefix(bad), Err(KeyError::BadPrefix), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_secret() {
+        let k = key("acme_live", 3);
+        let dbg = format!("{k:?}");
+        assert!(!dbg.contains(&k.expose_secret()[10..40]));
+        assert!(dbg.contains(&k.key_id().to_string()));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let d = key("x", 2).digest();
+        let id = d.key_id();
+        assert_eq!(KeyId::from_hex(&id.to_string()), Some(id));
+        assert_eq!(KeyId::from_hex("zz"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_round_trip(secret in proptest::array::uniform24(proptest::num::u8::ANY), plen in 1usize..=15) {
+            let prefix: String = core::iter::once('k').chain(core::iter::repeat('9').take(plen - 1)).collect();
+            let k = ApiKey::from_secret_bytes(&prefix, &secret).unwrap();
+            proptest::prop_assert_eq!(parse(k.expose_secret()).unwrap().prefix(), prefix.as_str());
+        }
+
+        #[test]
+        fn prop_parse_never_panics(s in "\\PC{0,80}") {
+            let _ = parse(&s);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! # keygate
+//!
+//! Embedded API-key verification: a gateway checks every API key in its own
+//! process, in a few hundred nanoseconds, against a **signed, versioned keyset
+//! snapshot** plus a small, often pushed **revocation update**.
+//!
+//! ```
+//! use keygate::{ApiKey, Name, Outcome, Prefix, RecordSpec, Signer, SnapshotBuilder, Verifier};
+//!
+//! // Issuer side: a signer, a trust bundle, a key and a snapshot holding its digest.
+//! let (signer, _pkcs8) = Signer::generate();
+//! let keyset = Name::new("acme").unwrap();
+//! let trust = keygate::build_bundle(&keyset, 1, 0, &[signer.trusted()], &[&signer]);
+//! let key = ApiKey::generate("acme_live").unwrap();
+//! let mut b = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, 1_767_225_600);
+//! b.push(RecordSpec::active(key.digest(), "billing-service", &["invoices:read"]));
+//! let snapshot = b.build(&signer).unwrap();
+//!
+//! // Gateway side: trust anchors, install, verify.
+//! let verifier = Verifier::new(&trust).unwrap();
+//! verifier.install_snapshot(&snapshot).unwrap();
+//! let v = verifier.verify(key.expose_secret(), 1_767_225_601, Some("invoices:read"));
+//! assert_eq!(v.outcome, Outcome::Valid);
+//! assert_eq!(v.principal.as_str(), "billing-service");
+//! ```
+//!
+//! ## Features
+//! - `std` (default): [`Verifier`] with lock-free hot reload and stats, the
+//!   snapshot/update/trust builders, key generation.
+//! - `alloc`: reserved for allocation-only helpers.
+//! - with neither, the key parser and the zero-copy [`SnapshotView`],
+//!   [`RevocationView`] and [`TrustSet`] work with no allocator.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod artifact;
+mod error;
+mod key;
+mod revocation;
+mod snapshot;
+mod trust;
+#[cfg(feature = "std")]
+mod verify;
+
+pub use artifact::{Name, MAX_NAME_LEN};
+pub use error::{Artifact, Error};
+pub use key::{
+    check_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError, KeyId, ParsedKey,
+    CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN, MIN_IMPORTED_LEN, SECRET_BYTES,
+    SECRET_LEN,
+};
+pub use revocation::{RevocationHeader, RevocationView};
+pub use snapshot::{
+    Prefix, Record, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPES,
+    MAX_SCOPE_LEN, RECORD_LEN,
+};
+pub use trust::{SignerId, TrustSet, TrustedSigner, MAX_SIGNERS};
+
+#[cfg(feature = "std")]
+pub use revocation::{build_update, UpdateBuildError, UpdateSpec};
+#[cfg(feature = "std")]
+pub use snapshot::{BuildError, RecordSpec, SnapshotBuilder};
+#[cfg(feature = "std")]
+pub use trust::{build_bundle, Signer};
+#[cfg(feature = "std")]
+pub use verify::{
+    Config, DeprecatedUse, Installed, Outcome, Principal, Staleness, Stats, Verdict, Verifier,
+};

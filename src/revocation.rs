@@ -1,0 +1,512 @@
+//! Revocation updates (`.kgr`): every key revoked since a base snapshot, as an
+//! exact filter over that snapshot's key ids.
+//!
+//! The revoked set R ⊆ U (U = key ids of the base snapshot) is encoded as a
+//! two-level cascade, the construction of Mozilla's CRLite "clubcard":
+//!
+//! 1. an approximate filter for R with `f`-bit fingerprints (false positive
+//!    rate 2^-f over U∖R), then
+//! 2. an exact 1-bit function over F = R ∪ {ids of U∖R that level 1 admits}:
+//!    1 for revoked, 0 for not.
+//!
+//! Every id in U that passes level 1 is in F, so the answer is exact on all of
+//! U: no legitimate key is ever refused by the filter. Both levels are 3-wise
+//! XOR tables (the xor-filter construction) rather than Bloom filters: a Bloom
+//! level costs 1.44 × log2(1/ε) bits per element, an XOR level 1.23 × log2(1/ε),
+//! and the last level needs no filter at all — so the whole update lands near
+//! 1.3× the information-theoretic bound where a Bloom cascade is ~1.7×
+//! (docs/PERFORMANCE.md has the measured figures). Key ids are uniform random,
+//! so table positions come from the id and a per-level seed by one mixing step.
+
+use core::fmt;
+
+use crate::artifact::{Fields, Name, SIGNATURE_LEN};
+use crate::error::{Artifact, Error};
+use crate::key::KeyId;
+use crate::trust::{SignerId, TrustSet};
+
+const MAGIC: &[u8; 4] = b"KGR\0";
+const FORMAT_VERSION: u16 = 1;
+/// Bytes of the fixed header.
+pub const HEADER_LEN: usize = 192;
+/// Read slack after each level's table so a value read never needs a bound check.
+const PAD: usize = 3;
+
+const KIND_FILTER: u8 = 1;
+const KIND_EXACT: u8 = 2;
+
+/// One level of the cascade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Level {
+    kind: u8,
+    bits: u8,
+    block_len: u32,
+    seed: u64,
+}
+
+impl Level {
+    fn cells(&self) -> usize {
+        3 * self.block_len as usize
+    }
+
+    fn data_len(&self) -> usize {
+        (self.cells() * usize::from(self.bits)).div_ceil(8) + PAD
+    }
+
+    fn mask(&self) -> u32 {
+        (1u32 << self.bits) - 1
+    }
+
+    /// The three cells and the fingerprint of `id` at this level.
+    fn hash(&self, id: u128) -> ([usize; 3], u32) {
+        let lo = id as u64;
+        let hi = (id >> 64) as u64;
+        let h = fmix64(lo ^ self.seed);
+        let bl = u64::from(self.block_len);
+        let r = |x: u64| ((u128::from(x) * u128::from(bl)) >> 64) as usize;
+        let b = self.block_len as usize;
+        let cells = [r(h), b + r(h.rotate_left(21)), 2 * b + r(h.rotate_left(42))];
+        let fp = (fmix64(hi ^ self.seed.rotate_left(32)) >> 32) as u32 & self.mask();
+        (cells, fp)
+    }
+
+    fn read(&self, data: &[u8], cell: usize) -> u32 {
+        let bit = cell * usize::from(self.bits);
+        let at = bit / 8;
+        let w = data
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        (w >> (bit % 8)) & self.mask()
+    }
+
+    fn query(&self, data: &[u8], id: u128) -> bool {
+        let ([a, b, c], fp) = self.hash(id);
+        let v = self.read(data, a) ^ self.read(data, b) ^ self.read(data, c);
+        match self.kind {
+            KIND_FILTER => v == fp,
+            _ => v & 1 == 1,
+        }
+    }
+}
+
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// A revocation update's header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevocationHeader {
+    /// Keyset name.
+    pub keyset: Name,
+    /// Snapshot version the update is computed against.
+    pub base_version: u64,
+    /// Sequence number, increasing per base snapshot.
+    pub sequence: u64,
+    /// Creation time (unix seconds).
+    pub created_at: u64,
+    /// Freshness bound (unix seconds).
+    pub valid_until: u64,
+    /// Who signed it.
+    pub signer: SignerId,
+    /// |U|: keys in the base snapshot.
+    pub universe_count: u32,
+    /// |R|: keys revoked since the base snapshot.
+    pub revoked_count: u32,
+    level_count: u8,
+    levels: [Level; 2],
+}
+
+impl RevocationHeader {
+    fn levels(&self) -> &[Level] {
+        &self.levels[..usize::from(self.level_count)]
+    }
+
+    /// Bytes of the encoded revoked set (all levels, without header and signature).
+    pub fn filter_len(&self) -> usize {
+        self.levels().iter().map(Level::data_len).sum()
+    }
+
+    fn file_len(&self) -> usize {
+        HEADER_LEN + self.filter_len() + SIGNATURE_LEN
+    }
+}
+
+/// A parsed revocation update: a view over its bytes, no allocation.
+#[derive(Clone, Copy)]
+pub struct RevocationView<'a> {
+    bytes: &'a [u8],
+    header: RevocationHeader,
+}
+
+impl fmt::Debug for RevocationView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationView")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RevocationView<'a> {
+    /// Parses `bytes` and checks keyset and signature against `trust`.
+    pub fn new(bytes: &'a [u8], trust: &TrustSet) -> Result<Self, Error> {
+        let v = Self::parse_unverified(bytes)?;
+        if v.header.keyset != *trust.keyset() {
+            return Err(Error::WrongKeyset {
+                artifact: Artifact::Revocations,
+                expected: *trust.keyset(),
+                found: v.header.keyset,
+            });
+        }
+        let at = bytes.len() - SIGNATURE_LEN;
+        let mut sig = [0u8; SIGNATURE_LEN];
+        sig.copy_from_slice(&bytes[at..]);
+        trust.check(Artifact::Revocations, &v.header.signer, &bytes[..at], &sig)?;
+        Ok(v)
+    }
+
+    /// Parses structure without checking the signature (for inspection only).
+    pub fn parse_unverified(bytes: &'a [u8]) -> Result<Self, Error> {
+        let f = Fields {
+            bytes,
+            artifact: Artifact::Revocations,
+        };
+        f.need(8, "magic")?;
+        if f.array::<4>(0) != *MAGIC {
+            return Err(Error::BadMagic {
+                artifact: Artifact::Revocations,
+            });
+        }
+        let fv = f.u16(4);
+        if fv != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                artifact: Artifact::Revocations,
+                version: fv,
+            });
+        }
+        f.need(HEADER_LEN, "header")?;
+        if usize::from(f.u16(6)) != HEADER_LEN {
+            return Err(f.malformed("header length"));
+        }
+        if bytes[129..136]
+            .iter()
+            .chain(&bytes[168..192])
+            .any(|b| *b != 0)
+        {
+            return Err(f.malformed("reserved header bytes not zero"));
+        }
+        let level_count = bytes[128];
+        let mut levels = [Level::default(); 2];
+        for (i, l) in levels.iter_mut().enumerate() {
+            let at = 136 + 16 * i;
+            *l = Level {
+                seed: f.u64(at),
+                block_len: f.u32(at + 8),
+                bits: bytes[at + 12],
+                kind: bytes[at + 13],
+            };
+            let used = i < usize::from(level_count);
+            if !used && (*l != Level::default() || bytes[at + 14..at + 16] != [0, 0]) {
+                return Err(f.malformed("unused level descriptor not zero"));
+            }
+            if used && bytes[at + 14..at + 16] != [0, 0] {
+                return Err(f.malformed("reserved level bytes not zero"));
+            }
+        }
+        let kinds = (levels[0].kind, levels[1].kind);
+        let shape_ok = match level_count {
+            0 => true,
+            1 => kinds.0 == KIND_EXACT && levels[0].bits == 1,
+            2 => {
+                kinds == (KIND_FILTER, KIND_EXACT)
+                    && (1..=16).contains(&levels[0].bits)
+                    && levels[1].bits == 1
+            }
+            _ => false,
+        };
+        let too_big = levels.iter().any(|l| l.block_len > (1 << 28));
+        if !shape_ok
+            || too_big
+            || levels[..usize::from(level_count)]
+                .iter()
+                .any(|l| l.block_len == 0)
+        {
+            return Err(f.malformed("bad cascade levels"));
+        }
+        let header = RevocationHeader {
+            base_version: f.u64(8),
+            sequence: f.u64(16),
+            created_at: f.u64(24),
+            valid_until: f.u64(32),
+            signer: SignerId(f.array(40)),
+            universe_count: f.u32(56),
+            revoked_count: f.u32(60),
+            keyset: Name::read_field(&f.array(64), Artifact::Revocations)?,
+            level_count,
+            levels,
+        };
+        if header.revoked_count > header.universe_count {
+            return Err(f.malformed("more revoked keys than keys"));
+        }
+        if (header.revoked_count == 0) != (level_count == 0) {
+            return Err(f.malformed("levels do not match the revoked count"));
+        }
+        f.need(HEADER_LEN + header.filter_len(), "filter levels")?;
+        f.need(header.file_len(), "signature")?;
+        if bytes.len() != header.file_len() {
+            return Err(f.malformed("bytes after the signature"));
+        }
+        Ok(Self { bytes, header })
+    }
+
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn from_checked(bytes: &'a [u8], header: RevocationHeader) -> Self {
+        Self { bytes, header }
+    }
+
+    /// The header fields.
+    pub fn header(&self) -> &RevocationHeader {
+        &self.header
+    }
+
+    /// Is `id` revoked? Exact for every id in the base snapshot; arbitrary for
+    /// other ids (they are unknown to the snapshot anyway).
+    pub fn contains(&self, id: &KeyId) -> bool {
+        let id = id.to_u128();
+        let mut at = HEADER_LEN;
+        for l in self.header.levels() {
+            let data = self.bytes.get(at..at + l.data_len()).unwrap_or(&[]);
+            if !l.query(data, id) {
+                return false;
+            }
+            at += l.data_len();
+        }
+        self.header.level_count != 0
+    }
+}
+
+#[cfg(feature = "std")]
+pub use builder::{build_update, UpdateBuildError, UpdateSpec};
+
+#[cfg(feature = "std")]
+mod builder {
+    use alloc::vec::Vec;
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::trust::Signer;
+
+    /// Why an update could not be built.
+    #[non_exhaustive]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum UpdateBuildError {
+        /// A revoked id is not in the universe (the base snapshot's ids).
+        NotInUniverse(KeyId),
+        /// More keys than the format holds.
+        TooLarge,
+        /// The built filter disagreed with the revoked set on this id (a bug:
+        /// nothing was signed).
+        NotExact(KeyId),
+    }
+
+    impl fmt::Display for UpdateBuildError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Self::NotInUniverse(id) => {
+                    write!(f, "revoked key {id} is not in the base snapshot")
+                }
+                Self::TooLarge => f.write_str("too many keys for one update"),
+                Self::NotExact(id) => write!(f, "filter not exact for key {id}; nothing signed"),
+            }
+        }
+    }
+
+    impl std::error::Error for UpdateBuildError {}
+
+    /// Header values of an update to build.
+    #[derive(Clone, Copy, Debug)]
+    pub struct UpdateSpec {
+        /// Keyset name.
+        pub keyset: Name,
+        /// Snapshot version computed against.
+        pub base_version: u64,
+        /// Sequence number.
+        pub sequence: u64,
+        /// Creation time.
+        pub created_at: u64,
+        /// Freshness bound.
+        pub valid_until: u64,
+    }
+
+    /// Expected cells for an XOR table of `n` keys.
+    fn cells_for(n: usize) -> usize {
+        3 * block_len_for(n) as usize
+    }
+
+    fn block_len_for(n: usize) -> u32 {
+        ((n as u64 * 123).div_ceil(100) + 32).div_ceil(3) as u32
+    }
+
+    /// Builds an XOR table mapping each id to `value(id)` (`bits` wide). Retries
+    /// with a new seed until peeling succeeds (expected about once).
+    fn build_level(
+        ids: &[u128],
+        bits: u8,
+        kind: u8,
+        value: impl Fn(u128, u32) -> u32,
+    ) -> (Level, Vec<u8>) {
+        let block_len = block_len_for(ids.len());
+        let cells = 3 * block_len as usize;
+        let mut seed = 0x6b65_7967_6174_6521u64; // "keygate!"
+        loop {
+            let level = Level {
+                kind,
+                bits,
+                block_len,
+                seed,
+            };
+            let mut count = alloc::vec![0u32; cells];
+            let mut xor = alloc::vec![0u64; cells];
+            let hashes: Vec<[usize; 3]> = ids.iter().map(|id| level.hash(*id).0).collect();
+            for (i, hs) in hashes.iter().enumerate() {
+                for &c in hs {
+                    count[c] += 1;
+                    xor[c] ^= i as u64;
+                }
+            }
+            let mut queue: Vec<usize> = (0..cells).filter(|&c| count[c] == 1).collect();
+            let mut stack: Vec<(usize, usize)> = Vec::with_capacity(ids.len());
+            while let Some(c) = queue.pop() {
+                if count[c] != 1 {
+                    continue;
+                }
+                let k = xor[c] as usize;
+                stack.push((k, c));
+                for &o in &hashes[k] {
+                    count[o] -= 1;
+                    xor[o] ^= k as u64;
+                    if count[o] == 1 {
+                        queue.push(o);
+                    }
+                }
+            }
+            if stack.len() == ids.len() {
+                let mut vals = alloc::vec![0u32; cells];
+                for &(k, c) in stack.iter().rev() {
+                    let (hs, fp) = level.hash(ids[k]);
+                    let want = value(ids[k], fp);
+                    let others = hs.iter().filter(|&&h| h != c).fold(0, |a, &h| a ^ vals[h]);
+                    vals[c] = want ^ others;
+                }
+                let mut data = alloc::vec![0u8; level.data_len()];
+                for (cell, v) in vals.iter().enumerate() {
+                    let bit = cell * usize::from(bits);
+                    for b in 0..usize::from(bits) {
+                        if v >> b & 1 == 1 {
+                            data[(bit + b) / 8] |= 1 << ((bit + b) % 8);
+                        }
+                    }
+                }
+                return (level, data);
+            }
+            seed = fmix64(seed.wrapping_add(1));
+        }
+    }
+
+    /// Encodes `revoked` ⊆ `universe` and signs it. Checks exactness over all of
+    /// `universe` before signing.
+    pub fn build_update(
+        spec: &UpdateSpec,
+        universe: &[KeyId],
+        revoked: &[KeyId],
+        signer: &Signer,
+    ) -> Result<Vec<u8>, UpdateBuildError> {
+        let u_count = u32::try_from(universe.len()).map_err(|_| UpdateBuildError::TooLarge)?;
+        let in_u: HashSet<KeyId> = universe.iter().copied().collect();
+        let r_set: HashSet<KeyId> = revoked.iter().copied().collect();
+        if let Some(id) = r_set.iter().find(|id| !in_u.contains(id)) {
+            return Err(UpdateBuildError::NotInUniverse(*id));
+        }
+        let r: Vec<u128> = r_set.iter().map(|id| id.to_u128()).collect();
+        let not_r: Vec<u128> = in_u
+            .iter()
+            .filter(|id| !r_set.contains(id))
+            .map(|id| id.to_u128())
+            .collect();
+        let mut levels: Vec<(Level, Vec<u8>)> = Vec::new();
+        if !r.is_empty() {
+            // Pick the fingerprint width minimising expected total bits:
+            // cells(R)·f + cells(R + |U∖R|·2^-f), f = 0 meaning no filter level.
+            let best = (0u8..=16)
+                .min_by_key(|&f| {
+                    let fps = (not_r.len() as f64 * (-(f64::from(f))).exp2()) as usize;
+                    let l1 = if f == 0 {
+                        0
+                    } else {
+                        cells_for(r.len()) * usize::from(f)
+                    };
+                    l1 + cells_for(r.len() + if f == 0 { not_r.len() } else { fps })
+                })
+                .unwrap_or(0);
+            let mut passing: Vec<(u128, bool)> = r.iter().map(|&id| (id, true)).collect();
+            if best > 0 {
+                let (l1, d1) = build_level(&r, best, KIND_FILTER, |_, fp| fp);
+                passing.extend(
+                    not_r
+                        .iter()
+                        .filter(|&&id| l1.query(&d1, id))
+                        .map(|&id| (id, false)),
+                );
+                levels.push((l1, d1));
+            } else {
+                passing.extend(not_r.iter().map(|&id| (id, false)));
+            }
+            let ids: Vec<u128> = passing.iter().map(|p| p.0).collect();
+            let revoked_bit: std::collections::HashMap<u128, bool> = passing.into_iter().collect();
+            let (l2, d2) = build_level(&ids, 1, KIND_EXACT, |id, _| u32::from(revoked_bit[&id]));
+            levels.push((l2, d2));
+        }
+        let mut out = alloc::vec![0u8; HEADER_LEN];
+        out[..4].copy_from_slice(MAGIC);
+        out[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out[8..16].copy_from_slice(&spec.base_version.to_le_bytes());
+        out[16..24].copy_from_slice(&spec.sequence.to_le_bytes());
+        out[24..32].copy_from_slice(&spec.created_at.to_le_bytes());
+        out[32..40].copy_from_slice(&spec.valid_until.to_le_bytes());
+        out[40..56].copy_from_slice(&signer.id().0);
+        out[56..60].copy_from_slice(&u_count.to_le_bytes());
+        out[60..64].copy_from_slice(&(r.len() as u32).to_le_bytes());
+        out[64..128].copy_from_slice(&spec.keyset.field());
+        out[128] = levels.len() as u8;
+        for (i, (l, _)) in levels.iter().enumerate() {
+            let at = 136 + 16 * i;
+            out[at..at + 8].copy_from_slice(&l.seed.to_le_bytes());
+            out[at + 8..at + 12].copy_from_slice(&l.block_len.to_le_bytes());
+            out[at + 12] = l.bits;
+            out[at + 13] = l.kind;
+        }
+        for (_, d) in &levels {
+            out.extend_from_slice(d);
+        }
+        // Exactness over all of U, before anything is signed.
+        let unsigned = {
+            let mut o = out.clone();
+            o.extend_from_slice(&[0u8; SIGNATURE_LEN]);
+            o
+        };
+        let view =
+            RevocationView::parse_unverified(&unsigned).map_err(|_| UpdateBuildError::TooLarge)?;
+        for id in universe {
+            if view.contains(id) != r_set.contains(id) {
+                return Err(UpdateBuildError::NotExact(*id));
+            }
+        }
+        let sig = signer.sign(Artifact::Revocations, &out);
+        out.extend_from_slice(&sig);
+        Ok(out)
+    }
+}

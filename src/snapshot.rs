@@ -1,0 +1,870 @@
+//! Keyset snapshots (`.kgs`): every key's digest and state, signed.
+//!
+//! Byte layout (little-endian; docs/format.md is the reference):
+//!
+//! ```text
+//! 0     header (256 bytes)
+//! 256   slot table: slot_count × 64-byte records, sorted by key id
+//! ..    principals blob: entries of len:u8 | UTF-8
+//! ..    scopes blob: count:u8 then entries of len:u8 | ASCII
+//! ..    Ed25519 signature (64) over domain tag | SHA-256(everything before it)
+//! ```
+//!
+//! The slot table is an open-addressed table whose home slot is the key id's top
+//! 64 bits scaled to the table size, so records sit in id order and a hit is
+//! normally the first 64-byte record read: one cache line, no index.
+
+use core::fmt;
+
+use crate::artifact::{Fields, Name, SIGNATURE_LEN};
+use crate::error::{Artifact, Error};
+use crate::key::{Digest, KeyId, MAX_PREFIX_LEN};
+use crate::trust::{SignerId, TrustSet};
+
+/// Bytes per record (one cache line).
+pub const RECORD_LEN: usize = 64;
+/// Bytes of the fixed header.
+pub const HEADER_LEN: usize = 256;
+/// Longest principal name, in bytes.
+pub const MAX_PRINCIPAL_LEN: usize = 128;
+/// Most distinct scopes one keyset may use (a record holds them as a 64-bit set).
+pub const MAX_SCOPES: usize = 64;
+/// Longest scope name, in bytes.
+pub const MAX_SCOPE_LEN: usize = 64;
+
+const MAGIC: &[u8; 4] = b"KGS\0";
+const FORMAT_VERSION: u16 = 1;
+
+/// A key's state in a snapshot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Status {
+    /// In use.
+    Active,
+    /// Replaced by a rotation; still accepted until its sunset.
+    Deprecated,
+    /// Refused.
+    Revoked,
+}
+
+impl Status {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Active),
+            2 => Some(Self::Deprecated),
+            3 => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    fn byte(self) -> u8 {
+        match self {
+            Self::Active => 1,
+            Self::Deprecated => 2,
+            Self::Revoked => 3,
+        }
+    }
+
+    /// `active`, `deprecated` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deprecated => "deprecated",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A keyset prefix stored inline (≤ 15 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    len: u8,
+    buf: [u8; MAX_PREFIX_LEN],
+}
+
+impl Prefix {
+    /// Checks and wraps a prefix.
+    pub fn new(s: &str) -> Option<Self> {
+        crate::key::check_prefix(s).ok()?;
+        let mut buf = [0u8; MAX_PREFIX_LEN];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Self {
+            len: s.len() as u8,
+            buf,
+        })
+    }
+
+    /// The prefix.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prefix({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snapshot's header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Keyset name.
+    pub keyset: Name,
+    /// Key prefix of this keyset.
+    pub prefix: Prefix,
+    /// Snapshot version, strictly increasing per keyset.
+    pub version: u64,
+    /// Creation time (unix seconds).
+    pub created_at: u64,
+    /// Freshness bound (unix seconds): past it the snapshot is stale.
+    pub valid_until: u64,
+    /// Audit chain head the snapshot was built from (zero when unused).
+    pub audit_head: [u8; 32],
+    /// Who signed it.
+    pub signer: SignerId,
+    /// Keys held.
+    pub record_count: u32,
+    /// Of which imported (foreign-format) keys.
+    pub imported_count: u32,
+    /// Slots the home position is scaled to.
+    pub home_slots: u32,
+    /// Slots in the table (home slots plus overflow at the end).
+    pub slot_count: u32,
+    /// Bytes of the principals blob.
+    pub principals_len: u32,
+    /// Bytes of the scopes blob.
+    pub scopes_len: u32,
+}
+
+impl SnapshotHeader {
+    fn principals_at(&self) -> usize {
+        HEADER_LEN + self.slot_count as usize * RECORD_LEN
+    }
+
+    fn scopes_at(&self) -> usize {
+        self.principals_at() + self.principals_len as usize
+    }
+
+    fn signature_at(&self) -> usize {
+        self.scopes_at() + self.scopes_len as usize
+    }
+
+    /// Total file length this header describes.
+    pub fn file_len(&self) -> usize {
+        self.signature_at() + SIGNATURE_LEN
+    }
+}
+
+/// The home slot of an id: its top 64 bits scaled to `home_slots`. Monotone in
+/// the id, so a table in id order is also in home order.
+fn home(id: u128, home_slots: u32) -> usize {
+    let hi = (id >> 64) as u64;
+    ((u128::from(hi) * u128::from(home_slots)) >> 64) as usize
+}
+
+/// One key's record, borrowed from a snapshot.
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    raw: &'a [u8; RECORD_LEN],
+    principals: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    fn u32_at(&self, at: usize) -> u32 {
+        u32::from_le_bytes([
+            self.raw[at],
+            self.raw[at + 1],
+            self.raw[at + 2],
+            self.raw[at + 3],
+        ])
+    }
+
+    fn id_u128(&self) -> u128 {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.raw[..16]);
+        u128::from_be_bytes(id)
+    }
+
+    fn digest_bytes(&self) -> &'a [u8; 32] {
+        self.raw.first_chunk::<32>().unwrap_or(&[0; 32])
+    }
+
+    /// The key's public id.
+    pub fn key_id(&self) -> KeyId {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.raw[..16]);
+        KeyId(id)
+    }
+
+    /// Status; `None` only for an empty slot, which lookups never return.
+    pub fn status(&self) -> Status {
+        Status::from_byte(self.raw[44]).unwrap_or(Status::Revoked)
+    }
+
+    /// True for a key imported by digest (not in keygate format).
+    pub fn imported(&self) -> bool {
+        self.raw[45] & 1 == 1
+    }
+
+    /// The scope set as a bit mask over the snapshot's scope table.
+    pub fn scope_mask(&self) -> u64 {
+        let mut m = [0u8; 8];
+        m.copy_from_slice(&self.raw[32..40]);
+        u64::from_le_bytes(m)
+    }
+
+    /// Stable alias behind the key (validated when the snapshot was parsed).
+    pub fn principal(&self) -> &'a str {
+        let at = self.u32_at(40) as usize;
+        let len = self.principals.get(at).copied().map_or(0, usize::from);
+        self.principals
+            .get(at + 1..at + 1 + len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// Not valid before (unix seconds, 0 = no bound).
+    pub fn not_before(&self) -> u64 {
+        u64::from(self.u32_at(48))
+    }
+
+    /// Expiry (unix seconds), if any.
+    pub fn expires_at(&self) -> Option<u64> {
+        nonzero(self.u32_at(52))
+    }
+
+    /// When the key was deprecated, if it was.
+    pub fn deprecated_at(&self) -> Option<u64> {
+        nonzero(self.u32_at(56))
+    }
+
+    /// End of the grace window of a deprecated key, if any.
+    pub fn sunset_at(&self) -> Option<u64> {
+        nonzero(self.u32_at(60))
+    }
+}
+
+fn nonzero(v: u32) -> Option<u64> {
+    (v != 0).then_some(u64::from(v))
+}
+
+impl fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("key_id", &self.key_id())
+            .field("status", &self.status())
+            .field("principal", &self.principal())
+            .finish_non_exhaustive()
+    }
+}
+
+const EMPTY_SLOT: [u8; RECORD_LEN] = [0; RECORD_LEN];
+
+/// A parsed snapshot: a view over its bytes, no copy, no allocation.
+#[derive(Clone, Copy)]
+pub struct SnapshotView<'a> {
+    bytes: &'a [u8],
+    header: SnapshotHeader,
+}
+
+impl<'a> SnapshotView<'a> {
+    /// Parses `bytes` and checks its signature against `trust` and its keyset.
+    pub fn new(bytes: &'a [u8], trust: &TrustSet) -> Result<Self, Error> {
+        let view = Self::parse_unverified(bytes)?;
+        let h = &view.header;
+        if h.keyset != *trust.keyset() {
+            return Err(Error::WrongKeyset {
+                artifact: Artifact::Snapshot,
+                expected: *trust.keyset(),
+                found: h.keyset,
+            });
+        }
+        let sig_at = h.signature_at();
+        let mut sig = [0u8; SIGNATURE_LEN];
+        sig.copy_from_slice(&bytes[sig_at..sig_at + SIGNATURE_LEN]);
+        trust.check(Artifact::Snapshot, &h.signer, &bytes[..sig_at], &sig)?;
+        Ok(view)
+    }
+
+    /// Parses and validates structure *without* checking the signature: for
+    /// inspecting a file, never for deciding on keys.
+    pub fn parse_unverified(bytes: &'a [u8]) -> Result<Self, Error> {
+        let header = parse_header(bytes)?;
+        let view = Self { bytes, header };
+        view.validate_tables()?;
+        view.validate_records()?;
+        Ok(view)
+    }
+
+    /// Rebuilds a view over bytes that already passed [`SnapshotView::new`]
+    /// with this header (the verifier keeps the header beside the bytes).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn from_checked(bytes: &'a [u8], header: SnapshotHeader) -> Self {
+        Self { bytes, header }
+    }
+
+    /// The header fields.
+    pub fn header(&self) -> &SnapshotHeader {
+        &self.header
+    }
+
+    /// The signed bytes of this snapshot.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    fn slot(&self, i: usize) -> &'a [u8; RECORD_LEN] {
+        let at = HEADER_LEN + i * RECORD_LEN;
+        self.bytes
+            .get(at..at + RECORD_LEN)
+            .and_then(|s| s.first_chunk::<RECORD_LEN>())
+            .unwrap_or(&EMPTY_SLOT)
+    }
+
+    fn principals(&self) -> &'a [u8] {
+        &self.bytes[self.header.principals_at()..self.header.scopes_at()]
+    }
+
+    fn scopes(&self) -> &'a [u8] {
+        &self.bytes[self.header.scopes_at()..self.header.signature_at()]
+    }
+
+    fn record(&self, raw: &'a [u8; RECORD_LEN]) -> Record<'a> {
+        Record {
+            raw,
+            principals: self.principals(),
+        }
+    }
+
+    /// Finds the record whose full digest equals `digest`.
+    ///
+    /// The scan to the candidate slot compares public key ids; the full digest
+    /// is then compared in constant time against whatever slot the scan stopped
+    /// at (an empty slot for an unknown id), so an unknown id costs the same as a
+    /// known id with a wrong secret.
+    pub fn lookup(&self, digest: &Digest) -> Option<Record<'a>> {
+        let id = digest.key_id().to_u128();
+        let slots = self.header.slot_count as usize;
+        let mut i = home(id, self.header.home_slots);
+        let mut candidate = &EMPTY_SLOT;
+        while i < slots {
+            let s = self.slot(i);
+            if s[44] == 0
+                || (Record {
+                    raw: s,
+                    principals: &[],
+                })
+                .id_u128()
+                    >= id
+            {
+                candidate = s;
+                break;
+            }
+            i += 1;
+        }
+        let rec = self.record(candidate);
+        bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
+    }
+
+    /// Every record, in id order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
+        let v = *self;
+        (0..self.header.slot_count as usize)
+            .map(move |i| v.slot(i))
+            .filter(|s| s[44] != 0)
+            .map(move |s| v.record(s))
+    }
+
+    /// The bit of `scope` in record scope masks, or `None` if no key has it.
+    pub fn scope_bit(&self, scope: &str) -> Option<u64> {
+        self.scope_names()
+            .position(|s| s == scope)
+            .map(|i| 1u64 << i)
+    }
+
+    /// The scope names, in bit order.
+    pub fn scope_names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let b = self.scopes();
+        let count = b.first().copied().unwrap_or(0);
+        let mut at = 1usize;
+        (0..count).map_while(move |_| {
+            let len = usize::from(*b.get(at)?);
+            let s = core::str::from_utf8(b.get(at + 1..at + 1 + len)?).ok()?;
+            at += 1 + len;
+            Some(s)
+        })
+    }
+
+    /// The names of the scopes in `mask`.
+    pub fn scopes_of(&self, mask: u64) -> impl Iterator<Item = &'a str> + 'a {
+        self.scope_names()
+            .enumerate()
+            .filter(move |(i, _)| mask >> i & 1 == 1)
+            .map(|(_, s)| s)
+    }
+
+    fn validate_tables(&self) -> Result<(), Error> {
+        let f = Fields {
+            bytes: self.bytes,
+            artifact: Artifact::Snapshot,
+        };
+        // Principals: a sequence of len:u8 | UTF-8 entries filling the blob.
+        let p = self.principals();
+        let mut at = 0;
+        while at < p.len() {
+            let len = usize::from(p[at]);
+            let s = p
+                .get(at + 1..at + 1 + len)
+                .ok_or(f.malformed("principal entry overruns its table"))?;
+            if len == 0 || len > MAX_PRINCIPAL_LEN || core::str::from_utf8(s).is_err() {
+                return Err(f.malformed("bad principal entry"));
+            }
+            at += 1 + len;
+        }
+        // Scopes: count:u8 then that many len:u8 | ASCII entries, exactly filling the blob.
+        let s = self.scopes();
+        let count = usize::from(*s.first().ok_or(f.malformed("scope table empty"))?);
+        if count > MAX_SCOPES {
+            return Err(f.malformed("more than 64 scopes"));
+        }
+        let mut at = 1;
+        for _ in 0..count {
+            let len = usize::from(
+                *s.get(at)
+                    .ok_or(f.malformed("scope entry overruns its table"))?,
+            );
+            let name = s
+                .get(at + 1..at + 1 + len)
+                .ok_or(f.malformed("scope entry overruns its table"))?;
+            if !valid_scope(name) {
+                return Err(f.malformed("bad scope name"));
+            }
+            at += 1 + len;
+        }
+        if at != s.len() {
+            return Err(f.malformed("bytes after the scope table"));
+        }
+        Ok(())
+    }
+
+    fn validate_records(&self) -> Result<(), Error> {
+        let f = Fields {
+            bytes: self.bytes,
+            artifact: Artifact::Snapshot,
+        };
+        let h = &self.header;
+        let principals_len = h.principals_len as usize;
+        let scope_count = self.scopes().first().copied().unwrap_or(0);
+        let scope_limit = if scope_count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << scope_count) - 1
+        };
+        let mut prev: Option<u128> = None;
+        let mut prev_occupied = false;
+        let (mut records, mut imported) = (0u32, 0u32);
+        for i in 0..h.slot_count as usize {
+            let raw = self.slot(i);
+            if raw[44] == 0 {
+                if *raw != EMPTY_SLOT {
+                    return Err(f.malformed("empty slot with data"));
+                }
+                prev_occupied = false;
+                continue;
+            }
+            let rec = Record {
+                raw,
+                principals: self.principals(),
+            };
+            if Status::from_byte(raw[44]).is_none() || raw[45] > 1 || raw[46] != 0 || raw[47] != 0 {
+                return Err(f.malformed("bad record status or flags"));
+            }
+            let id = rec.id_u128();
+            if prev.is_some_and(|p| p >= id) {
+                return Err(f.malformed("records not in strictly increasing id order"));
+            }
+            let home = home(id, h.home_slots);
+            // A record sits at its home slot or after an unbroken run from it.
+            if i < home || (i > home && !prev_occupied) {
+                return Err(f.malformed("record outside its probe run"));
+            }
+            let p_at = rec.u32_at(40) as usize;
+            let p_len = self.principals().get(p_at).copied().map_or(0, usize::from);
+            if p_len == 0 || p_at + 1 + p_len > principals_len {
+                return Err(f.malformed("record principal out of bounds"));
+            }
+            if core::str::from_utf8(&self.principals()[p_at + 1..p_at + 1 + p_len]).is_err() {
+                return Err(f.malformed("record principal not UTF-8"));
+            }
+            if rec.scope_mask() & !scope_limit != 0 {
+                return Err(f.malformed("record scope outside the scope table"));
+            }
+            prev = Some(id);
+            prev_occupied = true;
+            records += 1;
+            imported += u32::from(rec.imported());
+        }
+        if records != h.record_count || imported != h.imported_count {
+            return Err(f.malformed("record counts do not match the header"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SnapshotView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+fn valid_scope(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SCOPE_LEN
+        && name.iter().all(|c| c.is_ascii_graphic() && *c != b'"')
+}
+
+fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
+    let f = Fields {
+        bytes,
+        artifact: Artifact::Snapshot,
+    };
+    f.need(8, "magic")?;
+    if f.array::<4>(0) != *MAGIC {
+        return Err(Error::BadMagic {
+            artifact: Artifact::Snapshot,
+        });
+    }
+    let fv = f.u16(4);
+    if fv != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            artifact: Artifact::Snapshot,
+            version: fv,
+        });
+    }
+    f.need(HEADER_LEN, "header")?;
+    if usize::from(f.u16(6)) != HEADER_LEN {
+        return Err(f.malformed("header length"));
+    }
+    if bytes[104..112]
+        .iter()
+        .chain(&bytes[192..256])
+        .any(|b| *b != 0)
+    {
+        return Err(f.malformed("reserved header bytes not zero"));
+    }
+    let plen = usize::from(bytes[112]);
+    let prefix = core::str::from_utf8(bytes.get(113..113 + plen).unwrap_or(&[]))
+        .ok()
+        .filter(|_| plen <= MAX_PREFIX_LEN && bytes[113 + plen..128].iter().all(|b| *b == 0))
+        .and_then(Prefix::new)
+        .ok_or(f.malformed("bad key prefix"))?;
+    let h = SnapshotHeader {
+        version: f.u64(8),
+        created_at: f.u64(16),
+        valid_until: f.u64(24),
+        audit_head: f.array(32),
+        signer: SignerId(f.array(64)),
+        record_count: f.u32(80),
+        home_slots: f.u32(84),
+        slot_count: f.u32(88),
+        principals_len: f.u32(92),
+        scopes_len: f.u32(96),
+        imported_count: f.u32(100),
+        prefix,
+        keyset: Name::read_field(&f.array(128), Artifact::Snapshot)?,
+    };
+    if h.slot_count < h.home_slots
+        || h.record_count > h.slot_count
+        || h.imported_count > h.record_count
+    {
+        return Err(f.malformed("slot counts inconsistent"));
+    }
+    if h.home_slots == 0 && h.slot_count != 0 {
+        return Err(f.malformed("slots without home slots"));
+    }
+    f.need(h.principals_at(), "slot table")?;
+    f.need(h.scopes_at(), "principals table")?;
+    f.need(h.signature_at(), "scopes table")?;
+    f.need(h.file_len(), "signature")?;
+    if bytes.len() != h.file_len() {
+        return Err(f.malformed("bytes after the signature"));
+    }
+    Ok(h)
+}
+
+#[cfg(feature = "std")]
+pub use builder::{BuildError, RecordSpec, SnapshotBuilder};
+
+#[cfg(feature = "std")]
+mod builder {
+    use alloc::collections::BTreeMap;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use core::fmt;
+
+    use super::*;
+    use crate::trust::Signer;
+
+    /// Why a snapshot could not be built.
+    #[non_exhaustive]
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum BuildError {
+        /// Two records share a key id.
+        DuplicateKey(KeyId),
+        /// A principal is empty or longer than 128 bytes.
+        BadPrincipal,
+        /// A scope is empty, longer than 64 bytes, or not printable ASCII.
+        BadScope,
+        /// More than 64 distinct scopes.
+        TooManyScopes,
+        /// A time does not fit the format (beyond 2106-02-07).
+        TimeOutOfRange,
+        /// More keys than the format holds (2^32 - 1).
+        TooManyKeys,
+        /// The table grew past the format's limits.
+        TooLarge,
+    }
+
+    impl fmt::Display for BuildError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Self::DuplicateKey(id) => write!(f, "duplicate key id {id}"),
+                Self::BadPrincipal => f.write_str("principal must be 1-128 bytes"),
+                Self::BadScope => f.write_str("scope must be 1-64 printable ASCII chars"),
+                Self::TooManyScopes => f.write_str("a keyset may use at most 64 distinct scopes"),
+                Self::TimeOutOfRange => {
+                    f.write_str("time beyond the format's range (u32 unix seconds)")
+                }
+                Self::TooManyKeys => f.write_str("too many keys for one snapshot"),
+                Self::TooLarge => f.write_str("snapshot too large for the format"),
+            }
+        }
+    }
+
+    impl std::error::Error for BuildError {}
+
+    /// One key to put in a snapshot.
+    #[derive(Clone, PartialEq, Eq)]
+    pub struct RecordSpec {
+        /// SHA-256 of the key string.
+        pub digest: Digest,
+        /// Stable alias behind the key.
+        pub principal: String,
+        /// Scopes the key grants.
+        pub scopes: Vec<String>,
+        /// Status.
+        pub status: Status,
+        /// Imported by digest (not keygate format).
+        pub imported: bool,
+        /// Not valid before (unix seconds; 0 = no bound).
+        pub not_before: u64,
+        /// Expiry.
+        pub expires_at: Option<u64>,
+        /// Deprecation time.
+        pub deprecated_at: Option<u64>,
+        /// End of the grace window.
+        pub sunset_at: Option<u64>,
+    }
+
+    impl RecordSpec {
+        /// An active key with no time bounds.
+        pub fn active(digest: Digest, principal: &str, scopes: &[&str]) -> Self {
+            Self {
+                digest,
+                principal: principal.into(),
+                scopes: scopes.iter().map(|s| String::from(*s)).collect(),
+                status: Status::Active,
+                imported: false,
+                not_before: 0,
+                expires_at: None,
+                deprecated_at: None,
+                sunset_at: None,
+            }
+        }
+    }
+
+    impl fmt::Debug for RecordSpec {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RecordSpec")
+                .field("key_id", &self.digest.key_id())
+                .field("principal", &self.principal)
+                .field("status", &self.status)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// Builds and signs a snapshot.
+    #[derive(Debug)]
+    pub struct SnapshotBuilder {
+        keyset: Name,
+        prefix: Prefix,
+        version: u64,
+        created_at: u64,
+        valid_until: u64,
+        audit_head: [u8; 32],
+        records: Vec<RecordSpec>,
+    }
+
+    /// Table load factor: records / home slots. At 0.8 most hits are in their
+    /// home slot; see docs/PERFORMANCE.md for the measured probe lengths.
+    const LOAD_NUM: u64 = 4;
+    const LOAD_DEN: u64 = 5;
+
+    impl SnapshotBuilder {
+        /// A builder for `keyset`/`prefix` at `version`, valid for a day from `created_at`.
+        pub fn new(keyset: Name, prefix: Prefix, version: u64, created_at: u64) -> Self {
+            Self {
+                keyset,
+                prefix,
+                version,
+                created_at,
+                valid_until: created_at.saturating_add(86_400),
+                audit_head: [0; 32],
+                records: Vec::new(),
+            }
+        }
+
+        /// Sets the freshness bound.
+        pub fn valid_until(mut self, t: u64) -> Self {
+            self.valid_until = t;
+            self
+        }
+
+        /// Records the audit chain head this snapshot reflects.
+        pub fn audit_head(mut self, head: [u8; 32]) -> Self {
+            self.audit_head = head;
+            self
+        }
+
+        /// Adds a key.
+        pub fn push(&mut self, r: RecordSpec) {
+            self.records.push(r);
+        }
+
+        /// Encodes and signs.
+        pub fn build(mut self, signer: &Signer) -> Result<Vec<u8>, BuildError> {
+            let n = self.records.len();
+            if n > u32::MAX as usize / 2 {
+                return Err(BuildError::TooManyKeys);
+            }
+            self.records.sort_unstable_by_key(|r| r.digest.key_id());
+            if let Some(w) = self
+                .records
+                .windows(2)
+                .find(|w| w[0].digest.key_id() == w[1].digest.key_id())
+            {
+                return Err(BuildError::DuplicateKey(w[0].digest.key_id()));
+            }
+            // Scopes: sorted distinct names, ≤ 64.
+            let mut scope_names: Vec<&str> = self
+                .records
+                .iter()
+                .flat_map(|r| r.scopes.iter().map(String::as_str))
+                .collect();
+            scope_names.sort_unstable();
+            scope_names.dedup();
+            if scope_names.len() > MAX_SCOPES {
+                return Err(BuildError::TooManyScopes);
+            }
+            if !scope_names.iter().all(|s| valid_scope(s.as_bytes())) {
+                return Err(BuildError::BadScope);
+            }
+            let mut scopes_blob = alloc::vec![scope_names.len() as u8];
+            for s in &scope_names {
+                scopes_blob.push(s.len() as u8);
+                scopes_blob.extend_from_slice(s.as_bytes());
+            }
+            // Principals: deduplicated, addressed by byte offset.
+            let mut principals_blob = Vec::new();
+            let mut principal_at: BTreeMap<&str, u32> = BTreeMap::new();
+            for r in &self.records {
+                if r.principal.is_empty() || r.principal.len() > MAX_PRINCIPAL_LEN {
+                    return Err(BuildError::BadPrincipal);
+                }
+                if !principal_at.contains_key(r.principal.as_str()) {
+                    let at =
+                        u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
+                    principal_at.insert(&r.principal, at);
+                    principals_blob.push(r.principal.len() as u8);
+                    principals_blob.extend_from_slice(r.principal.as_bytes());
+                }
+            }
+            // Slots: home = id scaled to home_slots; place in id order.
+            let home_slots = if n == 0 {
+                0
+            } else {
+                (n as u64 * LOAD_DEN).div_ceil(LOAD_NUM)
+            };
+            let home_slots = u32::try_from(home_slots).map_err(|_| BuildError::TooManyKeys)?;
+            let mut positions = Vec::with_capacity(n);
+            let mut next = 0usize;
+            for r in &self.records {
+                let pos = home(r.digest.key_id().to_u128(), home_slots).max(next);
+                positions.push(pos);
+                next = pos + 1;
+            }
+            let slot_count =
+                u32::try_from(next.max(home_slots as usize)).map_err(|_| BuildError::TooLarge)?;
+            let mut out = alloc::vec![0u8; HEADER_LEN + slot_count as usize * RECORD_LEN];
+            let t32 = |t: Option<u64>| -> Result<u32, BuildError> {
+                u32::try_from(t.unwrap_or(0)).map_err(|_| BuildError::TimeOutOfRange)
+            };
+            let mut imported = 0u32;
+            for (r, pos) in self.records.iter().zip(positions) {
+                let mut mask = 0u64;
+                for s in &r.scopes {
+                    // Every scope is in the table built above.
+                    let bit = scope_names
+                        .binary_search(&s.as_str())
+                        .map_err(|_| BuildError::BadScope)?;
+                    mask |= 1 << bit;
+                }
+                let rec = &mut out[HEADER_LEN + pos * RECORD_LEN..][..RECORD_LEN];
+                rec[..32].copy_from_slice(&r.digest.0);
+                rec[32..40].copy_from_slice(&mask.to_le_bytes());
+                rec[40..44].copy_from_slice(&principal_at[r.principal.as_str()].to_le_bytes());
+                rec[44] = r.status.byte();
+                rec[45] = u8::from(r.imported);
+                rec[48..52].copy_from_slice(&t32(Some(r.not_before))?.to_le_bytes());
+                rec[52..56].copy_from_slice(&t32(r.expires_at)?.to_le_bytes());
+                rec[56..60].copy_from_slice(&t32(r.deprecated_at)?.to_le_bytes());
+                rec[60..64].copy_from_slice(&t32(r.sunset_at)?.to_le_bytes());
+                imported += u32::from(r.imported);
+            }
+            let h = &mut out[..HEADER_LEN];
+            h[..4].copy_from_slice(MAGIC);
+            h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+            h[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+            h[8..16].copy_from_slice(&self.version.to_le_bytes());
+            h[16..24].copy_from_slice(&self.created_at.to_le_bytes());
+            h[24..32].copy_from_slice(&self.valid_until.to_le_bytes());
+            h[32..64].copy_from_slice(&self.audit_head);
+            h[64..80].copy_from_slice(&signer.id().0);
+            h[80..84].copy_from_slice(&(n as u32).to_le_bytes());
+            h[84..88].copy_from_slice(&home_slots.to_le_bytes());
+            h[88..92].copy_from_slice(&slot_count.to_le_bytes());
+            let plen = u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
+            h[92..96].copy_from_slice(&plen.to_le_bytes());
+            h[96..100].copy_from_slice(&(scopes_blob.len() as u32).to_le_bytes());
+            h[100..104].copy_from_slice(&imported.to_le_bytes());
+            h[112] = self.prefix.len;
+            h[113..113 + usize::from(self.prefix.len)]
+                .copy_from_slice(self.prefix.as_str().as_bytes());
+            h[128..192].copy_from_slice(&self.keyset.field());
+            out.extend_from_slice(&principals_blob);
+            out.extend_from_slice(&scopes_blob);
+            let sig = signer.sign(Artifact::Snapshot, &out);
+            out.extend_from_slice(&sig);
+            Ok(out)
+        }
+    }
+}

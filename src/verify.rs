@@ -1,0 +1,767 @@
+//! The Verifier and its Verdicts: the hot path.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+use zerocopy::IntoBytes;
+
+use crate::error::{Artifact, Error};
+use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
+use crate::revocation::{RevocationHeader, RevocationView};
+use crate::snapshot::{SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN};
+use crate::trust::TrustSet;
+
+/// What a verify decided. The snake_case names ([`Outcome::as_str`]) are the
+/// same in JSON, C and JS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The key is good.
+    Valid,
+    /// The key is good but was replaced by a rotation: tell the client to switch
+    /// before `sunset_at`.
+    ValidDeprecated,
+    /// The key was revoked.
+    Revoked,
+    /// The key is past its expiry (or its sunset).
+    Expired,
+    /// The key's not-before time has not come.
+    NotYetValid,
+    /// No such key (or a wrong secret for a known id: the same answer, on purpose).
+    Unknown,
+    /// Not a key: wrong prefix, length, characters or checksum.
+    Malformed,
+    /// The key is good but lacks the required scope.
+    InsufficientScope,
+    /// The snapshot is too old to decide on (or none is installed).
+    Stale,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of their C enum values.
+    pub const ALL: [Outcome; 9] = [
+        Self::Valid,
+        Self::ValidDeprecated,
+        Self::Revoked,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::Unknown,
+        Self::Malformed,
+        Self::InsufficientScope,
+        Self::Stale,
+    ];
+
+    /// The snake_case name: `valid`, `valid_deprecated`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::ValidDeprecated => "valid_deprecated",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Unknown => "unknown",
+            Self::Malformed => "malformed",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Stale => "stale",
+        }
+    }
+
+    /// True for `valid` and `valid_deprecated`: let the request through.
+    pub fn is_accepted(self) -> bool {
+        matches!(self, Self::Valid | Self::ValidDeprecated)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A principal name copied out of the snapshot, so a verdict outlives reloads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    len: u8,
+    buf: [u8; MAX_PRINCIPAL_LEN],
+}
+
+impl Principal {
+    const EMPTY: Self = Self {
+        len: 0,
+        buf: [0; MAX_PRINCIPAL_LEN],
+    };
+
+    fn copy_of(s: &str) -> Self {
+        let mut p = Self::EMPTY;
+        let n = s.len().min(MAX_PRINCIPAL_LEN);
+        p.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        p.len = n as u8;
+        p
+    }
+
+    /// The name (empty when no key was found).
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer to one verify: the outcome and what it was decided on. Owns its
+/// data; holds no secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Id of the presented key (`None` when malformed or nothing to look in).
+    pub key_id: Option<KeyId>,
+    /// The key's principal (empty unless the key was found).
+    pub principal: Principal,
+    /// The key's expiry (unix seconds).
+    pub expires_at: Option<u64>,
+    /// When the key was deprecated.
+    pub deprecated_at: Option<u64>,
+    /// End of its grace window.
+    pub sunset_at: Option<u64>,
+    /// Snapshot version decided on (0: none installed).
+    pub snapshot_version: u64,
+    /// Revocation update sequence decided on (0: none applied).
+    pub revocation_seq: u64,
+    /// The snapshot is past its valid-until but within the staleness grace.
+    pub stale: bool,
+}
+
+impl Verdict {
+    fn bare(outcome: Outcome, snapshot_version: u64, revocation_seq: u64) -> Self {
+        Self {
+            outcome,
+            key_id: None,
+            principal: Principal::EMPTY,
+            expires_at: None,
+            deprecated_at: None,
+            sunset_at: None,
+            snapshot_version,
+            revocation_seq,
+            stale: false,
+        }
+    }
+}
+
+/// What to do when the snapshot is past its valid-until.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staleness {
+    /// Answer `stale` as soon as the snapshot expires.
+    FailClosed,
+    /// Keep answering, with `stale` set, for this many seconds; then answer `stale`.
+    AcceptFor(u64),
+}
+
+impl Default for Staleness {
+    /// Accept for 24 h past valid-until.
+    fn default() -> Self {
+        Self::AcceptFor(86_400)
+    }
+}
+
+/// Verifier settings.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct Config {
+    /// Policy past a snapshot's valid-until.
+    pub staleness: Staleness,
+}
+
+impl Config {
+    /// Sets the staleness policy.
+    pub fn staleness(mut self, s: Staleness) -> Self {
+        self.staleness = s;
+        self
+    }
+}
+
+/// What an install did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// The artifact replaced the previous one (versions or sequences shown).
+    Updated {
+        /// Before (0: none).
+        from: u64,
+        /// After.
+        to: u64,
+    },
+    /// The same version was already installed: nothing changed.
+    Unchanged,
+}
+
+/// A 64-byte aligned line, so each snapshot record is one cache line in memory.
+#[derive(
+    zerocopy::IntoBytes,
+    zerocopy::FromBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+    Clone,
+    Copy,
+)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// An installed snapshot: its bytes, copied once into cache-line-aligned memory.
+struct Snapshot {
+    lines: Vec<Line>,
+    len: usize,
+    header: SnapshotHeader,
+}
+
+impl Snapshot {
+    fn bytes(&self) -> &[u8] {
+        &self.lines.as_bytes()[..self.len]
+    }
+
+    fn view(&self) -> SnapshotView<'_> {
+        SnapshotView::from_checked(self.bytes(), self.header)
+    }
+}
+
+fn aligned_copy(bytes: &[u8]) -> Vec<Line> {
+    let mut lines = Vec::with_capacity(bytes.len().div_ceil(64));
+    for chunk in bytes.chunks(64) {
+        let mut l = Line([0; 64]);
+        l.0[..chunk.len()].copy_from_slice(chunk);
+        lines.push(l);
+    }
+    lines
+}
+
+struct Revocations {
+    bytes: Vec<u8>,
+    header: RevocationHeader,
+}
+
+impl Revocations {
+    fn view(&self) -> RevocationView<'_> {
+        RevocationView::from_checked(&self.bytes, self.header)
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    trust: TrustSet,
+    snapshot: Option<Arc<Snapshot>>,
+    revocations: Option<Arc<Revocations>>,
+}
+
+const SHARDS: usize = 8;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    outcomes: [AtomicU64; 9],
+}
+
+/// Per-outcome counters striped over cache-line-padded shards, so threads that
+/// verify in parallel do not bounce one counter line between cores.
+struct Counters {
+    shards: [Shard; SHARDS],
+}
+
+std::thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
+
+impl Counters {
+    fn bump(&self, o: Outcome) {
+        let s = SHARD.with(|s| *s);
+        self.shards[s].outcomes[o.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self, o: Outcome) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.outcomes[o.index()].load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+#[derive(Default)]
+struct ArtifactCounters {
+    installed: [AtomicU64; 3],
+    refused: [AtomicU64; 3],
+}
+
+fn artifact_index(a: Artifact) -> usize {
+    match a {
+        Artifact::Snapshot => 0,
+        Artifact::Revocations => 1,
+        Artifact::Trust => 2,
+    }
+}
+
+/// Use of one deprecated key, so operators see who has not switched yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeprecatedUse {
+    /// The key.
+    pub key_id: KeyId,
+    /// Its principal.
+    pub principal: String,
+    /// Verifies answered `valid_deprecated` for it.
+    pub count: u64,
+    /// Time of the last such verify (unix seconds, as passed to verify).
+    pub last_seen: u64,
+}
+
+/// A snapshot of the verifier's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Verifies per outcome, indexed like [`Outcome::ALL`].
+    pub outcomes: [u64; 9],
+    /// Artifacts installed, by kind: snapshot, revocations, trust.
+    pub installed: [u64; 3],
+    /// Artifacts refused, by kind: snapshot, revocations, trust.
+    pub refused: [u64; 3],
+    /// Installed snapshot version (0: none).
+    pub snapshot_version: u64,
+    /// Applied revocation sequence (0: none).
+    pub revocation_seq: u64,
+    /// Trust bundle version.
+    pub trust_version: u64,
+    /// Use of deprecated keys, by key id.
+    pub deprecated: Vec<DeprecatedUse>,
+}
+
+impl Stats {
+    /// Verifies that answered `o`.
+    pub fn count(&self, o: Outcome) -> u64 {
+        self.outcomes[o.index()]
+    }
+
+    /// The counters as Prometheus text exposition.
+    pub fn prometheus(&self) -> String {
+        use core::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# HELP keygate_verify_total Key verifications by outcome."
+        );
+        let _ = writeln!(s, "# TYPE keygate_verify_total counter");
+        for o in Outcome::ALL {
+            let _ = writeln!(
+                s,
+                "keygate_verify_total{{outcome=\"{}\"}} {}",
+                o,
+                self.count(o)
+            );
+        }
+        for (name, help, v) in [
+            (
+                "keygate_artifact_installed_total",
+                "Artifacts installed.",
+                &self.installed,
+            ),
+            (
+                "keygate_artifact_refused_total",
+                "Artifacts refused (state kept).",
+                &self.refused,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (kind, n) in ["snapshot", "revocations", "trust"].iter().zip(v) {
+                let _ = writeln!(s, "{name}{{artifact=\"{kind}\"}} {n}");
+            }
+        }
+        for (name, help, v) in [
+            (
+                "keygate_snapshot_version",
+                "Installed snapshot version.",
+                self.snapshot_version,
+            ),
+            (
+                "keygate_revocation_sequence",
+                "Applied revocation update sequence.",
+                self.revocation_seq,
+            ),
+            (
+                "keygate_trust_version",
+                "Trust bundle version.",
+                self.trust_version,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP keygate_deprecated_key_uses_total Verifies of deprecated keys."
+        );
+        let _ = writeln!(s, "# TYPE keygate_deprecated_key_uses_total counter");
+        for d in &self.deprecated {
+            let _ = writeln!(
+                s,
+                "keygate_deprecated_key_uses_total{{key_id=\"{}\",principal=\"{}\"}} {}",
+                d.key_id,
+                escape_label(&d.principal),
+                d.count
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP keygate_deprecated_key_last_seen_seconds Last verify of a deprecated key."
+        );
+        let _ = writeln!(s, "# TYPE keygate_deprecated_key_last_seen_seconds gauge");
+        for d in &self.deprecated {
+            let _ = writeln!(
+                s,
+                "keygate_deprecated_key_last_seen_seconds{{key_id=\"{}\"}} {}",
+                d.key_id, d.last_seen
+            );
+        }
+        s
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Verifies API keys against a signed snapshot and revocation update, with
+/// lock-free hot reload.
+///
+/// `verify` never blocks: it loads the current state with one atomic read and
+/// finishes on it even if an install swaps in a new one meanwhile. Installs are
+/// serialized among themselves, and a refused artifact changes nothing.
+pub struct Verifier {
+    state: ArcSwap<State>,
+    config: Config,
+    install: Mutex<()>,
+    counters: Counters,
+    artifacts: ArtifactCounters,
+    deprecated: Mutex<HashMap<KeyId, DeprecatedUse>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.load();
+        f.debug_struct("Verifier")
+            .field("keyset", s.trust.keyset())
+            .field("trust_version", &s.trust.version())
+            .field(
+                "snapshot_version",
+                &s.snapshot.as_ref().map(|x| x.header.version),
+            )
+            .field(
+                "revocation_seq",
+                &s.revocations.as_ref().map(|x| x.header.sequence),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier trusting the `.kgt` chain `trust`, with default settings.
+    pub fn new(trust: &[u8]) -> Result<Self, Error> {
+        Self::with_config(trust, Config::default())
+    }
+
+    /// A verifier trusting the `.kgt` chain `trust`.
+    pub fn with_config(trust: &[u8], config: Config) -> Result<Self, Error> {
+        let trust = TrustSet::from_chain(trust)?;
+        Ok(Self {
+            state: ArcSwap::from_pointee(State {
+                trust,
+                snapshot: None,
+                revocations: None,
+            }),
+            config,
+            install: Mutex::new(()),
+            counters: Counters {
+                shards: Default::default(),
+            },
+            artifacts: ArtifactCounters::default(),
+            deprecated: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn count_install<T>(&self, a: Artifact, r: Result<T, Error>) -> Result<T, Error> {
+        let slot = artifact_index(a);
+        match &r {
+            Ok(_) => self.artifacts.installed[slot].fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.artifacts.refused[slot].fetch_add(1, Ordering::Relaxed),
+        };
+        r
+    }
+
+    /// Follows a new `.kgt` chain (signer rotation). Refused unless every step is
+    /// signed by a signer trusted at that point.
+    pub fn install_trust(&self, bytes: &[u8]) -> Result<Installed, Error> {
+        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let r = (|| {
+            let cur = self.state.load_full();
+            let next = cur.trust.follow(bytes)?;
+            if next == cur.trust {
+                return Ok(Installed::Unchanged);
+            }
+            let from = cur.trust.version();
+            let mut st = State::clone(&cur);
+            st.trust = next;
+            self.state.store(Arc::new(st));
+            Ok(Installed::Updated {
+                from,
+                to: next.version(),
+            })
+        })();
+        self.count_install(Artifact::Trust, r)
+    }
+
+    /// Installs a snapshot. Refused (state kept) when it is malformed, truncated,
+    /// signed by an untrusted signer, for another keyset, or older than the one
+    /// installed; the same version again is a no-op. A newer snapshot drops the
+    /// applied revocation update (its revocations are in the snapshot).
+    pub fn install_snapshot(&self, bytes: &[u8]) -> Result<Installed, Error> {
+        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let r = (|| {
+            let cur = self.state.load_full();
+            let lines = aligned_copy(bytes);
+            let header = *SnapshotView::new(&lines.as_bytes()[..bytes.len()], &cur.trust)?.header();
+            let from = cur.snapshot.as_ref().map_or(0, |s| s.header.version);
+            if cur.snapshot.is_some() && header.version == from {
+                return Ok(Installed::Unchanged);
+            }
+            if header.version < from {
+                return Err(Error::Rollback {
+                    artifact: Artifact::Snapshot,
+                    installed: from,
+                    offered: header.version,
+                });
+            }
+            let snap = Snapshot {
+                lines,
+                len: bytes.len(),
+                header,
+            };
+            let st = State {
+                trust: cur.trust,
+                snapshot: Some(Arc::new(snap)),
+                revocations: None,
+            };
+            self.state.store(Arc::new(st));
+            Ok(Installed::Updated {
+                from,
+                to: header.version,
+            })
+        })();
+        self.count_install(Artifact::Snapshot, r)
+    }
+
+    /// Applies a cumulative revocation update. Refused (state kept) when it is
+    /// malformed, badly signed, for another keyset or another base snapshot, or
+    /// older than the applied one; the same sequence again is a no-op.
+    pub fn install_revocations(&self, bytes: &[u8]) -> Result<Installed, Error> {
+        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let r = (|| {
+            let cur = self.state.load_full();
+            let header = *RevocationView::new(bytes, &cur.trust)?.header();
+            let snap = cur.snapshot.as_ref().ok_or(Error::NoSnapshot)?;
+            if header.base_version != snap.header.version {
+                return Err(Error::BaseMismatch {
+                    installed_snapshot: snap.header.version,
+                    update_base: header.base_version,
+                });
+            }
+            let from = cur.revocations.as_ref().map_or(0, |r| r.header.sequence);
+            if cur.revocations.is_some() && header.sequence == from {
+                return Ok(Installed::Unchanged);
+            }
+            if header.sequence < from {
+                return Err(Error::Rollback {
+                    artifact: Artifact::Revocations,
+                    installed: from,
+                    offered: header.sequence,
+                });
+            }
+            let rev = Revocations {
+                bytes: bytes.to_vec(),
+                header,
+            };
+            let mut st = State::clone(&cur);
+            st.revocations = Some(Arc::new(rev));
+            self.state.store(Arc::new(st));
+            Ok(Installed::Updated {
+                from,
+                to: header.sequence,
+            })
+        })();
+        self.count_install(Artifact::Revocations, r)
+    }
+
+    /// Installed snapshot header, if any.
+    pub fn snapshot_header(&self) -> Option<SnapshotHeader> {
+        self.state.load().snapshot.as_ref().map(|s| s.header)
+    }
+
+    /// Applied revocation update header, if any.
+    pub fn revocation_header(&self) -> Option<RevocationHeader> {
+        self.state.load().revocations.as_ref().map(|r| r.header)
+    }
+
+    /// The trust set in force.
+    pub fn trust(&self) -> TrustSet {
+        self.state.load().trust
+    }
+
+    /// Verifies `key` at the current system time.
+    pub fn verify_now(&self, key: &str, scope: Option<&str>) -> Verdict {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.verify(key, now, scope)
+    }
+
+    /// Verifies `key` at `now` (unix seconds), requiring `scope` if given.
+    ///
+    /// Checks, in order: format (`malformed`), revocation filter, snapshot lookup
+    /// with a constant-time digest compare (`unknown`), `revoked`,
+    /// `not_yet_valid`, `expired`, `insufficient_scope`, staleness (`stale`),
+    /// then `valid_deprecated` or `valid`.
+    pub fn verify(&self, key: &str, now: u64, scope: Option<&str>) -> Verdict {
+        let state = self.state.load();
+        let v = decide(&state, self.config.staleness, key, now, scope);
+        self.counters.bump(v.outcome);
+        if v.outcome == Outcome::ValidDeprecated {
+            self.note_deprecated(&v, now);
+        }
+        v
+    }
+
+    #[cold]
+    fn note_deprecated(&self, v: &Verdict, now: u64) {
+        let Some(id) = v.key_id else { return };
+        let mut m = self.deprecated.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(id).or_insert_with(|| DeprecatedUse {
+            key_id: id,
+            principal: v.principal.as_str().into(),
+            count: 0,
+            last_seen: 0,
+        });
+        e.count += 1;
+        e.last_seen = e.last_seen.max(now);
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        let st = self.state.load();
+        let mut deprecated: Vec<_> = self
+            .deprecated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        deprecated.sort_by_key(|d| d.key_id);
+        Stats {
+            outcomes: Outcome::ALL.map(|o| self.counters.get(o)),
+            installed: [0, 1, 2].map(|i| self.artifacts.installed[i].load(Ordering::Relaxed)),
+            refused: [0, 1, 2].map(|i| self.artifacts.refused[i].load(Ordering::Relaxed)),
+            snapshot_version: st.snapshot.as_ref().map_or(0, |s| s.header.version),
+            revocation_seq: st.revocations.as_ref().map_or(0, |r| r.header.sequence),
+            trust_version: st.trust.version(),
+            deprecated,
+        }
+    }
+
+    /// The counters as Prometheus text.
+    pub fn stats_prometheus(&self) -> String {
+        self.stats().prometheus()
+    }
+}
+
+fn decide(
+    state: &State,
+    staleness: Staleness,
+    key: &str,
+    now: u64,
+    scope: Option<&str>,
+) -> Verdict {
+    let seq = state.revocations.as_ref().map_or(0, |r| r.header.sequence);
+    let Some(snap) = state.snapshot.as_deref() else {
+        return Verdict::bare(Outcome::Stale, 0, seq);
+    };
+    let view = snap.view();
+    let h = view.header();
+    let mut v = Verdict::bare(Outcome::Malformed, h.version, seq);
+    let prefix = h.prefix.as_str();
+    if key::has_prefix(key, prefix) {
+        match key::parse(key) {
+            Ok(p) if p.prefix() == prefix => {}
+            _ => return v,
+        }
+    } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
+        return v;
+    }
+    let digest = Digest::of(key.as_bytes());
+    let id = digest.key_id();
+    v.key_id = Some(id);
+    let filtered = state
+        .revocations
+        .as_ref()
+        .is_some_and(|r| r.view().contains(&id));
+    let Some(rec) = view.lookup(&digest) else {
+        v.outcome = Outcome::Unknown;
+        return v;
+    };
+    v.principal = Principal::copy_of(rec.principal());
+    v.deprecated_at = rec.deprecated_at();
+    v.sunset_at = rec.sunset_at();
+    // A deprecated key stops at its sunset even if its expiry is later.
+    let expiry = match (rec.expires_at(), v.sunset_at) {
+        (Some(e), Some(s)) => Some(e.min(s)),
+        (e, s) => e.or(s),
+    };
+    v.expires_at = expiry;
+    v.stale = now > h.valid_until;
+    v.outcome = if filtered || rec.status() == Status::Revoked {
+        Outcome::Revoked
+    } else if now < rec.not_before() {
+        Outcome::NotYetValid
+    } else if expiry.is_some_and(|e| now >= e) {
+        Outcome::Expired
+    } else if scope.is_some_and(|s| {
+        view.scope_bit(s)
+            .is_none_or(|bit| rec.scope_mask() & bit == 0)
+    }) {
+        Outcome::InsufficientScope
+    } else if v.stale
+        && match staleness {
+            Staleness::FailClosed => true,
+            Staleness::AcceptFor(grace) => now > h.valid_until.saturating_add(grace),
+        }
+    {
+        Outcome::Stale
+    } else if rec.status() == Status::Deprecated {
+        Outcome::ValidDeprecated
+    } else {
+        Outcome::Valid
+    };
+    v
+}
