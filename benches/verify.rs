@@ -1,1 +1,222 @@
-fn main() {}
+//! Verify hot path against the floor and a naive peer, in the same run.
+//!
+//! - keygate: `Verifier::verify` (parse + checksum, SHA-256, revocation filter,
+//!   one-line lookup, constant-time compare, verdict with principal copy).
+//! - floor: CRC32 of the key + one-block SHA-256 + one random 64-byte read in a
+//!   table of the same byte size + a 32-byte compare: the least any design can do.
+//! - naive: `HashMap<String, Record>` keyed by hex SHA-256, then `==`.
+//!
+//! Sizes: 10 000 and 1 000 000 keys; set KEYGATE_BENCH_10M=1 for 10 000 000.
+//! Also prints install time for the largest size and 2-thread scaling while a
+//! third thread installs snapshots 10×/s.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use keygate::{ApiKey, Name, Prefix, RecordSpec, Signer, SnapshotBuilder, Verifier};
+use sha2::{Digest as _, Sha256};
+
+const T0: u64 = 1_767_225_600;
+
+struct Fixture {
+    keys: Vec<String>,
+    snapshot: Vec<u8>,
+    trust: Vec<u8>,
+}
+
+fn fixture(n: usize) -> Fixture {
+    let signer = Signer::from_seed(&[7; 32]);
+    let keyset = Name::new("bench").unwrap();
+    let mut b = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, T0)
+        .valid_until(T0 + 86_400);
+    let mut keys = Vec::with_capacity(n);
+    let principals: Vec<String> = (0..n.div_ceil(2)).map(|i| format!("service-{i}")).collect();
+    for i in 0..n {
+        let mut s = [0u8; 24];
+        s[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+        let k = ApiKey::from_secret_bytes("acme_live", &s).unwrap();
+        b.push(RecordSpec::active(
+            k.digest(),
+            &principals[i / 2],
+            &["invoices:read"],
+        ));
+        keys.push(k.expose_secret().to_string());
+    }
+    // Present keys in a shuffled order so record reads are random.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..keys.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        keys.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    let snapshot = b.build(&signer).unwrap();
+    let trust = keygate::build_bundle(&keyset, 1, T0, &[signer.trusted()], &[&signer]);
+    Fixture {
+        keys,
+        snapshot,
+        trust,
+    }
+}
+
+#[derive(Clone)]
+#[allow(dead_code)]
+struct NaiveRecord {
+    principal: String,
+    scopes: Vec<String>,
+    expires_at: Option<u64>,
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[repr(align(64))]
+#[derive(Clone, Copy)]
+struct Line([u8; 64]);
+
+fn sizes() -> Vec<usize> {
+    let mut v = vec![10_000, 1_000_000];
+    if std::env::var_os("KEYGATE_BENCH_10M").is_some() {
+        v.push(10_000_000);
+    }
+    v
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let mut g = c.benchmark_group("verify");
+    g.throughput(Throughput::Elements(1));
+    for n in sizes() {
+        let fx = fixture(n);
+        let v = Verifier::new(&fx.trust).unwrap();
+        v.install_snapshot(&fx.snapshot).unwrap();
+        let mut i = 0usize;
+        g.bench_with_input(BenchmarkId::new("keygate", n), &n, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % fx.keys.len();
+                let d = v.verify(black_box(&fx.keys[i]), T0 + 1, Some("invoices:read"));
+                black_box(d.outcome)
+            })
+        });
+
+        // Floor: a table of the same byte size as keygate's slot table.
+        let slots = fx.snapshot.len() / 64;
+        let table: Vec<Line> = (0..slots).map(|i| Line([i as u8; 64])).collect();
+        let mut i = 0usize;
+        g.bench_with_input(BenchmarkId::new("floor", n), &n, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % fx.keys.len();
+                let k = black_box(fx.keys[i].as_bytes());
+                let crc = crc32fast::hash(k);
+                let d: [u8; 32] = Sha256::digest(k).into();
+                let hi = u64::from_be_bytes(d[..8].try_into().unwrap());
+                let slot = ((u128::from(hi) * slots as u128) >> 64) as usize;
+                let line = &table[slot];
+                black_box((crc, line.0[..32] == d[..]))
+            })
+        });
+
+        let naive: HashMap<String, NaiveRecord> = fx
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(j, k)| {
+                let r = NaiveRecord {
+                    principal: format!("service-{}", j / 2),
+                    scopes: vec!["invoices:read".into()],
+                    expires_at: None,
+                };
+                (hex(&Sha256::digest(k.as_bytes())), r)
+            })
+            .collect();
+        let mut i = 0usize;
+        g.bench_with_input(BenchmarkId::new("naive_hashmap", n), &n, |b, _| {
+            b.iter(|| {
+                i = (i + 1) % fx.keys.len();
+                let d = hex(&Sha256::digest(black_box(fx.keys[i].as_bytes())));
+                let r = naive.get(&d);
+                black_box(r.is_some_and(|r| r.scopes.iter().any(|s| s == "invoices:read")))
+            })
+        });
+        drop(naive);
+
+        if n == *sizes().last().unwrap() {
+            install_and_scaling(&fx, n);
+        }
+    }
+    g.finish();
+}
+
+/// Install time and multi-thread scaling: printed, not criterion-timed, since
+/// they are whole-system figures.
+fn install_and_scaling(fx: &Fixture, n: usize) {
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let v = Verifier::new(&fx.trust).unwrap();
+        v.install_snapshot(&fx.snapshot).unwrap();
+        best = best.min(t.elapsed());
+        drop(v);
+    }
+    println!(
+        "install: {n} keys, {:.1} MB snapshot, signature check + validation + install {:.1} ms (best of 5)",
+        fx.snapshot.len() as f64 / 1e6,
+        best.as_secs_f64() * 1e3
+    );
+
+    let v = Verifier::new(&fx.trust).unwrap();
+    v.install_snapshot(&fx.snapshot).unwrap();
+    let run = |threads: usize| -> f64 {
+        let stop = AtomicBool::new(false);
+        let total = AtomicU64::new(0);
+        let dur = Duration::from_secs(3);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (v, stop, total, keys) = (&v, &stop, &total, &fx.keys);
+                s.spawn(move || {
+                    let mut i = t * 7919;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            i = (i + 1) % keys.len();
+                            black_box(v.verify(&keys[i], T0 + 1, Some("invoices:read")).outcome);
+                        }
+                        n += 256;
+                    }
+                    total.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+            // The installer: the same snapshot 10×/s (a full check and swap each time).
+            let t0 = Instant::now();
+            while t0.elapsed() < dur {
+                let _ = v.install_snapshot(&fx.snapshot);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        total.load(Ordering::Relaxed) as f64 / dur.as_secs_f64()
+    };
+    let one = run(1);
+    let two = run(2);
+    println!(
+        "scaling: {n} keys, installer at 10/s: 1 thread {:.2} M/s, 2 threads {:.2} M/s, ratio {:.2}x",
+        one / 1e6,
+        two / 1e6,
+        two / one
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = bench_verify
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -33,10 +33,13 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// `Error` carries keyset names inline (no allocator in the core), so it is large;
+// it is only built when an artifact is refused, never on the verify path.
+#![allow(clippy::result_large_err)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod artifact;
@@ -51,9 +54,9 @@ mod verify;
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};
 pub use key::{
-    check_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError, KeyId, ParsedKey,
-    CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN, MIN_IMPORTED_LEN, SECRET_BYTES,
-    SECRET_LEN,
+    check_prefix, check_with_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError,
+    KeyId, ParsedKey, CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN,
+    MIN_IMPORTED_LEN, SECRET_BYTES, SECRET_LEN,
 };
 pub use revocation::{RevocationHeader, RevocationView};
 pub use snapshot::{

@@ -220,6 +220,13 @@ impl<'a> Record<'a> {
         u64::from_le_bytes(m)
     }
 
+    /// The principal's UTF-8 bytes (validated when the snapshot was parsed).
+    pub fn principal_bytes(&self) -> &'a [u8] {
+        let at = self.u32_at(40) as usize;
+        let len = self.principals.get(at).copied().map_or(0, usize::from);
+        self.principals.get(at + 1..at + 1 + len).unwrap_or(&[])
+    }
+
     /// Stable alias behind the key (validated when the snapshot was parsed).
     pub fn principal(&self) -> &'a str {
         let at = self.u32_at(40) as usize;
@@ -384,9 +391,18 @@ impl<'a> SnapshotView<'a> {
 
     /// The bit of `scope` in record scope masks, or `None` if no key has it.
     pub fn scope_bit(&self, scope: &str) -> Option<u64> {
-        self.scope_names()
-            .position(|s| s == scope)
-            .map(|i| 1u64 << i)
+        // Raw bytes, no UTF-8 re-check: the table was validated at parse time.
+        let b = self.scopes();
+        let want = scope.as_bytes();
+        let mut at = 1usize;
+        for i in 0..b.first().copied().unwrap_or(0) {
+            let len = usize::from(*b.get(at)?);
+            if len == want.len() && b.get(at + 1..at + 1 + len)? == want {
+                return Some(1u64 << i);
+            }
+            at += 1 + len;
+        }
+        None
     }
 
     /// The scope names, in bit order.

@@ -91,6 +91,14 @@ impl TrustSet {
     /// checked but change nothing. A bundle with our version but other signers is
     /// a fork and refused.
     pub fn follow(&self, bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.is_empty() {
+            return Err(Error::Truncated {
+                artifact: Artifact::Trust,
+                section: "header",
+                needed: HEADER_LEN,
+                got: 0,
+            });
+        }
         let mut cur = *self;
         let mut prev: Option<(u64, TrustSet)> = None;
         let mut rest = bytes;

@@ -100,10 +100,11 @@ impl Principal {
         buf: [0; MAX_PRINCIPAL_LEN],
     };
 
-    fn copy_of(s: &str) -> Self {
+    /// Copies validated UTF-8 (a snapshot principal, ≤ 128 bytes by format).
+    fn copy_of(s: &[u8]) -> Self {
         let mut p = Self::EMPTY;
         let n = s.len().min(MAX_PRINCIPAL_LEN);
-        p.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        p.buf[..n].copy_from_slice(&s[..n]);
         p.len = n as u8;
         p
     }
@@ -696,6 +697,7 @@ impl Verifier {
     }
 }
 
+#[inline(always)]
 fn decide(
     state: &State,
     staleness: Staleness,
@@ -712,9 +714,8 @@ fn decide(
     let mut v = Verdict::bare(Outcome::Malformed, h.version, seq);
     let prefix = h.prefix.as_str();
     if key::has_prefix(key, prefix) {
-        match key::parse(key) {
-            Ok(p) if p.prefix() == prefix => {}
-            _ => return v,
+        if key::check_with_prefix(key, prefix).is_err() {
+            return v;
         }
     } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
         return v;
@@ -730,7 +731,7 @@ fn decide(
         v.outcome = Outcome::Unknown;
         return v;
     };
-    v.principal = Principal::copy_of(rec.principal());
+    v.principal = Principal::copy_of(rec.principal_bytes());
     v.deprecated_at = rec.deprecated_at();
     v.sunset_at = rec.sunset_at();
     // A deprecated key stops at its sunset even if its expiry is later.

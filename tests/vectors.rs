@@ -1,0 +1,108 @@
+//! Known-answer vectors: the committed files in tests/vectors/ must equal what
+//! the builders produce from the fixed inputs in tests/common (Ed25519 is
+//! deterministic). Regenerate with `KEYGATE_REGEN_VECTORS=1 cargo test --test vectors`.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use common::*;
+use keygate::{Outcome, Verifier};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+fn artifacts() -> Vec<(&'static str, Vec<u8>)> {
+    let s = signer(1);
+    let r = reference();
+    let ids = reference_ids();
+    let verdicts = expected_verdicts();
+    vec![
+        ("trust.kgt", trust(&s)),
+        ("snapshot.kgs", reference_snapshot(&s, 1)),
+        (
+            "revocations.kgr",
+            update(&s, 1, 1, &ids, &[r.valid.key_id()]),
+        ),
+        ("verdicts.txt", verdicts.into_bytes()),
+    ]
+}
+
+/// One line per presented key: the key, the scope asked for, and the verdict
+/// after installing snapshot.kgs, before and after revocations.kgr.
+fn expected_verdicts() -> String {
+    let s = signer(1);
+    let r = reference();
+    let v = Verifier::new(&trust(&s)).unwrap();
+    v.install_snapshot(&reference_snapshot(&s, 1)).unwrap();
+    let mut cases: Vec<(String, Option<&str>)> =
+        [&r.valid, &r.deprecated, &r.revoked, &r.expired, &r.future]
+            .iter()
+            .map(|k| (k.expose_secret().to_string(), Some("invoices:read")))
+            .collect();
+    cases.push((r.imported.into(), None));
+    cases.push((r.valid.expose_secret().into(), Some("search:read")));
+    cases.push((key(42).expose_secret().into(), None));
+    cases.push(("acme_live_notakey".into(), None));
+    let before: Vec<Outcome> = cases
+        .iter()
+        .map(|(k, sc)| v.verify(k, T0, *sc).outcome)
+        .collect();
+    v.install_revocations(&update(&s, 1, 1, &reference_ids(), &[r.valid.key_id()]))
+        .unwrap();
+    let mut out = format!("# key scope now outcome_before_kgr outcome_after_kgr (now = {T0})\n");
+    for ((k, sc), b) in cases.iter().zip(before) {
+        let a = v.verify(k, T0, *sc).outcome;
+        let _ = writeln!(out, "{k} {} {T0} {b} {a}", sc.unwrap_or("-"));
+    }
+    out
+}
+
+#[test]
+fn committed_vectors_match_the_builders() {
+    let regen = std::env::var_os("KEYGATE_REGEN_VECTORS").is_some();
+    for (name, bytes) in artifacts() {
+        let path = dir().join(name);
+        if regen {
+            std::fs::create_dir_all(dir()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == bytes,
+            "{name} differs from the builder output; regenerate deliberately"
+        );
+    }
+}
+
+#[test]
+fn committed_vectors_verify_as_recorded() {
+    let read = |n: &str| std::fs::read(dir().join(n)).unwrap();
+    let v = Verifier::new(&read("trust.kgt")).unwrap();
+    v.install_snapshot(&read("snapshot.kgs")).unwrap();
+    let text = String::from_utf8(read("verdicts.txt")).unwrap();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').collect())
+        .collect();
+    assert_eq!(lines.len(), 9);
+    let check = |col: usize| {
+        for l in &lines {
+            let scope = (l[1] != "-").then_some(l[1]);
+            assert_eq!(
+                v.verify(l[0], l[2].parse().unwrap(), scope)
+                    .outcome
+                    .as_str(),
+                l[col],
+                "{}",
+                l[0]
+            );
+        }
+    };
+    check(3);
+    v.install_revocations(&read("revocations.kgr")).unwrap();
+    check(4);
+}
