@@ -27,6 +27,8 @@
 //! ## Features
 //! - `std` (default): [`Verifier`] with lock-free hot reload and stats, the
 //!   snapshot/update/trust builders, key generation.
+//! - `issuer`: the control plane over SQLite ([`issuer::Issuer`]), used by the
+//!   `keygate` CLI.
 //! - `alloc`: reserved for allocation-only helpers.
 //! - with neither, the key parser and the zero-copy [`SnapshotView`],
 //!   [`RevocationView`] and [`TrustSet`] work with no allocator.
@@ -50,6 +52,9 @@ mod snapshot;
 mod trust;
 #[cfg(feature = "std")]
 mod verify;
+
+#[cfg(feature = "issuer")]
+pub mod issuer;
 
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};

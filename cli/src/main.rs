@@ -1,0 +1,785 @@
+//! `keygate`: the issuer CLI, a thin shell over `keygate::issuer`.
+
+mod demo;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use keygate::issuer::{IssueRequest, Issuer, IssuerError, RevokeTarget};
+use keygate::{Digest, KeyId, RevocationView, SnapshotView, Verdict, Verifier};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "keygate",
+    version,
+    about = "Issue, rotate, revoke and publish API keys; verify them offline."
+)]
+struct Cli {
+    /// Store directory (holds keygate.db and the signing keys).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_STORE",
+        default_value = "./keygate-store"
+    )]
+    store: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Who is acting, for the audit log (default: the OS user).
+    #[arg(long, global = true, env = "KEYGATE_ACTOR")]
+    actor: Option<String>,
+    /// Pretend it is this time (unix seconds or RFC 3339): for tests and drills.
+    #[arg(long = "clock", global = true, env = "KEYGATE_NOW", hide = true)]
+    clock: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new store with its first signing key.
+    Init {
+        #[arg(long)]
+        keyset: String,
+        #[arg(long)]
+        prefix: String,
+    },
+    /// Issue a key (printed exactly once).
+    Issue(IssueArgs),
+    /// Issue a new key for a principal; its current keys become deprecated.
+    Rotate {
+        #[arg(long)]
+        principal: String,
+        /// Grace window before the old keys stop working.
+        #[arg(long, default_value = "7d")]
+        grace: String,
+    },
+    /// Revoke keys immediately (idempotent).
+    Revoke(RevokeArgs),
+    /// List keys.
+    List {
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Import existing keys by SHA-256 digest.
+    Import(ImportArgs),
+    /// Write snapshot.kgs, revocations.kgr and trust.kgt atomically.
+    Publish {
+        #[arg(long)]
+        out: PathBuf,
+        /// How long gateways may treat the artifacts as fresh.
+        #[arg(long, default_value = "7d")]
+        valid_for: String,
+        /// Only a new revocation update against the last published snapshot.
+        #[arg(long)]
+        revocations_only: bool,
+    },
+    /// Verify a key against published artifacts, as a gateway would.
+    Verify {
+        #[arg(long)]
+        trust: PathBuf,
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(long)]
+        revocations: Option<PathBuf>,
+        #[arg(long)]
+        scope: Option<String>,
+        /// Unix seconds or RFC 3339 (default: now).
+        #[arg(long)]
+        now: Option<String>,
+        /// The key, or `-` to read it from stdin.
+        key: String,
+    },
+    /// Show header, counts, signer and validity of any artifact.
+    Inspect { file: PathBuf },
+    /// The audit chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Find keys of this keyset in files (never prints the secret).
+    Scan {
+        paths: Vec<PathBuf>,
+        /// Revoke the active keys found (reason "leaked").
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Signing-key management.
+    Signer {
+        #[command(subcommand)]
+        cmd: SignerCmd,
+    },
+    /// Run the whole issue → publish → verify → rotate → revoke cycle in a
+    /// temporary store and show what happened.
+    Demo,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    #[arg(long)]
+    principal: String,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    #[arg(long)]
+    expires: Option<String>,
+    #[arg(long)]
+    not_before: Option<String>,
+    /// Issue this many keys (bulk); needs --keys-out.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Write the keys here, one per line (mode 0600).
+    #[arg(long)]
+    keys_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "target")]
+struct RevokeTargetArgs {
+    #[arg(long)]
+    key_id: Option<String>,
+    /// The key itself (`-` reads it from stdin).
+    #[arg(long)]
+    key: Option<String>,
+    #[arg(long)]
+    principal: Option<String>,
+    /// A file of key ids, one per line.
+    #[arg(long)]
+    from: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    #[command(flatten)]
+    target: RevokeTargetArgs,
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    #[arg(long, required_unless_present = "from")]
+    principal: Option<String>,
+    /// SHA-256 of the existing key, 64 hex digits.
+    #[arg(long, requires = "principal")]
+    sha256: Option<String>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    #[arg(long)]
+    expires_at: Option<String>,
+    /// JSON lines: {"principal": .., "sha256": .., "scopes": [..], "expires_at": ..}
+    #[arg(long, conflicts_with = "sha256")]
+    from: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the chain; name the first entry changed, removed or reordered.
+    Verify,
+    /// Print the entries.
+    Log,
+}
+
+#[derive(Subcommand)]
+enum SignerCmd {
+    /// New signing key; gateways follow through the trust-bundle chain.
+    Rotate,
+}
+
+/// A CLI failure: the message and the exit code.
+struct Fail(u8, String);
+
+impl From<IssuerError> for Fail {
+    fn from(e: IssuerError) -> Self {
+        Fail(if e.is_input_error() { 2 } else { 3 }, e.to_string())
+    }
+}
+
+fn input(msg: impl Into<String>) -> Fail {
+    Fail(2, msg.into())
+}
+
+type Res<T> = Result<T, Fail>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(Fail(code, msg)) => {
+            eprintln!("keygate: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+pub(crate) fn parse_duration(s: &str) -> Res<u64> {
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs())
+        .map_err(|e| {
+            input(format!(
+                "bad duration {s:?} ({e}); use e.g. 30s, 15m, 7d, 90d"
+            ))
+        })
+}
+
+pub(crate) fn parse_time(s: &str) -> Res<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .ok_or_else(|| {
+            input(format!(
+                "bad time {s:?}; use unix seconds or RFC 3339 (2026-01-01T00:00:00Z)"
+            ))
+        })
+}
+
+fn fmt_time(t: Option<u64>) -> String {
+    t.map_or("-".into(), |t| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
+            .to_string()
+    })
+}
+
+fn actor(cli: &Cli) -> String {
+    cli.actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn open(cli: &Cli) -> Res<Issuer> {
+    let mut i = Issuer::open(&cli.store, &actor(cli))?;
+    i.set_now(cli.clock.as_deref().map(parse_time).transpose()?);
+    Ok(i)
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn read_key_arg(k: &str) -> Res<String> {
+    if k != "-" {
+        return Ok(k.to_string());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| input(format!("reading key from stdin: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
+fn run(cli: &Cli) -> Res<u8> {
+    match &cli.cmd {
+        Cmd::Init { keyset, prefix } => {
+            let mut i = Issuer::init(&cli.store, keyset, prefix, &actor(cli))?;
+            i.set_now(cli.clock.as_deref().map(parse_time).transpose()?);
+            let info = i.info()?;
+            if cli.json {
+                print_json(
+                    &json!({"store": cli.store, "keyset": info.keyset, "prefix": info.prefix}),
+                );
+            } else {
+                println!(
+                    "initialized keyset '{}' (prefix {}) in {}",
+                    info.keyset,
+                    info.prefix,
+                    cli.store.display()
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Issue(a) => issue(cli, a),
+        Cmd::Rotate { principal, grace } => {
+            let grace = parse_duration(grace)?;
+            let mut i = open(cli)?;
+            let (new, old) = i.rotate(principal, grace)?;
+            if cli.json {
+                print_json(&json!({
+                    "key": new.key.expose_secret(), "key_id": new.info.key_id, "principal": new.info.principal,
+                    "scopes": new.info.scopes, "expires_at": new.info.expires_at, "deprecated": old,
+                }));
+            } else {
+                println!("{}", new.key.expose_secret());
+                eprintln!(
+                    "new key {} for {}; this is the only time the key is shown",
+                    new.info.key_id, principal
+                );
+                for o in &old {
+                    eprintln!("deprecated {} (sunset {})", o.key_id, fmt_time(o.sunset_at));
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Revoke(a) => revoke(cli, a),
+        Cmd::List { principal, status } => {
+            let i = open(cli)?;
+            let keys = i.list(principal.as_deref(), status.as_deref())?;
+            if cli.json {
+                print_json(&json!(keys));
+            } else {
+                println!(
+                    "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  last use",
+                    "KEY ID", "PRINCIPAL", "STATUS", "CREATED", "EXPIRES", "SUNSET"
+                );
+                for k in keys {
+                    println!(
+                        "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  - (gateway metrics)",
+                        k.key_id,
+                        k.principal,
+                        k.status,
+                        fmt_time(Some(k.created_at)),
+                        fmt_time(k.expires_at),
+                        fmt_time(k.sunset_at)
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Import(a) => import(cli, a),
+        Cmd::Publish {
+            out,
+            valid_for,
+            revocations_only,
+        } => {
+            let valid_for = parse_duration(valid_for)?;
+            let mut i = open(cli)?;
+            let r = if *revocations_only {
+                i.publish_revocations(out, valid_for)?
+            } else {
+                i.publish(out, valid_for)?
+            };
+            if cli.json {
+                print_json(&json!(r));
+            } else if *revocations_only {
+                println!(
+                    "published revocations.kgr: base snapshot v{}, sequence {}, {} revoked, {} bytes -> {}",
+                    r.snapshot_version, r.revocation_seq, r.revoked_in_update, r.revocations_bytes, out.display()
+                );
+            } else {
+                println!(
+                    "published snapshot v{} ({} keys, {} bytes), revocations seq {}, trust v{} -> {}",
+                    r.snapshot_version, r.keys, r.snapshot_bytes, r.revocation_seq, r.trust_version, out.display()
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Verify {
+            trust,
+            snapshot,
+            revocations,
+            scope,
+            now,
+            key,
+        } => {
+            let read =
+                |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: {e}", p.display())));
+            let v = Verifier::new(&read(trust)?)
+                .map_err(|e| input(format!("{}: {e}", trust.display())))?;
+            v.install_snapshot(&read(snapshot)?)
+                .map_err(|e| input(format!("{}: {e}", snapshot.display())))?;
+            if let Some(r) = revocations {
+                v.install_revocations(&read(r)?)
+                    .map_err(|e| input(format!("{}: {e}", r.display())))?;
+            }
+            let key = read_key_arg(key)?;
+            let d = match now {
+                Some(t) => v.verify(&key, parse_time(t)?, scope.as_deref()),
+                None => v.verify_now(&key, scope.as_deref()),
+            };
+            if cli.json {
+                print_json(&verdict_json(&d));
+            } else {
+                print_verdict(&d);
+            }
+            Ok(if d.outcome.is_accepted() { 0 } else { 1 })
+        }
+        Cmd::Inspect { file } => inspect(cli, file),
+        Cmd::Audit { cmd } => {
+            let i = open(cli)?;
+            match cmd {
+                AuditCmd::Verify => {
+                    let r = i.audit_verify()?;
+                    if cli.json {
+                        print_json(&json!(r));
+                    }
+                    match &r.first_bad {
+                        None => {
+                            if !cli.json {
+                                println!(
+                                    "audit chain intact: {} entries, head {}",
+                                    r.entries, r.head
+                                );
+                            }
+                            Ok(0)
+                        }
+                        Some((seq, why)) => {
+                            Err(Fail(1, format!("audit chain broken at entry {seq}: {why}")))
+                        }
+                    }
+                }
+                AuditCmd::Log => {
+                    let log = i.audit_log()?;
+                    if cli.json {
+                        print_json(&json!(log));
+                    } else {
+                        for e in log {
+                            println!(
+                                "{:>5}  {}  {:<10} {:<20} {:<32} {:<20} {}",
+                                e.seq,
+                                fmt_time(Some(e.at)),
+                                e.actor,
+                                e.action,
+                                e.key_id.as_deref().unwrap_or("-"),
+                                e.principal.as_deref().unwrap_or("-"),
+                                e.reason.as_deref().unwrap_or("")
+                            );
+                        }
+                    }
+                    Ok(0)
+                }
+            }
+        }
+        Cmd::Scan { paths, revoke } => {
+            if paths.is_empty() {
+                return Err(input("scan needs at least one PATH"));
+            }
+            let mut i = open(cli)?;
+            let found = i.scan(paths, *revoke)?;
+            if cli.json {
+                print_json(&json!(found));
+            } else {
+                for f in &found {
+                    println!(
+                        "{}:{}  {}  {}  {}",
+                        f.path.display(),
+                        f.line,
+                        f.key_id,
+                        f.status,
+                        f.principal.as_deref().unwrap_or("-")
+                    );
+                }
+                eprintln!(
+                    "{} key(s) found{}",
+                    found.len(),
+                    if *revoke { ", active ones revoked" } else { "" }
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Signer {
+            cmd: SignerCmd::Rotate,
+        } => {
+            let mut i = open(cli)?;
+            let r = i.rotate_signer()?;
+            if cli.json {
+                print_json(&json!(r));
+            } else {
+                println!(
+                    "new signer {}; trust bundle v{} lists it beside {} (retired after the next two publishes)",
+                    r.new_signer, r.trust_version, r.retiring
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Demo => demo::run(cli.json),
+    }
+}
+
+pub(crate) fn verdict_json(d: &Verdict) -> Value {
+    json!({
+        "outcome": d.outcome.as_str(),
+        "principal": d.principal.as_str(),
+        "key_id": d.key_id.map(|k| k.to_string()),
+        "expires_at": d.expires_at,
+        "deprecated_at": d.deprecated_at,
+        "sunset_at": d.sunset_at,
+        "snapshot_version": d.snapshot_version,
+        "revocation_seq": d.revocation_seq,
+        "stale": d.stale,
+    })
+}
+
+fn print_verdict(d: &Verdict) {
+    println!("outcome           {}", d.outcome);
+    println!(
+        "principal         {}",
+        if d.principal.as_str().is_empty() {
+            "-"
+        } else {
+            d.principal.as_str()
+        }
+    );
+    println!(
+        "key_id            {}",
+        d.key_id.map_or("-".into(), |k| k.to_string())
+    );
+    println!("expires_at        {}", fmt_time(d.expires_at));
+    println!("deprecated_at     {}", fmt_time(d.deprecated_at));
+    println!("sunset_at         {}", fmt_time(d.sunset_at));
+    println!("snapshot_version  {}", d.snapshot_version);
+    println!("revocation_seq    {}", d.revocation_seq);
+    println!("stale             {}", d.stale);
+}
+
+fn issue(cli: &Cli, a: &IssueArgs) -> Res<u8> {
+    let req = IssueRequest {
+        principal: a.principal.clone(),
+        scopes: a.scopes.clone(),
+        expires_in: a.expires.as_deref().map(parse_duration).transpose()?,
+        not_before: a.not_before.as_deref().map(parse_time).transpose()?,
+    };
+    if a.count > 1 && a.keys_out.is_none() {
+        return Err(input(
+            "--count above 1 needs --keys-out FILE (keys are never printed in bulk)",
+        ));
+    }
+    let mut i = open(cli)?;
+    if let Some(path) = &a.keys_out {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let bar = (std::io::stderr().is_terminal() && a.count > 1)
+            .then(|| indicatif::ProgressBar::new(a.count));
+        let keys = i.issue_many(&req, a.count, |n| {
+            if let Some(b) = &bar {
+                b.set_position(n);
+            }
+        });
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let mut text = String::with_capacity(keys.len() * 50);
+        for k in &keys {
+            text.push_str(k.key.expose_secret());
+            text.push('\n');
+        }
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Fail(3, format!("{}: {e}", path.display())))?;
+        if cli.json {
+            print_json(
+                &json!({"count": keys.len(), "keys_out": path, "principal": a.principal, "key_ids": keys.iter().map(|k| &k.info.key_id).collect::<Vec<_>>()}),
+            );
+        } else {
+            println!(
+                "issued {} keys for {} -> {} (mode 0600)",
+                keys.len(),
+                a.principal,
+                path.display()
+            );
+        }
+        return Ok(0);
+    }
+    let k = i.issue(&req)?;
+    if cli.json {
+        print_json(&json!({
+            "key": k.key.expose_secret(), "key_id": k.info.key_id, "principal": k.info.principal,
+            "scopes": k.info.scopes, "expires_at": k.info.expires_at,
+        }));
+    } else {
+        println!("{}", k.key.expose_secret());
+        eprintln!(
+            "key {} for {}; this is the only time the key is shown",
+            k.info.key_id, k.info.principal
+        );
+    }
+    Ok(0)
+}
+
+fn revoke(cli: &Cli, a: &RevokeArgs) -> Res<u8> {
+    let t = &a.target;
+    let target = if let Some(id) = &t.key_id {
+        RevokeTarget::Ids(vec![KeyId::from_hex(id)
+            .ok_or_else(|| input(format!("bad key id {id:?}: want 32 hex digits")))?])
+    } else if let Some(k) = &t.key {
+        RevokeTarget::Ids(vec![Digest::of(read_key_arg(k)?.as_bytes()).key_id()])
+    } else if let Some(p) = &t.principal {
+        RevokeTarget::Principal(p.clone())
+    } else if let Some(f) = &t.from {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| input(format!("{}: {e}", f.display())))?;
+        let mut ids = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            ids.push(
+                KeyId::from_hex(l)
+                    .ok_or_else(|| input(format!("{}:{}: not a key id", f.display(), n + 1)))?,
+            );
+        }
+        RevokeTarget::Ids(ids)
+    } else {
+        return Err(input(
+            "revoke needs one of --key-id, --key, --principal, --from",
+        ));
+    };
+    let mut i = open(cli)?;
+    let r = i.revoke(&target, a.reason.as_deref())?;
+    if cli.json {
+        print_json(&json!(r));
+    } else {
+        for x in &r {
+            println!(
+                "{} {} ({})",
+                if x.already_revoked {
+                    "already revoked"
+                } else {
+                    "revoked"
+                },
+                x.key_id,
+                x.principal
+            );
+        }
+        eprintln!("publish the fast update with: keygate publish --out DIR --revocations-only");
+    }
+    Ok(0)
+}
+
+#[derive(serde::Deserialize)]
+struct ImportLine {
+    principal: String,
+    sha256: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    expires_at: Option<u64>,
+}
+
+fn import(cli: &Cli, a: &ImportArgs) -> Res<u8> {
+    let mut items = Vec::new();
+    if let Some(f) = &a.from {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| input(format!("{}: {e}", f.display())))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let l: ImportLine = serde_json::from_str(line)
+                .map_err(|e| input(format!("{}:{}: {e}", f.display(), n + 1)))?;
+            items.push(l);
+        }
+    } else {
+        let (Some(p), Some(h)) = (&a.principal, &a.sha256) else {
+            return Err(input(
+                "import needs --principal and --sha256, or --from FILE",
+            ));
+        };
+        items.push(ImportLine {
+            principal: p.clone(),
+            sha256: h.clone(),
+            scopes: a.scopes.clone(),
+            expires_at: a.expires_at.as_deref().map(parse_time).transpose()?,
+        });
+    }
+    // Check every line before changing anything.
+    let mut parsed = Vec::new();
+    for l in &items {
+        let d = Digest::from_hex(&l.sha256.to_ascii_lowercase())
+            .ok_or_else(|| input(format!("bad sha256 {:?}: want 64 hex digits", l.sha256)))?;
+        parsed.push((l, d));
+    }
+    let mut i = open(cli)?;
+    let mut out = Vec::new();
+    for (l, d) in parsed {
+        out.push(i.import(&l.principal, d, &l.scopes, l.expires_at)?);
+    }
+    if cli.json {
+        print_json(&json!(out));
+    } else {
+        for k in &out {
+            println!("imported {} for {}", k.key_id, k.principal);
+        }
+    }
+    Ok(0)
+}
+
+fn inspect(cli: &Cli, file: &Path) -> Res<u8> {
+    let b = std::fs::read(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
+    let v: Value = match b.get(..4) {
+        Some(b"KGS\0") => {
+            let s = SnapshotView::parse_unverified(&b)
+                .map_err(|e| input(format!("{}: {e}", file.display())))?;
+            let h = s.header();
+            let mut counts = [0u64; 3];
+            for r in s.records() {
+                counts[r.status() as usize] += 1;
+            }
+            json!({
+                "artifact": "snapshot", "keyset": h.keyset.as_str(), "prefix": h.prefix.as_str(), "version": h.version,
+                "created_at": h.created_at, "valid_until": h.valid_until, "signer": h.signer.to_string(),
+                "audit_head": h.audit_head.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+                "keys": h.record_count, "imported": h.imported_count,
+                "active": counts[0], "deprecated": counts[1], "revoked": counts[2],
+                "scopes": s.scope_names().collect::<Vec<_>>(), "bytes": b.len(),
+                "signature": "not checked (inspect reads untrusted files; use `keygate verify` with a trust file)",
+            })
+        }
+        Some(b"KGR\0") => {
+            let r = RevocationView::parse_unverified(&b)
+                .map_err(|e| input(format!("{}: {e}", file.display())))?;
+            let h = r.header();
+            json!({
+                "artifact": "revocations", "keyset": h.keyset.as_str(), "base_version": h.base_version,
+                "sequence": h.sequence, "created_at": h.created_at, "valid_until": h.valid_until,
+                "signer": h.signer.to_string(), "universe": h.universe_count, "revoked": h.revoked_count,
+                "filter_bytes": h.filter_len(), "bytes": b.len(),
+            })
+        }
+        Some(b"KGT\0") => {
+            let t = keygate::TrustSet::from_chain(&b)
+                .map_err(|e| input(format!("{}: {e}", file.display())))?;
+            json!({
+                "artifact": "trust", "keyset": t.keyset().as_str(), "version": t.version(), "created_at": t.created_at(),
+                "signers": t.signers().iter().map(|s| s.id.to_string()).collect::<Vec<_>>(),
+                "signature": "chain verified from its first bundle", "bytes": b.len(),
+            })
+        }
+        _ => {
+            return Err(input(format!(
+                "{}: not a keygate artifact (unknown magic)",
+                file.display()
+            )))
+        }
+    };
+    if cli.json {
+        print_json(&v);
+    } else if let Value::Object(m) = v {
+        for (k, val) in m {
+            let s = match val {
+                Value::String(s) => s,
+                Value::Number(n) if k.ends_with("_at") || k.ends_with("until") => {
+                    format!("{} ({})", n, fmt_time(n.as_u64()))
+                }
+                other => other.to_string(),
+            };
+            println!("{k:<14} {s}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,1157 @@
+//! The issuer (control plane): keys, rotation, revocation, publishing, audit,
+//! scanning and signer rotation over one SQLite store. `std` only; the
+//! `keygate` CLI is a thin shell over this module.
+//!
+//! A store is a directory holding `keygate.db`, the signing keys
+//! (`signer-<id>.pk8`, mode 0600) and `published.kgs`, a copy of the last
+//! published snapshot used to compute fast revocation updates. Secrets of API
+//! keys are never stored: only their digests.
+
+// The core crate is no_std; the issuer is std-only.
+use std::prelude::rust_2021::*;
+#[allow(unused_imports)]
+use std::{format, vec};
+
+mod audit;
+mod publish;
+mod scan;
+mod store;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+pub use audit::{AuditEntry, AuditReport};
+pub use publish::write_atomic;
+pub use scan::Finding;
+
+use crate::artifact::Name;
+use crate::key::{ApiKey, Digest, KeyId};
+use crate::revocation::{build_update, UpdateSpec};
+use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status};
+use crate::trust::{build_bundle, Signer};
+use audit::Event;
+
+/// Why an issuer operation failed. Nothing is changed when one is returned.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum IssuerError {
+    /// Bad input from the user (exit code 2 in the CLI).
+    Invalid(String),
+    /// A key, principal or store that does not exist.
+    NotFound(String),
+    /// The store directory has no database (run `keygate init`).
+    NoStore(PathBuf),
+    /// `init` on a store that already exists.
+    AlreadyInitialized(PathBuf),
+    /// The store is damaged or from a newer keygate.
+    Corrupt(String),
+    /// SQLite failed.
+    Db(rusqlite::Error),
+    /// A file operation failed.
+    Io(std::io::Error),
+    /// An artifact was refused.
+    Artifact(Box<crate::Error>),
+}
+
+impl fmt::Display for IssuerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(m) => f.write_str(m),
+            Self::NotFound(m) => write!(f, "not found: {m}"),
+            Self::NoStore(p) => write!(
+                f,
+                "no keygate store at {} (run `keygate init`)",
+                p.display()
+            ),
+            Self::AlreadyInitialized(p) => {
+                write!(f, "a keygate store already exists at {}", p.display())
+            }
+            Self::Corrupt(m) => write!(f, "store damaged: {m}"),
+            Self::Db(e) => write!(f, "database error: {e}"),
+            Self::Io(e) => write!(f, "i/o error: {e}"),
+            Self::Artifact(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for IssuerError {}
+
+impl From<rusqlite::Error> for IssuerError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<std::io::Error> for IssuerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<crate::Error> for IssuerError {
+    fn from(e: crate::Error) -> Self {
+        Self::Artifact(Box::new(e))
+    }
+}
+
+impl IssuerError {
+    /// True for errors caused by the caller's input (CLI exit code 2).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid(_)
+                | Self::NotFound(_)
+                | Self::NoStore(_)
+                | Self::AlreadyInitialized(_)
+                | Self::Artifact(_)
+        )
+    }
+}
+
+type Result<T> = std::result::Result<T, IssuerError>;
+
+/// A key's state as the issuer records it. Holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Key id (hex).
+    pub key_id: String,
+    /// Principal.
+    pub principal: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// `active`, `deprecated` or `revoked`.
+    pub status: String,
+    /// Imported by digest.
+    pub imported: bool,
+    /// Issue time.
+    pub created_at: u64,
+    /// Not valid before.
+    pub not_before: u64,
+    /// Expiry.
+    pub expires_at: Option<u64>,
+    /// Deprecation time.
+    pub deprecated_at: Option<u64>,
+    /// End of the grace window.
+    pub sunset_at: Option<u64>,
+    /// Revocation time.
+    pub revoked_at: Option<u64>,
+    /// Revocation reason.
+    pub revoke_reason: Option<String>,
+}
+
+/// A freshly issued key: the only time its secret exists outside the client.
+#[derive(Clone)]
+pub struct IssuedKey {
+    /// The key (secret).
+    pub key: ApiKey,
+    /// Its state.
+    pub info: KeyInfo,
+}
+
+impl fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to issue.
+#[derive(Clone, Debug, Default)]
+pub struct IssueRequest {
+    /// Principal (stable alias), 1–128 bytes.
+    pub principal: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds from now.
+    pub expires_in: Option<u64>,
+    /// Not valid before (unix seconds).
+    pub not_before: Option<u64>,
+}
+
+/// One key touched by a revoke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Revoked {
+    /// Key id.
+    pub key_id: String,
+    /// Principal.
+    pub principal: String,
+    /// It was already revoked: nothing changed for it.
+    pub already_revoked: bool,
+}
+
+/// What to revoke.
+#[derive(Clone, Debug)]
+pub enum RevokeTarget {
+    /// These key ids.
+    Ids(Vec<KeyId>),
+    /// Every key of a principal.
+    Principal(String),
+}
+
+/// What a publish wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublishReport {
+    /// Output directory.
+    pub dir: PathBuf,
+    /// Snapshot version (the base of the update).
+    pub snapshot_version: u64,
+    /// Revocation update sequence.
+    pub revocation_seq: u64,
+    /// Keys in the snapshot.
+    pub keys: u64,
+    /// Keys in the update's revoked set.
+    pub revoked_in_update: u64,
+    /// Bytes of snapshot.kgs (0 when only the update was written).
+    pub snapshot_bytes: u64,
+    /// Bytes of revocations.kgr.
+    pub revocations_bytes: u64,
+    /// Bytes of trust.kgt.
+    pub trust_bytes: u64,
+    /// Trust bundle version.
+    pub trust_version: u64,
+    /// Signer of the artifacts (hex id).
+    pub signer: String,
+}
+
+/// A signer rotation's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct SignerRotation {
+    /// The new signer (hex id).
+    pub new_signer: String,
+    /// The signer being retired (hex id).
+    pub retiring: String,
+    /// The trust bundle version that introduces the new signer.
+    pub trust_version: u64,
+}
+
+/// Store settings shown by `keygate status`/`inspect`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreInfo {
+    /// Keyset name.
+    pub keyset: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Last published snapshot version.
+    pub snapshot_version: u64,
+    /// Last revocation sequence.
+    pub revocation_seq: u64,
+    /// Time of the last publish.
+    pub last_publish_at: Option<u64>,
+}
+
+/// The issuer over one store directory.
+pub struct Issuer {
+    dir: PathBuf,
+    conn: Connection,
+    actor: String,
+    now: Option<u64>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("dir", &self.dir)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+const DB: &str = "keygate.db";
+const PUBLISHED: &str = "published.kgs";
+
+fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn parse_status(s: &str) -> Result<Status> {
+    match s {
+        "active" => Ok(Status::Active),
+        "deprecated" => Ok(Status::Deprecated),
+        "revoked" => Ok(Status::Revoked),
+        other => Err(IssuerError::Corrupt(format!(
+            "unknown key status '{other}'"
+        ))),
+    }
+}
+
+fn check_principal(p: &str) -> Result<()> {
+    if p.is_empty()
+        || p.len() > crate::snapshot::MAX_PRINCIPAL_LEN
+        || p.chars().any(char::is_control)
+    {
+        return Err(IssuerError::Invalid(format!(
+            "principal must be 1-128 bytes without control characters: {p:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_scopes(scopes: &[String]) -> Result<()> {
+    for s in scopes {
+        let ok = !s.is_empty()
+            && s.len() <= crate::snapshot::MAX_SCOPE_LEN
+            && s.bytes().all(|c| c.is_ascii_graphic() && c != b'"');
+        if !ok {
+            return Err(IssuerError::Invalid(format!(
+                "scope must be 1-64 printable ASCII chars: {s:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
+    let scopes: String = r.get(2)?;
+    Ok(KeyInfo {
+        key_id: r.get(0)?,
+        principal: r.get(1)?,
+        scopes: scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        status: r.get(3)?,
+        imported: r.get(4)?,
+        created_at: r.get(5)?,
+        not_before: r.get(6)?,
+        expires_at: r.get(7)?,
+        deprecated_at: r.get(8)?,
+        sunset_at: r.get(9)?,
+        revoked_at: r.get(10)?,
+        revoke_reason: r.get(11)?,
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "key_id, principal, scopes, status, imported, created_at, not_before, expires_at,
+     deprecated_at, sunset_at, revoked_at, revoke_reason";
+
+impl Issuer {
+    /// Creates a new store in `dir` for `keyset` with key `prefix`, with its
+    /// first signing key and trust bundle.
+    pub fn init(dir: &Path, keyset: &str, prefix: &str, actor: &str) -> Result<Self> {
+        let name = Name::new(keyset).ok_or_else(|| {
+            IssuerError::Invalid(format!(
+                "keyset name must be 1-63 chars of [A-Za-z0-9._-]: {keyset:?}"
+            ))
+        })?;
+        Prefix::new(prefix).ok_or_else(|| {
+            IssuerError::Invalid(format!(
+                "prefix must be 1-15 chars of [a-z][a-z0-9_]* not ending in '_': {prefix:?}"
+            ))
+        })?;
+        std::fs::create_dir_all(dir)?;
+        let db = dir.join(DB);
+        if db.exists() {
+            return Err(IssuerError::AlreadyInitialized(dir.to_path_buf()));
+        }
+        let conn = store::open(&db)?;
+        let mut me = Self {
+            dir: dir.to_path_buf(),
+            conn,
+            actor: actor.into(),
+            now: None,
+        };
+        let now = me.now();
+        let (signer, pkcs8) = Signer::generate();
+        publish::write_private_new(&me.signer_path(&signer.id().to_string()), &pkcs8)?;
+        let bundle = build_bundle(&name, 1, now, &[signer.trusted()], &[&signer]);
+        let tx = me
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        store::set_meta(&tx, "keyset", keyset)?;
+        store::set_meta(&tx, "prefix", prefix)?;
+        tx.execute(
+            "INSERT INTO signers (id, public_key, created_at, state) VALUES (?1, ?2, ?3, 'active')",
+            params![signer.id().to_string(), signer.public_key().to_vec(), now],
+        )?;
+        tx.execute(
+            "INSERT INTO trust_chain (version, bundle) VALUES (1, ?1)",
+            [bundle],
+        )?;
+        audit::append(
+            &tx,
+            &me.actor,
+            now,
+            Event {
+                action: "init",
+                key_id: None,
+                principal: None,
+                reason: Some(&format!(
+                    "keyset {keyset}, prefix {prefix}, signer {}",
+                    signer.id()
+                )),
+            },
+        )?;
+        tx.commit()?;
+        me.actor = actor.into();
+        Ok(me)
+    }
+
+    /// Opens an existing store.
+    pub fn open(dir: &Path, actor: &str) -> Result<Self> {
+        let db = dir.join(DB);
+        if !db.is_file() {
+            return Err(IssuerError::NoStore(dir.to_path_buf()));
+        }
+        let conn = store::open(&db)?;
+        if store::get_meta(&conn, "keyset")?.is_none() {
+            return Err(IssuerError::NoStore(dir.to_path_buf()));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            conn,
+            actor: actor.into(),
+            now: None,
+        })
+    }
+
+    /// Fixes the clock (unix seconds) for tests, demos and drills.
+    pub fn set_now(&mut self, now: Option<u64>) {
+        self.now = now;
+    }
+
+    /// The issuer's current time.
+    pub fn now(&self) -> u64 {
+        self.now.unwrap_or_else(system_now)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn signer_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("signer-{id}.pk8"))
+    }
+
+    /// Keyset name, prefix, versions.
+    pub fn info(&self) -> Result<StoreInfo> {
+        Ok(StoreInfo {
+            keyset: store::get_meta(&self.conn, "keyset")?.unwrap_or_default(),
+            prefix: store::get_meta(&self.conn, "prefix")?.unwrap_or_default(),
+            snapshot_version: store::get_meta_u64(&self.conn, "snapshot_version")?,
+            revocation_seq: store::get_meta_u64(&self.conn, "revocation_seq")?,
+            last_publish_at: store::get_meta(&self.conn, "last_publish_at")?
+                .and_then(|v| v.parse().ok()),
+        })
+    }
+
+    fn prefix(&self) -> Result<String> {
+        store::get_meta(&self.conn, "prefix")?
+            .ok_or_else(|| IssuerError::Corrupt("no prefix".into()))
+    }
+
+    fn keyset(&self) -> Result<Name> {
+        let k = store::get_meta(&self.conn, "keyset")?.unwrap_or_default();
+        Name::new(&k).ok_or_else(|| IssuerError::Corrupt("bad keyset name".into()))
+    }
+
+    /// Issues a key. The returned key is the only copy of its secret.
+    pub fn issue(&mut self, req: &IssueRequest) -> Result<IssuedKey> {
+        Ok(self.issue_many(req, 1, |_| {})?.remove(0))
+    }
+
+    /// Issues `count` keys for one principal in a single transaction (bulk
+    /// migrations, load tests); `progress` is called after each key.
+    pub fn issue_many(
+        &mut self,
+        req: &IssueRequest,
+        count: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Vec<IssuedKey>> {
+        check_principal(&req.principal)?;
+        check_scopes(&req.scopes)?;
+        if count == 0 {
+            return Err(IssuerError::Invalid("count must be at least 1".into()));
+        }
+        let prefix = self.prefix()?;
+        let now = self.now();
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+            let info = KeyInfo {
+                key_id: key.key_id().to_string(),
+                principal: req.principal.clone(),
+                scopes: req.scopes.clone(),
+                status: "active".into(),
+                imported: false,
+                created_at: now,
+                not_before: req.not_before.unwrap_or(0),
+                expires_at: req.expires_in.map(|d| now.saturating_add(d)),
+                deprecated_at: None,
+                sunset_at: None,
+                revoked_at: None,
+                revoke_reason: None,
+            };
+            insert_key(&tx, &key.digest(), &info)?;
+            if count <= 1000 || i == 0 {
+                let reason = (count > 1000).then(|| format!("bulk issue of {count} keys"));
+                audit::append(
+                    &tx,
+                    &actor,
+                    now,
+                    Event {
+                        action: "issue",
+                        key_id: Some(&info.key_id),
+                        principal: Some(&info.principal),
+                        reason: reason.as_deref(),
+                    },
+                )?;
+            }
+            out.push(IssuedKey { key, info });
+            progress(i + 1);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Imports an existing key by its SHA-256 digest (no secret needed).
+    pub fn import(
+        &mut self,
+        principal: &str,
+        digest: Digest,
+        scopes: &[String],
+        expires_at: Option<u64>,
+    ) -> Result<KeyInfo> {
+        check_principal(principal)?;
+        check_scopes(scopes)?;
+        let now = self.now();
+        let info = KeyInfo {
+            key_id: digest.key_id().to_string(),
+            principal: principal.into(),
+            scopes: scopes.to_vec(),
+            status: "active".into(),
+            imported: true,
+            created_at: now,
+            not_before: 0,
+            expires_at,
+            deprecated_at: None,
+            sunset_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_key(&tx, &digest, &info)?;
+        audit::append(
+            &tx,
+            &actor,
+            now,
+            Event {
+                action: "import",
+                key_id: Some(&info.key_id),
+                principal: Some(principal),
+                reason: None,
+            },
+        )?;
+        tx.commit()?;
+        Ok(info)
+    }
+
+    /// Rotates a principal: a new key with the same scopes (and lifetime), and
+    /// its current active keys become deprecated with sunset = now + grace.
+    pub fn rotate(&mut self, principal: &str, grace: u64) -> Result<(IssuedKey, Vec<KeyInfo>)> {
+        let now = self.now();
+        let current: Vec<KeyInfo> = self
+            .list(Some(principal), Some("active"))?
+            .into_iter()
+            .filter(|k| k.expires_at.is_none_or(|e| e > now))
+            .collect();
+        let newest = current.iter().max_by_key(|k| k.created_at).ok_or_else(|| {
+            IssuerError::NotFound(format!("principal '{principal}' has no active key"))
+        })?;
+        let req = IssueRequest {
+            principal: principal.into(),
+            scopes: newest.scopes.clone(),
+            expires_in: newest
+                .expires_at
+                .map(|e| e.saturating_sub(newest.created_at)),
+            not_before: None,
+        };
+        let prefix = self.prefix()?;
+        let sunset = now.saturating_add(grace);
+        let actor = self.actor.clone();
+        let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        let info = KeyInfo {
+            key_id: key.key_id().to_string(),
+            principal: principal.into(),
+            scopes: req.scopes.clone(),
+            status: "active".into(),
+            imported: false,
+            created_at: now,
+            not_before: 0,
+            expires_at: req.expires_in.map(|d| now.saturating_add(d)),
+            deprecated_at: None,
+            sunset_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_key(&tx, &key.digest(), &info)?;
+        audit::append(
+            &tx,
+            &actor,
+            now,
+            Event {
+                action: "rotate",
+                key_id: Some(&info.key_id),
+                principal: Some(principal),
+                reason: Some("new key"),
+            },
+        )?;
+        let mut deprecated = Vec::new();
+        for old in &current {
+            tx.execute(
+                "UPDATE keys SET status = 'deprecated', deprecated_at = ?2, sunset_at = ?3,
+                   expires_at = CASE WHEN expires_at IS NULL OR expires_at > ?3 THEN ?3 ELSE expires_at END
+                 WHERE key_id = ?1",
+                params![old.key_id, now, sunset],
+            )?;
+            audit::append(
+                &tx,
+                &actor,
+                now,
+                Event {
+                    action: "deprecate",
+                    key_id: Some(&old.key_id),
+                    principal: Some(principal),
+                    reason: Some(&format!("rotated; sunset {sunset}")),
+                },
+            )?;
+            let mut o = old.clone();
+            o.status = "deprecated".into();
+            o.deprecated_at = Some(now);
+            o.sunset_at = Some(sunset);
+            o.expires_at = Some(o.expires_at.map_or(sunset, |e| e.min(sunset)));
+            deprecated.push(o);
+        }
+        tx.commit()?;
+        Ok((IssuedKey { key, info }, deprecated))
+    }
+
+    /// Revokes keys, immediately and idempotently. Unknown ids are an error and
+    /// nothing is changed.
+    pub fn revoke(&mut self, target: &RevokeTarget, reason: Option<&str>) -> Result<Vec<Revoked>> {
+        let now = self.now();
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, String, String)> = match target {
+            RevokeTarget::Ids(ids) => {
+                let mut v = Vec::new();
+                for id in ids {
+                    let hexid = id.to_string();
+                    let r: Option<(String, String)> = tx
+                        .query_row(
+                            "SELECT principal, status FROM keys WHERE key_id = ?1",
+                            [&hexid],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()?;
+                    let (p, s) = r.ok_or_else(|| IssuerError::NotFound(format!("key {hexid}")))?;
+                    v.push((hexid, p, s));
+                }
+                v
+            }
+            RevokeTarget::Principal(p) => {
+                let mut st = tx.prepare("SELECT key_id, principal, status FROM keys WHERE principal = ?1 ORDER BY created_at")?;
+                let v: Vec<_> = st
+                    .query_map([p], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                drop(st);
+                if v.is_empty() {
+                    return Err(IssuerError::NotFound(format!("principal '{p}'")));
+                }
+                v
+            }
+        };
+        let mut out = Vec::new();
+        for (id, principal, status) in rows {
+            let already = status == "revoked";
+            if !already {
+                tx.execute(
+                    "UPDATE keys SET status = 'revoked', revoked_at = ?2, revoke_reason = ?3 WHERE key_id = ?1",
+                    params![id, now, reason],
+                )?;
+                audit::append(
+                    &tx,
+                    &actor,
+                    now,
+                    Event {
+                        action: "revoke",
+                        key_id: Some(&id),
+                        principal: Some(&principal),
+                        reason,
+                    },
+                )?;
+            }
+            out.push(Revoked {
+                key_id: id,
+                principal,
+                already_revoked: already,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Keys, optionally for one principal and/or status, newest first.
+    pub fn list(&self, principal: Option<&str>, status: Option<&str>) -> Result<Vec<KeyInfo>> {
+        if let Some(s) = status {
+            parse_status(s).map_err(|_| {
+                IssuerError::Invalid(format!(
+                    "status must be active, deprecated or revoked: {s:?}"
+                ))
+            })?;
+        }
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY created_at DESC, key_id"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let v = st
+            .query_map(params![principal, status], row_info)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// One key by id.
+    pub fn key(&self, id: &KeyId) -> Result<Option<KeyInfo>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, [id.to_string()], row_info)
+            .optional()?)
+    }
+
+    fn active_signer(&self) -> Result<Signer> {
+        let id: String = self
+            .conn
+            .query_row("SELECT id FROM signers WHERE state = 'active'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| IssuerError::Corrupt("no active signer".into()))?;
+        self.load_signer(&id)
+    }
+
+    fn load_signer(&self, id: &str) -> Result<Signer> {
+        let path = self.signer_path(id);
+        let pkcs8 = std::fs::read(&path)
+            .map_err(|e| IssuerError::Corrupt(format!("signing key {}: {e}", path.display())))?;
+        let s = Signer::from_pkcs8(&pkcs8)
+            .map_err(|e| IssuerError::Corrupt(format!("signing key {id}: {e}")))?;
+        if s.id().to_string() != id {
+            return Err(IssuerError::Corrupt(format!(
+                "signing key file for {id} holds another key"
+            )));
+        }
+        Ok(s)
+    }
+
+    fn trust_chain(&self) -> Result<(Vec<u8>, u64)> {
+        let mut st = self
+            .conn
+            .prepare("SELECT version, bundle FROM trust_chain ORDER BY version")?;
+        let rows: Vec<(u64, Vec<u8>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let version = rows.last().map_or(0, |r| r.0);
+        Ok((rows.into_iter().flat_map(|r| r.1).collect(), version))
+    }
+
+    /// The `.kgt` chain gateways are configured with.
+    pub fn trust_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.trust_chain()?.0)
+    }
+
+    /// Starts a signer rotation: a new signing key; the next trust bundle lists
+    /// old and new and is signed by both, so gateways trusting the old bundle
+    /// follow. The old signer is dropped from the chain at the publish after next.
+    pub fn rotate_signer(&mut self) -> Result<SignerRotation> {
+        let now = self.now();
+        let old = self.active_signer()?;
+        if self.conn.query_row(
+            "SELECT count(*) FROM signers WHERE state = 'retiring'",
+            [],
+            |r| r.get::<_, u64>(0),
+        )? > 0
+        {
+            return Err(IssuerError::Invalid(
+                "a signer rotation is already in progress: publish twice to finish it".into(),
+            ));
+        }
+        let (new, pkcs8) = Signer::generate();
+        let keyset = self.keyset()?;
+        let (_, version) = self.trust_chain()?;
+        let bundle = build_bundle(
+            &keyset,
+            version + 1,
+            now,
+            &[old.trusted(), new.trusted()],
+            &[&old, &new],
+        );
+        publish::write_private_new(&self.signer_path(&new.id().to_string()), &pkcs8)?;
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE signers SET state = 'retiring', published_since = 0 WHERE id = ?1",
+            [old.id().to_string()],
+        )?;
+        tx.execute(
+            "INSERT INTO signers (id, public_key, created_at, state) VALUES (?1, ?2, ?3, 'active')",
+            params![new.id().to_string(), new.public_key().to_vec(), now],
+        )?;
+        tx.execute(
+            "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
+            params![version + 1, bundle],
+        )?;
+        audit::append(
+            &tx,
+            &actor,
+            now,
+            Event {
+                action: "signer-rotate",
+                key_id: None,
+                principal: None,
+                reason: Some(&format!("new signer {}, retiring {}", new.id(), old.id())),
+            },
+        )?;
+        tx.commit()?;
+        Ok(SignerRotation {
+            new_signer: new.id().to_string(),
+            retiring: old.id().to_string(),
+            trust_version: version + 1,
+        })
+    }
+
+    /// Publishes a full snapshot (and an empty update against it) and the trust
+    /// chain into `out`, each file written atomically. The version is committed
+    /// before any file is written, so a crash never reuses a version number.
+    pub fn publish(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
+        std::fs::create_dir_all(out)?;
+        let now = self.now();
+        let keyset = self.keyset()?;
+        let prefix = Prefix::new(&self.prefix()?)
+            .ok_or_else(|| IssuerError::Corrupt("bad prefix".into()))?;
+        let signer = self.active_signer()?;
+        let actor = self.actor.clone();
+        // Finish a signer rotation whose two-signer bundle was already published.
+        let retiring: Option<(String, u64)> = self
+            .conn
+            .query_row(
+                "SELECT id, published_since FROM signers WHERE state = 'retiring'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some((old_id, published)) = &retiring {
+            if *published > 0 {
+                let version: u64 =
+                    tx.query_row("SELECT max(version) FROM trust_chain", [], |r| r.get(0))?;
+                let bundle =
+                    build_bundle(&keyset, version + 1, now, &[signer.trusted()], &[&signer]);
+                tx.execute(
+                    "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
+                    params![version + 1, bundle],
+                )?;
+                tx.execute(
+                    "UPDATE signers SET state = 'retired' WHERE id = ?1",
+                    [old_id],
+                )?;
+                audit::append(
+                    &tx,
+                    &actor,
+                    now,
+                    Event {
+                        action: "signer-retire",
+                        key_id: None,
+                        principal: None,
+                        reason: Some(old_id),
+                    },
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE signers SET published_since = 1 WHERE id = ?1",
+                    [old_id],
+                )?;
+            }
+        }
+        let version = store::get_meta_u64(&tx, "snapshot_version")? + 1;
+        let mut b = SnapshotBuilder::new(keyset, prefix, version, now)
+            .valid_until(now.saturating_add(valid_for));
+        let mut universe = Vec::new();
+        {
+            let mut st = tx.prepare(&format!("SELECT digest, {KEY_COLUMNS} FROM keys"))?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let digest: Vec<u8> = r.get(0)?;
+                let digest = Digest(
+                    digest
+                        .try_into()
+                        .map_err(|_| IssuerError::Corrupt("digest length".into()))?,
+                );
+                let i = KeyInfo {
+                    key_id: r.get(1)?,
+                    principal: r.get(2)?,
+                    scopes: r
+                        .get::<_, String>(3)?
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    status: r.get(4)?,
+                    imported: r.get(5)?,
+                    created_at: r.get(6)?,
+                    not_before: r.get(7)?,
+                    expires_at: r.get(8)?,
+                    deprecated_at: r.get(9)?,
+                    sunset_at: r.get(10)?,
+                    revoked_at: None,
+                    revoke_reason: None,
+                };
+                universe.push(digest.key_id());
+                b.push(RecordSpec {
+                    digest,
+                    principal: i.principal,
+                    scopes: i.scopes,
+                    status: parse_status(&i.status)?,
+                    imported: i.imported,
+                    not_before: i.not_before,
+                    expires_at: i.expires_at,
+                    deprecated_at: i.deprecated_at,
+                    sunset_at: i.sunset_at,
+                });
+            }
+        }
+        let head = audit::head(&tx)?;
+        audit::append(
+            &tx,
+            &actor,
+            now,
+            Event {
+                action: "publish",
+                key_id: None,
+                principal: None,
+                reason: Some(&format!("snapshot v{version}, {} keys", universe.len())),
+            },
+        )?;
+        let snapshot = b
+            .audit_head(head)
+            .build(&signer)
+            .map_err(|e| IssuerError::Invalid(e.to_string()))?;
+        let spec = UpdateSpec {
+            keyset,
+            base_version: version,
+            sequence: 1,
+            created_at: now,
+            valid_until: now.saturating_add(valid_for),
+        };
+        let update = build_update(&spec, &universe, &[], &signer)
+            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        store::set_meta(&tx, "snapshot_version", &version.to_string())?;
+        store::set_meta(&tx, "revocation_seq", "1")?;
+        store::set_meta(&tx, "last_publish_at", &now.to_string())?;
+        tx.commit()?;
+        let (trust, trust_version) = self.trust_chain()?;
+        // Trust first: a snapshot by a new signer must never arrive before it.
+        write_atomic(&self.dir.join(PUBLISHED), &snapshot, 0o600)?;
+        write_atomic(&out.join("trust.kgt"), &trust, 0o644)?;
+        write_atomic(&out.join("snapshot.kgs"), &snapshot, 0o644)?;
+        write_atomic(&out.join("revocations.kgr"), &update, 0o644)?;
+        Ok(PublishReport {
+            dir: out.to_path_buf(),
+            snapshot_version: version,
+            revocation_seq: 1,
+            keys: universe.len() as u64,
+            revoked_in_update: 0,
+            snapshot_bytes: snapshot.len() as u64,
+            revocations_bytes: update.len() as u64,
+            trust_bytes: trust.len() as u64,
+            trust_version,
+            signer: signer.id().to_string(),
+        })
+    }
+
+    /// Writes just a new revocation update against the last published
+    /// snapshot: every key of it revoked since, the fast path after `revoke`.
+    pub fn publish_revocations(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
+        let published = std::fs::read(self.dir.join(PUBLISHED)).map_err(|_| {
+            IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
+        })?;
+        let view = SnapshotView::parse_unverified(&published)?;
+        let base = view.header().version;
+        let universe: Vec<KeyId> = view.records().map(|r| r.key_id()).collect();
+        let in_snapshot_revoked: std::collections::HashSet<KeyId> = view
+            .records()
+            .filter(|r| r.status() == Status::Revoked)
+            .map(|r| r.key_id())
+            .collect();
+        let revoked_now: std::collections::HashSet<String> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT key_id FROM keys WHERE status = 'revoked'")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            v
+        };
+        let revoked: Vec<KeyId> = universe
+            .iter()
+            .filter(|id| !in_snapshot_revoked.contains(id) && revoked_now.contains(&id.to_string()))
+            .copied()
+            .collect();
+        let now = self.now();
+        let keyset = self.keyset()?;
+        let signer = self.active_signer()?;
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq = if store::get_meta_u64(&tx, "snapshot_version")? == base {
+            store::get_meta_u64(&tx, "revocation_seq")? + 1
+        } else {
+            return Err(IssuerError::Corrupt(
+                "published snapshot copy does not match the store".into(),
+            ));
+        };
+        store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
+        audit::append(
+            &tx,
+            &actor,
+            now,
+            Event {
+                action: "publish-revocations",
+                key_id: None,
+                principal: None,
+                reason: Some(&format!(
+                    "base v{base}, seq {seq}, {} revoked",
+                    revoked.len()
+                )),
+            },
+        )?;
+        let spec = UpdateSpec {
+            keyset,
+            base_version: base,
+            sequence: seq,
+            created_at: now,
+            valid_until: now.saturating_add(valid_for),
+        };
+        let update = build_update(&spec, &universe, &revoked, &signer)
+            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        tx.commit()?;
+        std::fs::create_dir_all(out)?;
+        write_atomic(&out.join("revocations.kgr"), &update, 0o644)?;
+        Ok(PublishReport {
+            dir: out.to_path_buf(),
+            snapshot_version: base,
+            revocation_seq: seq,
+            keys: universe.len() as u64,
+            revoked_in_update: revoked.len() as u64,
+            snapshot_bytes: 0,
+            revocations_bytes: update.len() as u64,
+            trust_bytes: 0,
+            trust_version: self.trust_chain()?.1,
+            signer: signer.id().to_string(),
+        })
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        audit::log(&self.conn)
+    }
+
+    /// Recomputes the audit chain.
+    pub fn audit_verify(&self) -> Result<AuditReport> {
+        audit::verify(&self.conn)
+    }
+
+    /// Finds this keyset's keys in files under `paths`; with `revoke`, revokes
+    /// the active and deprecated ones found, reason "leaked".
+    pub fn scan(&mut self, paths: &[PathBuf], revoke: bool) -> Result<Vec<Finding>> {
+        let prefix = self.prefix()?;
+        let mut out = Vec::new();
+        for f in scan::files(paths) {
+            let Some(text) = scan::read_text(&f) else {
+                continue;
+            };
+            for (line, id) in scan::find_in(&text, &prefix) {
+                let k = self.key(&id)?;
+                out.push(Finding {
+                    path: f.clone(),
+                    line,
+                    key_id: id.to_string(),
+                    status: k.as_ref().map_or("unknown".into(), |k| k.status.clone()),
+                    principal: k.map(|k| k.principal),
+                });
+            }
+        }
+        if revoke {
+            let ids: Vec<KeyId> = out
+                .iter()
+                .filter(|f| f.status == "active" || f.status == "deprecated")
+                .filter_map(|f| KeyId::from_hex(&f.key_id))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !ids.is_empty() {
+                self.revoke(&RevokeTarget::Ids(ids), Some("leaked"))?;
+                for f in out
+                    .iter_mut()
+                    .filter(|f| f.status == "active" || f.status == "deprecated")
+                {
+                    f.status = "revoked".into();
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Test and drill hook: the raw SQLite connection.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn insert_key(tx: &rusqlite::Transaction<'_>, digest: &Digest, i: &KeyInfo) -> Result<()> {
+    let exists: bool = tx
+        .query_row("SELECT 1 FROM keys WHERE key_id = ?1", [&i.key_id], |_| {
+            Ok(true)
+        })
+        .optional()?
+        .unwrap_or(false);
+    if exists {
+        return Err(IssuerError::Invalid(format!(
+            "key {} already exists",
+            i.key_id
+        )));
+    }
+    tx.execute(
+        "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at],
+    )?;
+    Ok(())
+}
