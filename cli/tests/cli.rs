@@ -1,0 +1,398 @@
+//! End-to-end tests of the `keygate` command.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    out: PathBuf,
+    root: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    Env { store: root.join("store"), out: root.join("pub"), root, _tmp: tmp }
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("keygate").unwrap();
+        c.env("KEYGATE_STORE", &self.store).env("KEYGATE_ACTOR", "tester").env_remove("KEYGATE_NOW");
+        c
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let o = self.cmd().arg("--json").args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn init(&self) {
+        self.cmd().args(["init", "--keyset", "acme", "--prefix", "acme_live"]).assert().success();
+    }
+
+    fn issue(&self, principal: &str, scopes: &[&str]) -> (String, String) {
+        let mut args = vec!["issue", "--principal", principal];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        let v = self.json(&args);
+        (v["key"].as_str().unwrap().to_string(), v["key_id"].as_str().unwrap().to_string())
+    }
+
+    fn verify(&self, key: &str, extra: &[&str]) -> (i32, Value) {
+        let o = self
+            .cmd()
+            .args(["--json", "verify", "--trust"])
+            .arg(self.out.join("trust.kgt"))
+            .arg("--snapshot")
+            .arg(self.out.join("snapshot.kgs"))
+            .arg("--revocations")
+            .arg(self.out.join("revocations.kgr"))
+            .args(extra)
+            .arg(key)
+            .output()
+            .unwrap();
+        let code = o.status.code().unwrap();
+        let v = if code == 2 { Value::Null } else { serde_json::from_slice(&o.stdout).unwrap() };
+        (code, v)
+    }
+
+    fn publish(&self, extra: &[&str]) {
+        self.cmd().arg("publish").arg("--out").arg(&self.out).args(extra).assert().success();
+    }
+}
+
+#[test]
+fn issue_publish_verify_rotate_revoke() {
+    let e = env();
+    e.init();
+    let (k1, id1) = e.issue("billing", &["invoices:read"]);
+    assert!(k1.starts_with("acme_live_") && k1.len() == 49);
+    e.publish(&[]);
+    let (code, v) = e.verify(&k1, &["--scope", "invoices:read"]);
+    assert_eq!((code, v["outcome"].as_str()), (0, Some("valid")));
+    assert_eq!(v["principal"], "billing");
+    assert_eq!(v["key_id"], id1.as_str());
+    for f in ["outcome", "principal", "key_id", "expires_at", "deprecated_at", "sunset_at", "snapshot_version", "revocation_seq", "stale"] {
+        assert!(v.get(f).is_some(), "missing {f}");
+    }
+    let (code, v) = e.verify(&k1, &["--scope", "invoices:write"]);
+    assert_eq!((code, v["outcome"].as_str()), (1, Some("insufficient_scope")));
+
+    let r = e.json(&["rotate", "--principal", "billing", "--grace", "7d"]);
+    let k2 = r["key"].as_str().unwrap().to_string();
+    assert_eq!(r["scopes"][0], "invoices:read");
+    e.publish(&[]);
+    assert_eq!(e.verify(&k1, &[]).1["outcome"], "valid_deprecated");
+    assert_eq!(e.verify(&k2, &[]).1["outcome"], "valid");
+
+    let r = e.json(&["revoke", "--key", &k2, "--reason", "test"]);
+    assert_eq!(r[0]["already_revoked"], false);
+    let r = e.json(&["revoke", "--key-id", r[0]["key_id"].as_str().unwrap()]);
+    assert_eq!(r[0]["already_revoked"], true, "revoke is idempotent");
+    e.publish(&["--revocations-only"]);
+    let (code, v) = e.verify(&k2, &[]);
+    assert_eq!((code, v["outcome"].as_str(), v["revocation_seq"].as_u64()), (1, Some("revoked"), Some(2)));
+
+    let list = e.json(&["list", "--principal", "billing"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let revoked = e.json(&["list", "--status", "revoked"]);
+    assert_eq!(revoked.as_array().unwrap().len(), 1);
+    e.cmd().args(["audit", "verify"]).assert().success().stdout(predicate::str::contains("intact"));
+}
+
+#[test]
+fn expiry_and_not_before() {
+    let e = env();
+    e.init();
+    let v = e.json(&["issue", "--principal", "p", "--expires", "30s", "--not-before", "2000000000"]);
+    let k = v["key"].as_str().unwrap().to_string();
+    e.publish(&[]);
+    assert_eq!(e.verify(&k, &[]).1["outcome"], "not_yet_valid");
+    assert_eq!(e.verify(&k, &["--now", "2000000000"]).1["outcome"], "expired");
+}
+
+#[test]
+fn bulk_issue_writes_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env();
+    e.init();
+    let f = e.root.join("keys.txt");
+    e.cmd().args(["issue", "--principal", "load", "--count", "500", "--keys-out"]).arg(&f).assert().success();
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(text.lines().count(), 500);
+    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+    e.cmd().args(["issue", "--principal", "x", "--count", "5"]).assert().code(2);
+    e.publish(&[]);
+    assert_eq!(e.verify(text.lines().nth(250).unwrap(), &[]).1["outcome"], "valid");
+}
+
+#[test]
+fn revoke_from_file_and_principal() {
+    let e = env();
+    e.init();
+    let (_, a) = e.issue("p1", &[]);
+    let (_, b) = e.issue("p1", &[]);
+    let (kc, _) = e.issue("p2", &[]);
+    let f = e.root.join("ids.txt");
+    std::fs::write(&f, format!("# breach 42\n{a}\n{b}\n")).unwrap();
+    let r = e.json(&["revoke", "--from", f.to_str().unwrap(), "--reason", "breach"]);
+    assert_eq!(r.as_array().unwrap().len(), 2);
+    // A bad line refuses the whole file and changes nothing.
+    std::fs::write(&f, "zz\n").unwrap();
+    e.cmd().args(["revoke", "--from"]).arg(&f).assert().code(2).stderr(predicate::str::contains("not a key id"));
+    let r = e.json(&["revoke", "--principal", "p2"]);
+    assert_eq!(r[0]["already_revoked"], false);
+    e.publish(&[]);
+    assert_eq!(e.verify(&kc, &[]).1["outcome"], "revoked");
+}
+
+#[test]
+fn import_by_digest() {
+    use sha2_digest::hex_sha256;
+    let e = env();
+    e.init();
+    let legacy = "sk_legacy_0123456789abcdef";
+    e.cmd().args(["import", "--principal", "old-client", "--sha256", &hex_sha256(legacy), "--scope", "a"]).assert().success();
+    let f = e.root.join("import.jsonl");
+    std::fs::write(&f, format!("{{\"principal\":\"p2\",\"sha256\":\"{}\",\"scopes\":[\"b\"]}}\n", hex_sha256("another-legacy-key"))).unwrap();
+    e.cmd().args(["import", "--from"]).arg(&f).assert().success();
+    e.publish(&[]);
+    let (code, v) = e.verify(legacy, &["--scope", "a"]);
+    assert_eq!((code, v["outcome"].as_str(), v["principal"].as_str()), (0, Some("valid"), Some("old-client")));
+    assert_eq!(e.verify("another-legacy-key", &[]).1["principal"], "p2");
+    e.cmd().args(["import", "--principal", "x", "--sha256", "abc"]).assert().code(2);
+}
+
+mod sha2_digest {
+    pub fn hex_sha256(s: &str) -> String {
+        keygate::Digest::of(s.as_bytes()).0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[test]
+fn error_paths_exit_2_with_one_line() {
+    let e = env();
+    // Store missing.
+    e.cmd().args(["list"]).assert().code(2).stderr(predicate::str::contains("no keygate store"));
+    e.init();
+    e.cmd().args(["init", "--keyset", "acme", "--prefix", "acme_live"]).assert().code(2);
+    e.cmd().args(["init", "--keyset", "x", "--prefix", "Bad-"]).env("KEYGATE_STORE", e.root.join("s2")).assert().code(2);
+    // Bad duration.
+    e.cmd().args(["issue", "--principal", "p", "--expires", "7 fortnights"]).assert().code(2).stderr(predicate::str::contains("bad duration"));
+    // Unknown principal.
+    e.cmd().args(["rotate", "--principal", "nobody"]).assert().code(2).stderr(predicate::str::contains("nobody"));
+    e.cmd().args(["revoke", "--principal", "nobody"]).assert().code(2);
+    e.cmd().args(["revoke", "--key-id", "00000000000000000000000000000000"]).assert().code(2);
+    e.cmd().args(["list", "--status", "weird"]).assert().code(2);
+    // Usage error from clap.
+    e.cmd().args(["revoke"]).assert().code(2);
+    // Fast publish before any publish.
+    e.cmd().arg("publish").arg("--out").arg(&e.out).arg("--revocations-only").assert().code(2);
+    let (k, _) = e.issue("p", &[]);
+    e.publish(&[]);
+    // Corrupted artifact.
+    let snap = e.out.join("snapshot.kgs");
+    let mut b = std::fs::read(&snap).unwrap();
+    b[300] ^= 1;
+    std::fs::write(&snap, &b).unwrap();
+    let (code, _) = e.verify(&k, &[]);
+    assert_eq!(code, 2);
+    e.cmd().args(["inspect"]).arg(e.root.join("nope")).assert().code(2);
+    // Wrong trust file: another store's.
+    let other = env();
+    other.init();
+    other.publish(&[]);
+    e.publish(&[]);
+    e.cmd()
+        .args(["verify", "--trust"])
+        .arg(other.out.join("trust.kgt"))
+        .arg("--snapshot")
+        .arg(e.out.join("snapshot.kgs"))
+        .arg(&k)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("untrusted signer"));
+    for o in [e.cmd().args(["rotate", "--principal", "nobody"]).output().unwrap()] {
+        assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "one-line errors");
+    }
+}
+
+#[test]
+fn inspect_every_artifact() {
+    let e = env();
+    e.init();
+    e.issue("p", &["a"]);
+    e.publish(&[]);
+    let s = e.json(&["inspect", e.out.join("snapshot.kgs").to_str().unwrap()]);
+    assert_eq!((s["artifact"].as_str(), s["keys"].as_u64(), s["version"].as_u64()), (Some("snapshot"), Some(1), Some(1)));
+    let r = e.json(&["inspect", e.out.join("revocations.kgr").to_str().unwrap()]);
+    assert_eq!((r["artifact"].as_str(), r["base_version"].as_u64()), (Some("revocations"), Some(1)));
+    let t = e.json(&["inspect", e.out.join("trust.kgt").to_str().unwrap()]);
+    assert_eq!(t["signers"].as_array().unwrap().len(), 1);
+}
+
+fn db(e: &Env) -> rusqlite::Connection {
+    rusqlite::Connection::open(e.store.join("keygate.db")).unwrap()
+}
+
+#[test]
+fn audit_detects_edit_delete_and_swap() {
+    for tamper in ["edit", "delete", "swap", "edit-last"] {
+        let e = env();
+        e.init();
+        for p in ["a", "b", "c"] {
+            e.issue(p, &[]);
+        }
+        e.cmd().args(["audit", "verify"]).assert().success();
+        let c = db(&e);
+        match tamper {
+            "edit" => c.execute("UPDATE audit SET principal = 'mallory' WHERE seq = 2", []).unwrap(),
+            "edit-last" => c.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 4", []).unwrap(),
+            "delete" => c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap(),
+            _ => {
+                // Swap two entries' contents, keeping their sequence numbers.
+                c.execute_batch(
+                    "UPDATE audit SET seq = -2 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
+                     UPDATE audit SET seq = 3 WHERE seq = -2;",
+                )
+                .unwrap();
+                c.execute("VACUUM", []).unwrap()
+            }
+        };
+        drop(c);
+        e.cmd().args(["audit", "verify"]).assert().code(1).stderr(predicate::str::contains("audit chain broken at entry"));
+    }
+}
+
+#[test]
+fn scan_finds_planted_keys_and_revokes() {
+    let e = env();
+    e.init();
+    let (k1, id1) = e.issue("svc", &[]);
+    let tree = e.root.join("repo");
+    std::fs::create_dir_all(tree.join("src")).unwrap();
+    std::fs::create_dir_all(tree.join("target")).unwrap();
+    std::fs::write(tree.join(".gitignore"), "target/\n").unwrap();
+    std::fs::write(tree.join("src/config.py"), format!("# config\nAPI_KEY = \"{k1}\"\n")).unwrap();
+    let mut bad = k1.clone();
+    bad.replace_range(15..16, if &k1[15..16] == "x" { "y" } else { "x" });
+    std::fs::write(tree.join("src/lookalike.txt"), format!("{bad}\n")).unwrap();
+    std::fs::write(tree.join("target/ignored.txt"), format!("{k1}\n")).unwrap();
+    std::fs::write(tree.join("src/blob.bin"), [b"\0\0\0".as_slice(), k1.as_bytes()].concat()).unwrap();
+    let out = e.cmd().args(["scan"]).arg(&tree).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("config.py:2") && text.contains(&id1) && text.contains("active"), "{text}");
+    assert_eq!(text.lines().count(), 1, "lookalike, ignored and binary files skipped: {text}");
+    assert!(!text.contains(&k1[10..]), "scan printed the secret");
+    let v = e.json(&["scan", "--revoke", tree.to_str().unwrap()]);
+    assert_eq!(v[0]["status"], "revoked");
+    let list = e.json(&["list", "--status", "revoked"]);
+    assert_eq!(list[0]["revoke_reason"], "leaked");
+}
+
+#[test]
+fn signer_rotation_followed_by_a_gateway_with_the_first_bundle() {
+    let e = env();
+    e.init();
+    let (k, _) = e.issue("p", &[]);
+    e.publish(&[]);
+    let first_trust = std::fs::read(e.out.join("trust.kgt")).unwrap();
+    let old_snapshot = std::fs::read(e.out.join("snapshot.kgs")).unwrap();
+    let gw = keygate::Verifier::new(&first_trust).unwrap();
+    let follow = |gw: &keygate::Verifier| {
+        gw.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
+        gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap()).unwrap();
+    };
+    for _ in 0..2 {
+        e.cmd().args(["signer", "rotate"]).assert().success();
+        e.publish(&[]);
+        follow(&gw);
+        e.publish(&[]);
+        follow(&gw);
+    }
+    assert_eq!(gw.trust().signers().len(), 1);
+    assert_eq!(gw.trust().version(), 5);
+    assert_eq!(gw.verify_now(&k, None).outcome, keygate::Outcome::Valid);
+    // The first (retired) signer's snapshot is refused now, whatever its version.
+    let fresh = keygate::Verifier::new(&std::fs::read(e.out.join("trust.kgt")).unwrap());
+    assert!(fresh.is_ok());
+    let err = gw.install_snapshot(&old_snapshot).unwrap_err();
+    assert!(matches!(err, keygate::Error::UnknownSigner { .. } | keygate::Error::Rollback { .. }), "{err}");
+    let v = keygate::Verifier::new(&first_trust).unwrap();
+    v.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
+    assert!(matches!(v.install_snapshot(&old_snapshot).unwrap_err(), keygate::Error::UnknownSigner { .. }));
+}
+
+#[test]
+fn crash_safety_under_sigkill() {
+    let e = env();
+    e.init();
+    e.issue("seed", &[]);
+    e.publish(&[]);
+    let mut completed: Vec<String> = Vec::new();
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    let mut killed = 0;
+    for round in 0..60 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let (args, kind): (Vec<String>, &str) = match round % 4 {
+            0 => (vec!["--json".into(), "issue".into(), "--principal".into(), format!("p{}", round % 7)], "issue"),
+            1 => (vec!["rotate".into(), "--principal".into(), "seed".into(), "--grace".into(), "1h".into()], "rotate"),
+            2 => (vec!["publish".into(), "--out".into(), e.out.to_string_lossy().into()], "publish"),
+            _ => (vec!["publish".into(), "--out".into(), e.out.to_string_lossy().into(), "--revocations-only".into()], "fast"),
+        };
+        let child = e.cmd().args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let delay = std::time::Duration::from_micros(rng % 30_000);
+        std::thread::sleep(delay);
+        // SAFETY: plain kill(2) on our own child's pid.
+        let _ = unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            if kind == "issue" {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                completed.push(v["key_id"].as_str().unwrap().to_string());
+            }
+        } else {
+            killed += 1;
+        }
+    }
+    println!("crash loop: 60 runs, {killed} killed mid-way");
+    e.cmd().args(["audit", "verify"]).assert().success();
+    let list = e.json(&["list"]);
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
+    for id in &completed {
+        assert!(ids.contains(&id.as_str()), "completed issue {id} lost");
+    }
+    // The artifacts left by the loop are whole and verify: a kill between two
+    // files can leave an update for an older base, which a gateway refuses by
+    // name and keeps its state (the next publish heals it).
+    let gw = keygate::Verifier::new(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
+    gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap()).unwrap();
+    match gw.install_revocations(&std::fs::read(e.out.join("revocations.kgr")).unwrap()) {
+        Ok(_) | Err(keygate::Error::BaseMismatch { .. }) => {}
+        Err(other) => panic!("damaged update: {other}"),
+    }
+    assert!(killed > 0, "the loop never killed a command mid-way");
+}
+
+#[test]
+fn demo_runs() {
+    let o = Command::cargo_bin("keygate").unwrap().arg("demo").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for want in ["valid_deprecated", "revoked", "malformed", "unknown", "insufficient_scope", "intact = true"] {
+        assert!(text.contains(want), "demo output lacks {want}");
+    }
+    let v: Value = serde_json::from_slice(&Command::cargo_bin("keygate").unwrap().args(["--json", "demo"]).output().unwrap().stdout).unwrap();
+    assert!(v["steps"].as_array().unwrap().len() >= 7);
+}
+
