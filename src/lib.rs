@@ -5,6 +5,7 @@
 //! snapshot** plus a small, often pushed **revocation update**.
 //!
 //! ```
+//! # #[cfg(feature = "std")] fn main() {
 //! use keygate::{ApiKey, Name, Outcome, Prefix, RecordSpec, Signer, SnapshotBuilder, Verifier};
 //!
 //! // Issuer side: a signer, a trust bundle, a key and a snapshot holding its digest.
@@ -22,6 +23,8 @@
 //! let v = verifier.verify(key.expose_secret(), 1_767_225_601, Some("invoices:read"));
 //! assert_eq!(v.outcome, Outcome::Valid);
 //! assert_eq!(v.principal.as_str(), "billing-service");
+//! # }
+//! # #[cfg(not(feature = "std"))] fn main() {}
 //! ```
 //!
 //! ## Features
@@ -80,3 +83,40 @@ pub use trust::{build_bundle, Signer};
 pub use verify::{
     Config, DeprecatedUse, Installed, Outcome, Principal, Staleness, Stats, Verdict, Verifier,
 };
+
+/// The zero-copy views with no allocator, against the committed vectors.
+#[cfg(test)]
+mod no_alloc_tests {
+    use super::*;
+
+    const TRUST: &[u8] = include_bytes!("../tests/vectors/trust.kgt");
+    const SNAPSHOT: &[u8] = include_bytes!("../tests/vectors/snapshot.kgs");
+    const REVOCATIONS: &[u8] = include_bytes!("../tests/vectors/revocations.kgr");
+    const VALID: &str = "acme_live_000000x6KWkHkzmVF635OJ7xkXw0FXlce0Yb20a";
+
+    #[test]
+    fn views_answer_without_allocating() {
+        let trust = TrustSet::from_chain(TRUST).unwrap();
+        let snap = SnapshotView::new(SNAPSHOT, &trust).unwrap();
+        assert_eq!(snap.header().version, 1);
+        assert_eq!(parse_key(VALID).unwrap().prefix(), "acme_live");
+        let d = Digest::of(VALID.as_bytes());
+        let rec = snap.lookup(&d).unwrap();
+        assert_eq!(rec.principal(), "billing-service");
+        assert_eq!(rec.status(), Status::Active);
+        let mut wrong = d;
+        wrong.0[31] ^= 1;
+        assert!(snap.lookup(&wrong).is_none());
+        let rev = RevocationView::new(REVOCATIONS, &trust).unwrap();
+        assert!(rev.contains(&d.key_id()));
+        assert_eq!(
+            snap.records().filter(|r| rev.contains(&r.key_id())).count(),
+            1
+        );
+    }
+}
+
+/// The README's Rust quickstart runs as a doctest.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

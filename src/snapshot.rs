@@ -96,7 +96,12 @@ impl Prefix {
 
     /// The prefix.
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// The prefix's bytes (ASCII; no UTF-8 check on the hot path).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
     }
 }
 
@@ -378,6 +383,28 @@ impl<'a> SnapshotView<'a> {
         }
         let rec = self.record(candidate);
         bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
+    }
+
+    /// Probe statistics of this table: `(records, total lines read by hits,
+    /// longest hit)`, counting the home line as 1. Mean = total / records.
+    pub fn probe_lengths(&self) -> (u64, u64, u64) {
+        let (mut n, mut total, mut max) = (0u64, 0u64, 0u64);
+        for i in 0..self.header.slot_count as usize {
+            let raw = self.slot(i);
+            if raw[44] == 0 {
+                continue;
+            }
+            let id = (Record {
+                raw,
+                principals: &[],
+            })
+            .id_u128();
+            let lines = (i - home(id, self.header.home_slots).min(i)) as u64 + 1;
+            n += 1;
+            total += lines;
+            max = max.max(lines);
+        }
+        (n, total, max)
     }
 
     /// Every record, in id order.
@@ -728,12 +755,12 @@ mod builder {
         valid_until: u64,
         audit_head: [u8; 32],
         records: Vec<RecordSpec>,
+        load_percent: u8,
     }
 
-    /// Table load factor: records / home slots. At 0.8 most hits are in their
-    /// home slot; see docs/PERFORMANCE.md for the measured probe lengths.
-    const LOAD_NUM: u64 = 4;
-    const LOAD_DEN: u64 = 5;
+    /// Default table load (records per home slot), in percent; see
+    /// docs/PERFORMANCE.md for the probe lengths and latency it gives.
+    pub const DEFAULT_LOAD_PERCENT: u8 = 80;
 
     impl SnapshotBuilder {
         /// A builder for `keyset`/`prefix` at `version`, valid for a day from `created_at`.
@@ -746,12 +773,20 @@ mod builder {
                 valid_until: created_at.saturating_add(86_400),
                 audit_head: [0; 32],
                 records: Vec::new(),
+                load_percent: DEFAULT_LOAD_PERCENT,
             }
         }
 
         /// Sets the freshness bound.
         pub fn valid_until(mut self, t: u64) -> Self {
             self.valid_until = t;
+            self
+        }
+
+        /// Sets the slot table's load (records per home slot, 10–100 %): lower
+        /// means shorter probes and a bigger file.
+        pub fn load_percent(mut self, percent: u8) -> Self {
+            self.load_percent = percent.clamp(10, 100);
             self
         }
 
@@ -764,6 +799,11 @@ mod builder {
         /// Adds a key.
         pub fn push(&mut self, r: RecordSpec) {
             self.records.push(r);
+        }
+
+        /// The keys added so far.
+        pub fn records(&self) -> &[RecordSpec] {
+            &self.records
         }
 
         /// Encodes and signs.
@@ -818,7 +858,7 @@ mod builder {
             let home_slots = if n == 0 {
                 0
             } else {
-                (n as u64 * LOAD_DEN).div_ceil(LOAD_NUM)
+                (n as u64 * 100).div_ceil(u64::from(self.load_percent))
             };
             let home_slots = u32::try_from(home_slots).map_err(|_| BuildError::TooManyKeys)?;
             let mut positions = Vec::with_capacity(n);

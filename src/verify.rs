@@ -712,9 +712,9 @@ fn decide(
     let view = snap.view();
     let h = view.header();
     let mut v = Verdict::bare(Outcome::Malformed, h.version, seq);
-    let prefix = h.prefix.as_str();
-    if key::has_prefix(key, prefix) {
-        if key::check_with_prefix(key, prefix).is_err() {
+    let prefix = h.prefix.as_bytes();
+    if key::has_prefix_bytes(key.as_bytes(), prefix) {
+        if key::check_with_prefix_bytes(key.as_bytes(), prefix).is_err() {
             return v;
         }
     } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {

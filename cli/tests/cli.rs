@@ -17,24 +17,38 @@ struct Env {
 fn env() -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    Env { store: root.join("store"), out: root.join("pub"), root, _tmp: tmp }
+    Env {
+        store: root.join("store"),
+        out: root.join("pub"),
+        root,
+        _tmp: tmp,
+    }
 }
 
 impl Env {
     fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("keygate").unwrap();
-        c.env("KEYGATE_STORE", &self.store).env("KEYGATE_ACTOR", "tester").env_remove("KEYGATE_NOW");
+        c.env("KEYGATE_STORE", &self.store)
+            .env("KEYGATE_ACTOR", "tester")
+            .env_remove("KEYGATE_NOW");
         c
     }
 
     fn json(&self, args: &[&str]) -> Value {
         let o = self.cmd().arg("--json").args(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
     fn init(&self) {
-        self.cmd().args(["init", "--keyset", "acme", "--prefix", "acme_live"]).assert().success();
+        self.cmd()
+            .args(["init", "--keyset", "acme", "--prefix", "acme_live"])
+            .assert()
+            .success();
     }
 
     fn issue(&self, principal: &str, scopes: &[&str]) -> (String, String) {
@@ -43,7 +57,10 @@ impl Env {
             args.extend(["--scope", s]);
         }
         let v = self.json(&args);
-        (v["key"].as_str().unwrap().to_string(), v["key_id"].as_str().unwrap().to_string())
+        (
+            v["key"].as_str().unwrap().to_string(),
+            v["key_id"].as_str().unwrap().to_string(),
+        )
     }
 
     fn verify(&self, key: &str, extra: &[&str]) -> (i32, Value) {
@@ -60,12 +77,22 @@ impl Env {
             .output()
             .unwrap();
         let code = o.status.code().unwrap();
-        let v = if code == 2 { Value::Null } else { serde_json::from_slice(&o.stdout).unwrap() };
+        let v = if code == 2 {
+            Value::Null
+        } else {
+            serde_json::from_slice(&o.stdout).unwrap()
+        };
         (code, v)
     }
 
     fn publish(&self, extra: &[&str]) {
-        self.cmd().arg("publish").arg("--out").arg(&self.out).args(extra).assert().success();
+        self.cmd()
+            .arg("publish")
+            .arg("--out")
+            .arg(&self.out)
+            .args(extra)
+            .assert()
+            .success();
     }
 }
 
@@ -80,11 +107,24 @@ fn issue_publish_verify_rotate_revoke() {
     assert_eq!((code, v["outcome"].as_str()), (0, Some("valid")));
     assert_eq!(v["principal"], "billing");
     assert_eq!(v["key_id"], id1.as_str());
-    for f in ["outcome", "principal", "key_id", "expires_at", "deprecated_at", "sunset_at", "snapshot_version", "revocation_seq", "stale"] {
+    for f in [
+        "outcome",
+        "principal",
+        "key_id",
+        "expires_at",
+        "deprecated_at",
+        "sunset_at",
+        "snapshot_version",
+        "revocation_seq",
+        "stale",
+    ] {
         assert!(v.get(f).is_some(), "missing {f}");
     }
     let (code, v) = e.verify(&k1, &["--scope", "invoices:write"]);
-    assert_eq!((code, v["outcome"].as_str()), (1, Some("insufficient_scope")));
+    assert_eq!(
+        (code, v["outcome"].as_str()),
+        (1, Some("insufficient_scope"))
+    );
 
     let r = e.json(&["rotate", "--principal", "billing", "--grace", "7d"]);
     let k2 = r["key"].as_str().unwrap().to_string();
@@ -99,24 +139,42 @@ fn issue_publish_verify_rotate_revoke() {
     assert_eq!(r[0]["already_revoked"], true, "revoke is idempotent");
     e.publish(&["--revocations-only"]);
     let (code, v) = e.verify(&k2, &[]);
-    assert_eq!((code, v["outcome"].as_str(), v["revocation_seq"].as_u64()), (1, Some("revoked"), Some(2)));
+    assert_eq!(
+        (code, v["outcome"].as_str(), v["revocation_seq"].as_u64()),
+        (1, Some("revoked"), Some(2))
+    );
 
     let list = e.json(&["list", "--principal", "billing"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
     let revoked = e.json(&["list", "--status", "revoked"]);
     assert_eq!(revoked.as_array().unwrap().len(), 1);
-    e.cmd().args(["audit", "verify"]).assert().success().stdout(predicate::str::contains("intact"));
+    e.cmd()
+        .args(["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("intact"));
 }
 
 #[test]
 fn expiry_and_not_before() {
     let e = env();
     e.init();
-    let v = e.json(&["issue", "--principal", "p", "--expires", "30s", "--not-before", "2000000000"]);
+    let v = e.json(&[
+        "issue",
+        "--principal",
+        "p",
+        "--expires",
+        "30s",
+        "--not-before",
+        "2000000000",
+    ]);
     let k = v["key"].as_str().unwrap().to_string();
     e.publish(&[]);
     assert_eq!(e.verify(&k, &[]).1["outcome"], "not_yet_valid");
-    assert_eq!(e.verify(&k, &["--now", "2000000000"]).1["outcome"], "expired");
+    assert_eq!(
+        e.verify(&k, &["--now", "2000000000"]).1["outcome"],
+        "expired"
+    );
 }
 
 #[test]
@@ -125,13 +183,33 @@ fn bulk_issue_writes_a_private_file() {
     let e = env();
     e.init();
     let f = e.root.join("keys.txt");
-    e.cmd().args(["issue", "--principal", "load", "--count", "500", "--keys-out"]).arg(&f).assert().success();
+    e.cmd()
+        .args([
+            "issue",
+            "--principal",
+            "load",
+            "--count",
+            "500",
+            "--keys-out",
+        ])
+        .arg(&f)
+        .assert()
+        .success();
     let text = std::fs::read_to_string(&f).unwrap();
     assert_eq!(text.lines().count(), 500);
-    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
-    e.cmd().args(["issue", "--principal", "x", "--count", "5"]).assert().code(2);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    e.cmd()
+        .args(["issue", "--principal", "x", "--count", "5"])
+        .assert()
+        .code(2);
     e.publish(&[]);
-    assert_eq!(e.verify(text.lines().nth(250).unwrap(), &[]).1["outcome"], "valid");
+    assert_eq!(
+        e.verify(text.lines().nth(250).unwrap(), &[]).1["outcome"],
+        "valid"
+    );
 }
 
 #[test]
@@ -143,11 +221,22 @@ fn revoke_from_file_and_principal() {
     let (kc, _) = e.issue("p2", &[]);
     let f = e.root.join("ids.txt");
     std::fs::write(&f, format!("# breach 42\n{a}\n{b}\n")).unwrap();
-    let r = e.json(&["revoke", "--from", f.to_str().unwrap(), "--reason", "breach"]);
+    let r = e.json(&[
+        "revoke",
+        "--from",
+        f.to_str().unwrap(),
+        "--reason",
+        "breach",
+    ]);
     assert_eq!(r.as_array().unwrap().len(), 2);
     // A bad line refuses the whole file and changes nothing.
     std::fs::write(&f, "zz\n").unwrap();
-    e.cmd().args(["revoke", "--from"]).arg(&f).assert().code(2).stderr(predicate::str::contains("not a key id"));
+    e.cmd()
+        .args(["revoke", "--from"])
+        .arg(&f)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a key id"));
     let r = e.json(&["revoke", "--principal", "p2"]);
     assert_eq!(r[0]["already_revoked"], false);
     e.publish(&[]);
@@ -160,20 +249,52 @@ fn import_by_digest() {
     let e = env();
     e.init();
     let legacy = "sk_legacy_0123456789abcdef";
-    e.cmd().args(["import", "--principal", "old-client", "--sha256", &hex_sha256(legacy), "--scope", "a"]).assert().success();
+    e.cmd()
+        .args([
+            "import",
+            "--principal",
+            "old-client",
+            "--sha256",
+            &hex_sha256(legacy),
+            "--scope",
+            "a",
+        ])
+        .assert()
+        .success();
     let f = e.root.join("import.jsonl");
-    std::fs::write(&f, format!("{{\"principal\":\"p2\",\"sha256\":\"{}\",\"scopes\":[\"b\"]}}\n", hex_sha256("another-legacy-key"))).unwrap();
-    e.cmd().args(["import", "--from"]).arg(&f).assert().success();
+    std::fs::write(
+        &f,
+        format!(
+            "{{\"principal\":\"p2\",\"sha256\":\"{}\",\"scopes\":[\"b\"]}}\n",
+            hex_sha256("another-legacy-key")
+        ),
+    )
+    .unwrap();
+    e.cmd()
+        .args(["import", "--from"])
+        .arg(&f)
+        .assert()
+        .success();
     e.publish(&[]);
     let (code, v) = e.verify(legacy, &["--scope", "a"]);
-    assert_eq!((code, v["outcome"].as_str(), v["principal"].as_str()), (0, Some("valid"), Some("old-client")));
+    assert_eq!(
+        (code, v["outcome"].as_str(), v["principal"].as_str()),
+        (0, Some("valid"), Some("old-client"))
+    );
     assert_eq!(e.verify("another-legacy-key", &[]).1["principal"], "p2");
-    e.cmd().args(["import", "--principal", "x", "--sha256", "abc"]).assert().code(2);
+    e.cmd()
+        .args(["import", "--principal", "x", "--sha256", "abc"])
+        .assert()
+        .code(2);
 }
 
 mod sha2_digest {
     pub fn hex_sha256(s: &str) -> String {
-        keygate::Digest::of(s.as_bytes()).0.iter().map(|b| format!("{b:02x}")).collect()
+        keygate::Digest::of(s.as_bytes())
+            .0
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -181,21 +302,52 @@ mod sha2_digest {
 fn error_paths_exit_2_with_one_line() {
     let e = env();
     // Store missing.
-    e.cmd().args(["list"]).assert().code(2).stderr(predicate::str::contains("no keygate store"));
+    e.cmd()
+        .args(["list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no keygate store"));
     e.init();
-    e.cmd().args(["init", "--keyset", "acme", "--prefix", "acme_live"]).assert().code(2);
-    e.cmd().args(["init", "--keyset", "x", "--prefix", "Bad-"]).env("KEYGATE_STORE", e.root.join("s2")).assert().code(2);
+    e.cmd()
+        .args(["init", "--keyset", "acme", "--prefix", "acme_live"])
+        .assert()
+        .code(2);
+    e.cmd()
+        .args(["init", "--keyset", "x", "--prefix", "Bad-"])
+        .env("KEYGATE_STORE", e.root.join("s2"))
+        .assert()
+        .code(2);
     // Bad duration.
-    e.cmd().args(["issue", "--principal", "p", "--expires", "7 fortnights"]).assert().code(2).stderr(predicate::str::contains("bad duration"));
+    e.cmd()
+        .args(["issue", "--principal", "p", "--expires", "7 fortnights"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad duration"));
     // Unknown principal.
-    e.cmd().args(["rotate", "--principal", "nobody"]).assert().code(2).stderr(predicate::str::contains("nobody"));
-    e.cmd().args(["revoke", "--principal", "nobody"]).assert().code(2);
-    e.cmd().args(["revoke", "--key-id", "00000000000000000000000000000000"]).assert().code(2);
+    e.cmd()
+        .args(["rotate", "--principal", "nobody"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nobody"));
+    e.cmd()
+        .args(["revoke", "--principal", "nobody"])
+        .assert()
+        .code(2);
+    e.cmd()
+        .args(["revoke", "--key-id", "00000000000000000000000000000000"])
+        .assert()
+        .code(2);
     e.cmd().args(["list", "--status", "weird"]).assert().code(2);
     // Usage error from clap.
     e.cmd().args(["revoke"]).assert().code(2);
     // Fast publish before any publish.
-    e.cmd().arg("publish").arg("--out").arg(&e.out).arg("--revocations-only").assert().code(2);
+    e.cmd()
+        .arg("publish")
+        .arg("--out")
+        .arg(&e.out)
+        .arg("--revocations-only")
+        .assert()
+        .code(2);
     let (k, _) = e.issue("p", &[]);
     e.publish(&[]);
     // Corrupted artifact.
@@ -205,7 +357,11 @@ fn error_paths_exit_2_with_one_line() {
     std::fs::write(&snap, &b).unwrap();
     let (code, _) = e.verify(&k, &[]);
     assert_eq!(code, 2);
-    e.cmd().args(["inspect"]).arg(e.root.join("nope")).assert().code(2);
+    e.cmd()
+        .args(["inspect"])
+        .arg(e.root.join("nope"))
+        .assert()
+        .code(2);
     // Wrong trust file: another store's.
     let other = env();
     other.init();
@@ -220,8 +376,19 @@ fn error_paths_exit_2_with_one_line() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("untrusted signer"));
-    for o in [e.cmd().args(["rotate", "--principal", "nobody"]).output().unwrap()] {
-        assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "one-line errors");
+    for args in [
+        &["rotate", "--principal", "nobody"][..],
+        &["issue", "--principal", "p", "--expires", "soon"][..],
+        &["revoke", "--key-id", "xyz"][..],
+    ] {
+        let o = e.cmd().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{args:?}: one-line error, got {err:?}"
+        );
+        assert!(err.starts_with("keygate: "), "{err}");
     }
 }
 
@@ -232,9 +399,19 @@ fn inspect_every_artifact() {
     e.issue("p", &["a"]);
     e.publish(&[]);
     let s = e.json(&["inspect", e.out.join("snapshot.kgs").to_str().unwrap()]);
-    assert_eq!((s["artifact"].as_str(), s["keys"].as_u64(), s["version"].as_u64()), (Some("snapshot"), Some(1), Some(1)));
+    assert_eq!(
+        (
+            s["artifact"].as_str(),
+            s["keys"].as_u64(),
+            s["version"].as_u64()
+        ),
+        (Some("snapshot"), Some(1), Some(1))
+    );
     let r = e.json(&["inspect", e.out.join("revocations.kgr").to_str().unwrap()]);
-    assert_eq!((r["artifact"].as_str(), r["base_version"].as_u64()), (Some("revocations"), Some(1)));
+    assert_eq!(
+        (r["artifact"].as_str(), r["base_version"].as_u64()),
+        (Some("revocations"), Some(1))
+    );
     let t = e.json(&["inspect", e.out.join("trust.kgt").to_str().unwrap()]);
     assert_eq!(t["signers"].as_array().unwrap().len(), 1);
 }
@@ -254,8 +431,12 @@ fn audit_detects_edit_delete_and_swap() {
         e.cmd().args(["audit", "verify"]).assert().success();
         let c = db(&e);
         match tamper {
-            "edit" => c.execute("UPDATE audit SET principal = 'mallory' WHERE seq = 2", []).unwrap(),
-            "edit-last" => c.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 4", []).unwrap(),
+            "edit" => c
+                .execute("UPDATE audit SET principal = 'mallory' WHERE seq = 2", [])
+                .unwrap(),
+            "edit-last" => c
+                .execute("UPDATE audit SET actor = 'mallory' WHERE seq = 4", [])
+                .unwrap(),
             "delete" => c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap(),
             _ => {
                 // Swap two entries' contents, keeping their sequence numbers.
@@ -268,7 +449,11 @@ fn audit_detects_edit_delete_and_swap() {
             }
         };
         drop(c);
-        e.cmd().args(["audit", "verify"]).assert().code(1).stderr(predicate::str::contains("audit chain broken at entry"));
+        e.cmd()
+            .args(["audit", "verify"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("audit chain broken at entry"));
     }
 }
 
@@ -281,16 +466,31 @@ fn scan_finds_planted_keys_and_revokes() {
     std::fs::create_dir_all(tree.join("src")).unwrap();
     std::fs::create_dir_all(tree.join("target")).unwrap();
     std::fs::write(tree.join(".gitignore"), "target/\n").unwrap();
-    std::fs::write(tree.join("src/config.py"), format!("# config\nAPI_KEY = \"{k1}\"\n")).unwrap();
+    std::fs::write(
+        tree.join("src/config.py"),
+        format!("# config\nAPI_KEY = \"{k1}\"\n"),
+    )
+    .unwrap();
     let mut bad = k1.clone();
     bad.replace_range(15..16, if &k1[15..16] == "x" { "y" } else { "x" });
     std::fs::write(tree.join("src/lookalike.txt"), format!("{bad}\n")).unwrap();
     std::fs::write(tree.join("target/ignored.txt"), format!("{k1}\n")).unwrap();
-    std::fs::write(tree.join("src/blob.bin"), [b"\0\0\0".as_slice(), k1.as_bytes()].concat()).unwrap();
+    std::fs::write(
+        tree.join("src/blob.bin"),
+        [b"\0\0\0".as_slice(), k1.as_bytes()].concat(),
+    )
+    .unwrap();
     let out = e.cmd().args(["scan"]).arg(&tree).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("config.py:2") && text.contains(&id1) && text.contains("active"), "{text}");
-    assert_eq!(text.lines().count(), 1, "lookalike, ignored and binary files skipped: {text}");
+    assert!(
+        text.contains("config.py:2") && text.contains(&id1) && text.contains("active"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "lookalike, ignored and binary files skipped: {text}"
+    );
     assert!(!text.contains(&k1[10..]), "scan printed the secret");
     let v = e.json(&["scan", "--revoke", tree.to_str().unwrap()]);
     assert_eq!(v[0]["status"], "revoked");
@@ -308,8 +508,10 @@ fn signer_rotation_followed_by_a_gateway_with_the_first_bundle() {
     let old_snapshot = std::fs::read(e.out.join("snapshot.kgs")).unwrap();
     let gw = keygate::Verifier::new(&first_trust).unwrap();
     let follow = |gw: &keygate::Verifier| {
-        gw.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
-        gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap()).unwrap();
+        gw.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap())
+            .unwrap();
+        gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap())
+            .unwrap();
     };
     for _ in 0..2 {
         e.cmd().args(["signer", "rotate"]).assert().success();
@@ -325,10 +527,20 @@ fn signer_rotation_followed_by_a_gateway_with_the_first_bundle() {
     let fresh = keygate::Verifier::new(&std::fs::read(e.out.join("trust.kgt")).unwrap());
     assert!(fresh.is_ok());
     let err = gw.install_snapshot(&old_snapshot).unwrap_err();
-    assert!(matches!(err, keygate::Error::UnknownSigner { .. } | keygate::Error::Rollback { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            keygate::Error::UnknownSigner { .. } | keygate::Error::Rollback { .. }
+        ),
+        "{err}"
+    );
     let v = keygate::Verifier::new(&first_trust).unwrap();
-    v.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
-    assert!(matches!(v.install_snapshot(&old_snapshot).unwrap_err(), keygate::Error::UnknownSigner { .. }));
+    v.install_trust(&std::fs::read(e.out.join("trust.kgt")).unwrap())
+        .unwrap();
+    assert!(matches!(
+        v.install_snapshot(&old_snapshot).unwrap_err(),
+        keygate::Error::UnknownSigner { .. }
+    ));
 }
 
 #[test]
@@ -345,12 +557,49 @@ fn crash_safety_under_sigkill() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let (args, kind): (Vec<String>, &str) = match round % 4 {
-            0 => (vec!["--json".into(), "issue".into(), "--principal".into(), format!("p{}", round % 7)], "issue"),
-            1 => (vec!["rotate".into(), "--principal".into(), "seed".into(), "--grace".into(), "1h".into()], "rotate"),
-            2 => (vec!["publish".into(), "--out".into(), e.out.to_string_lossy().into()], "publish"),
-            _ => (vec!["publish".into(), "--out".into(), e.out.to_string_lossy().into(), "--revocations-only".into()], "fast"),
+            0 => (
+                vec![
+                    "--json".into(),
+                    "issue".into(),
+                    "--principal".into(),
+                    format!("p{}", round % 7),
+                ],
+                "issue",
+            ),
+            1 => (
+                vec![
+                    "rotate".into(),
+                    "--principal".into(),
+                    "seed".into(),
+                    "--grace".into(),
+                    "1h".into(),
+                ],
+                "rotate",
+            ),
+            2 => (
+                vec![
+                    "publish".into(),
+                    "--out".into(),
+                    e.out.to_string_lossy().into(),
+                ],
+                "publish",
+            ),
+            _ => (
+                vec![
+                    "publish".into(),
+                    "--out".into(),
+                    e.out.to_string_lossy().into(),
+                    "--revocations-only".into(),
+                ],
+                "fast",
+            ),
         };
-        let child = e.cmd().args(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let child = e
+            .cmd()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let delay = std::time::Duration::from_micros(rng % 30_000);
         std::thread::sleep(delay);
         // SAFETY: plain kill(2) on our own child's pid.
@@ -368,7 +617,12 @@ fn crash_safety_under_sigkill() {
     println!("crash loop: 60 runs, {killed} killed mid-way");
     e.cmd().args(["audit", "verify"]).assert().success();
     let list = e.json(&["list"]);
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap())
+        .collect();
     for id in &completed {
         assert!(ids.contains(&id.as_str()), "completed issue {id} lost");
     }
@@ -376,7 +630,8 @@ fn crash_safety_under_sigkill() {
     // files can leave an update for an older base, which a gateway refuses by
     // name and keeps its state (the next publish heals it).
     let gw = keygate::Verifier::new(&std::fs::read(e.out.join("trust.kgt")).unwrap()).unwrap();
-    gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap()).unwrap();
+    gw.install_snapshot(&std::fs::read(e.out.join("snapshot.kgs")).unwrap())
+        .unwrap();
     match gw.install_revocations(&std::fs::read(e.out.join("revocations.kgr")).unwrap()) {
         Ok(_) | Err(keygate::Error::BaseMismatch { .. }) => {}
         Err(other) => panic!("damaged update: {other}"),
@@ -386,13 +641,31 @@ fn crash_safety_under_sigkill() {
 
 #[test]
 fn demo_runs() {
-    let o = Command::cargo_bin("keygate").unwrap().arg("demo").output().unwrap();
+    let o = Command::cargo_bin("keygate")
+        .unwrap()
+        .arg("demo")
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    for want in ["valid_deprecated", "revoked", "malformed", "unknown", "insufficient_scope", "intact = true"] {
+    for want in [
+        "valid_deprecated",
+        "revoked",
+        "malformed",
+        "unknown",
+        "insufficient_scope",
+        "intact = true",
+    ] {
         assert!(text.contains(want), "demo output lacks {want}");
     }
-    let v: Value = serde_json::from_slice(&Command::cargo_bin("keygate").unwrap().args(["--json", "demo"]).output().unwrap().stdout).unwrap();
+    let v: Value = serde_json::from_slice(
+        &Command::cargo_bin("keygate")
+            .unwrap()
+            .args(["--json", "demo"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert!(v["steps"].as_array().unwrap().len() >= 7);
 }
-

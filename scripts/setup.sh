@@ -1,0 +1,31 @@
+# Installs what the test suite needs, when missing. Sourced by scripts/test-all.sh.
+# Idempotent: a second run installs nothing.
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "setup: need root for: $*" >&2; return 1; fi
+}
+
+APT_UPDATED=
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "setup: apt install ${missing[*]}"
+    if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+rust_setup() {
+    rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+    for t in wasm32-unknown-unknown wasm32-wasip1; do
+        rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+    done
+}
+
+# ring's C and assembly for wasm32 need clang.
+apt_install clang
+rust_setup

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The full keygate test suite: installs what it needs, then runs every check.
+# Usage: bash scripts/test-all.sh        (CI runs it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOG="$ROOT/target/test-all.log"
+mkdir -p target
+: > "$LOG"
+
+source scripts/setup.sh
+
+STEPS=()
+step() {
+    local name=$1; shift
+    local t0=$SECONDS
+    echo "==> $name"
+    "$@" 2>&1 | tee -a "$LOG"
+    STEPS+=("$(printf '%-34s %4ds' "$name" $((SECONDS - t0)))")
+}
+
+export CARGO_TERM_COLOR=never
+step "rustfmt check"                 cargo fmt --all --check
+step "clippy (all features)"         cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "clippy (no default features)"  cargo clippy -p keygate --no-default-features -- -D warnings
+step "tests (default features)"      cargo test --workspace
+step "tests (no default features)"   cargo test -p keygate --no-default-features
+step "tests (all features)"          cargo test --workspace --all-features
+step "build wasm32-unknown-unknown"  cargo build -p keygate --target wasm32-unknown-unknown
+step "build no_std, no allocator"    cargo build -p keygate --no-default-features --target wasm32-unknown-unknown
+step "docs (warnings are errors)"    env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+step "benches compile"               cargo bench --workspace --no-run
+step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
+
+echo
+echo "== summary"
+printf '  %s\n' "${STEPS[@]}"
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$LOG" | awk '{s+=$1} END {print s+0}')
+echo "  tests passed: $passed, failed: $failed"
+if [ "$passed" -eq 0 ]; then
+    echo "FAIL: no test was executed" >&2
+    exit 1
+fi
+echo "all checks passed"
