@@ -29,7 +29,6 @@ const T0: u64 = 1_767_225_600;
 struct Fixture {
     keys: Vec<String>,
     snapshot: Vec<u8>,
-    snapshot_load50: Vec<u8>,
     trust: Vec<u8>,
 }
 
@@ -68,28 +67,16 @@ fn fixture(n: usize) -> Fixture {
         x ^= x << 17;
         keys.swap(i, (x % (i as u64 + 1)) as usize);
     }
-    let mut b50 = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, T0)
-        .valid_until(T0 + 86_400)
-        .load_percent(50);
-    for r in b.records() {
-        b50.push(r.clone());
-    }
     let snapshot = b.build(&signer).unwrap();
-    let snapshot_load50 = b50.build(&signer).unwrap();
     let trust = keygate::build_bundle(&keyset, 1, T0, &[signer.trusted()], &[&signer]);
-    for (name, s) in [("80%", &snapshot), ("50%", &snapshot_load50)] {
-        let t = keygate::TrustSet::from_chain(&trust).unwrap();
-        let (recs, lines, max) = keygate::SnapshotView::new(s, &t).unwrap().probe_lengths();
-        println!(
-            "table {n} keys at {name} load: {:.1} MB, mean lines per hit {:.2}, longest {max}",
-            s.len() as f64 / 1e6,
-            lines as f64 / recs.max(1) as f64
-        );
-    }
+    println!(
+        "snapshot {n} keys: {:.1} MB ({:.1} B/key, slot table at 99% load)",
+        snapshot.len() as f64 / 1e6,
+        snapshot.len() as f64 / n as f64
+    );
     Fixture {
         keys,
         snapshot,
-        snapshot_load50,
         trust,
     }
 }
@@ -125,84 +112,129 @@ fn sizes() -> Vec<usize> {
     v
 }
 
+/// One verify step of each contender: takes the key index, returns the next
+/// one, which depends on the answer (so steps cannot overlap).
+struct Contenders<'a> {
+    fx: &'a Fixture,
+    verifier: Verifier,
+    table: Vec<Line>,
+    naive: HashMap<String, NaiveRecord>,
+}
+
+impl Contenders<'_> {
+    fn keygate(&self, i: usize) -> usize {
+        let d = self
+            .verifier
+            .verify(black_box(&self.fx.keys[i]), T0 + 1, Some("invoices:read"));
+        // Always 0, but only known after the verify: a data dependency.
+        let dep =
+            (d.snapshot_version >> 40) as usize + usize::from(d.outcome == Outcome::Malformed);
+        (i + 1 + dep) % self.fx.keys.len()
+    }
+
+    fn floor(&self, i: usize) -> usize {
+        let k = black_box(self.fx.keys[i].as_bytes());
+        let crc = crc32fast::hash(k);
+        // One-block SHA-256, the same fast path keygate uses.
+        let d = keygate::Digest::of(k).0;
+        let hi = u64::from_be_bytes(d[..8].try_into().unwrap());
+        let slot = ((u128::from(hi) * self.table.len() as u128) >> 64) as usize;
+        let eq = self.table[slot].0[..32] == d[..];
+        (i + 1 + usize::from(eq) + usize::from(crc == 1)) % self.fx.keys.len()
+    }
+
+    fn naive(&self, i: usize) -> usize {
+        let d = hex(&Sha256::digest(black_box(self.fx.keys[i].as_bytes())));
+        let ok = self
+            .naive
+            .get(&d)
+            .is_some_and(|r| r.scopes.iter().any(|s| s == "invoices:read"));
+        (i + 1 + usize::from(!ok)) % self.fx.keys.len()
+    }
+}
+
+fn contenders(fx: &Fixture) -> Contenders<'_> {
+    let verifier = Verifier::new(&fx.trust).unwrap();
+    verifier.install_snapshot(&fx.snapshot).unwrap();
+    // The floor's table has the byte size of keygate's slot table.
+    let table: Vec<Line> = (0..fx.snapshot.len() / 64)
+        .map(|i| Line([i as u8; 64]))
+        .collect();
+    let naive = fx
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(j, k)| {
+            let r = NaiveRecord {
+                principal: format!("service-{}", j / 10),
+                scopes: vec!["invoices:read".into()],
+                expires_at: None,
+            };
+            (hex(&Sha256::digest(k.as_bytes())), r)
+        })
+        .collect();
+    Contenders {
+        fx,
+        verifier,
+        table,
+        naive,
+    }
+}
+
+/// Ratios measured in alternating rounds (keygate, floor, naive, keygate, ...),
+/// so a machine that speeds up or slows down mid-run shifts all three alike.
+/// Prints the median per-round ratio.
+fn paired_ratios(c: &Contenders<'_>, n: usize) {
+    const STEPS: usize = 20_000;
+    let time = |f: &dyn Fn(usize) -> usize, start: usize| {
+        let t = Instant::now();
+        let mut i = start;
+        for _ in 0..STEPS {
+            i = f(i);
+        }
+        black_box(i);
+        t.elapsed().as_nanos() as f64 / STEPS as f64
+    };
+    let (mut vs_floor, mut vs_naive, mut ns) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..41 {
+        let start = round * 7919 % c.fx.keys.len();
+        let k = time(&|i| c.keygate(i), start);
+        let f = time(&|i| c.floor(i), start);
+        let nv = time(&|i| c.naive(i), start);
+        vs_floor.push(k / f);
+        vs_naive.push(nv / k);
+        ns.push((k, f, nv));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    ns.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    let (k, f, nv) = ns[ns.len() / 2];
+    println!(
+        "paired {n} keys (41 alternating rounds): keygate {k:.0} ns, floor {f:.0} ns, naive {nv:.0} ns; \
+         keygate/floor {:.2}x (median), naive/keygate {:.2}x (median)",
+        median(&mut vs_floor),
+        median(&mut vs_naive)
+    );
+}
+
 fn bench_verify(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
     g.throughput(Throughput::Elements(1));
     for n in sizes() {
         let fx = fixture(n);
-        let v = Verifier::new(&fx.trust).unwrap();
-        v.install_snapshot(&fx.snapshot).unwrap();
-        let mut i = 0usize;
-        g.bench_with_input(BenchmarkId::new("keygate", n), &n, |b, _| {
-            b.iter(|| {
-                let d = v.verify(black_box(&fx.keys[i]), T0 + 1, Some("invoices:read"));
-                // Always 0, but only known after the verify: a data dependency.
-                let dep = (d.snapshot_version >> 40) as usize
-                    + usize::from(d.outcome == Outcome::Malformed);
-                i = (i + 1 + dep) % fx.keys.len();
-                black_box(d.outcome)
-            })
-        });
-
-        // The same keys in a table at 50% load: shorter probes, bigger file.
-        let v50 = Verifier::new(&fx.trust).unwrap();
-        v50.install_snapshot(&fx.snapshot_load50).unwrap();
-        let mut i = 0usize;
-        g.bench_with_input(BenchmarkId::new("keygate_load50", n), &n, |b, _| {
-            b.iter(|| {
-                let d = v50.verify(black_box(&fx.keys[i]), T0 + 1, Some("invoices:read"));
-                let dep = (d.snapshot_version >> 40) as usize
-                    + usize::from(d.outcome == Outcome::Malformed);
-                i = (i + 1 + dep) % fx.keys.len();
-                black_box(d.outcome)
-            })
-        });
-        drop(v50);
-
-        // Floor: a table of the same byte size as keygate's slot table.
-        let slots = fx.snapshot.len() / 64;
-        let table: Vec<Line> = (0..slots).map(|i| Line([i as u8; 64])).collect();
-        let mut i = 0usize;
-        g.bench_with_input(BenchmarkId::new("floor", n), &n, |b, _| {
-            b.iter(|| {
-                let k = black_box(fx.keys[i].as_bytes());
-                let crc = crc32fast::hash(k);
-                // One-block SHA-256, the same fast path keygate uses.
-                let d = keygate::Digest::of(k).0;
-                let hi = u64::from_be_bytes(d[..8].try_into().unwrap());
-                let slot = ((u128::from(hi) * slots as u128) >> 64) as usize;
-                let line = &table[slot];
-                let eq = line.0[..32] == d[..];
-                i = (i + 1 + usize::from(eq) + usize::from(crc == 1)) % fx.keys.len();
-                black_box((crc, eq))
-            })
-        });
-
-        let naive: HashMap<String, NaiveRecord> = fx
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(j, k)| {
-                let r = NaiveRecord {
-                    principal: format!("service-{}", j / 10),
-                    scopes: vec!["invoices:read".into()],
-                    expires_at: None,
-                };
-                (hex(&Sha256::digest(k.as_bytes())), r)
-            })
-            .collect();
-        let mut i = 0usize;
-        g.bench_with_input(BenchmarkId::new("naive_hashmap", n), &n, |b, _| {
-            b.iter(|| {
-                let d = hex(&Sha256::digest(black_box(fx.keys[i].as_bytes())));
-                let r = naive.get(&d);
-                let ok = r.is_some_and(|r| r.scopes.iter().any(|s| s == "invoices:read"));
-                i = (i + 1 + usize::from(!ok)) % fx.keys.len();
-                black_box(ok)
-            })
-        });
-        drop(naive);
-
+        let ct = contenders(&fx);
+        paired_ratios(&ct, n);
+        for (name, f) in [
+            ("keygate", &(|i| ct.keygate(i)) as &dyn Fn(usize) -> usize),
+            ("floor", &|i| ct.floor(i)),
+            ("naive_hashmap", &|i| ct.naive(i)),
+        ] {
+            let mut i = 0usize;
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| i = f(i)));
+        }
+        drop(ct);
         if n == *sizes().last().unwrap() {
             install_and_scaling(&fx, n);
         }

@@ -23,6 +23,7 @@ use core::fmt;
 use crate::artifact::{Fields, Name, SIGNATURE_LEN};
 use crate::error::{Artifact, Error};
 use crate::key::KeyId;
+use crate::snapshot::fmix64;
 use crate::trust::{SignerId, TrustSet};
 
 const MAGIC: &[u8; 4] = b"KGR\0";
@@ -87,14 +88,6 @@ impl Level {
             _ => v & 1 == 1,
         }
     }
-}
-
-fn fmix64(mut k: u64) -> u64 {
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    k ^= k >> 33;
-    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    k ^ (k >> 33)
 }
 
 /// A revocation update's header fields.

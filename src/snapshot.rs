@@ -4,15 +4,17 @@
 //!
 //! ```text
 //! 0     header (256 bytes)
-//! 256   slot table: slot_count × 64-byte records, sorted by key id
+//! 256   slot table: slot_count × 64-byte records
+//! ..    pilot table: bucket_count × u16
 //! ..    principals blob: entries of len:u8 | UTF-8
 //! ..    scopes blob: count:u8 then entries of len:u8 | ASCII
 //! ..    Ed25519 signature (64) over domain tag | SHA-256(everything before it)
 //! ```
 //!
-//! The slot table is an open-addressed table whose home slot is the key id's top
-//! 64 bits scaled to the table size, so records sit in id order and a hit is
-//! normally the first 64-byte record read: one cache line, no index.
+//! The slot table is laid out by a PTHash-style perfect hash: a key id picks a
+//! bucket, the bucket's 16-bit *pilot* (a 2-byte table small enough to stay in
+//! cache) and the id give the record's slot. So a lookup reads exactly one
+//! 64-byte record line, whatever the table size, and the table is ~99% full.
 
 use core::fmt;
 
@@ -138,10 +140,12 @@ pub struct SnapshotHeader {
     pub record_count: u32,
     /// Of which imported (foreign-format) keys.
     pub imported_count: u32,
-    /// Slots the home position is scaled to.
-    pub home_slots: u32,
-    /// Slots in the table (home slots plus overflow at the end).
+    /// Buckets of the perfect hash (entries of the pilot table).
+    pub bucket_count: u32,
+    /// Slots in the table.
     pub slot_count: u32,
+    /// Seed of the perfect hash.
+    pub hash_seed: u64,
     /// Bytes of the principals blob.
     pub principals_len: u32,
     /// Bytes of the scopes blob.
@@ -149,8 +153,12 @@ pub struct SnapshotHeader {
 }
 
 impl SnapshotHeader {
-    fn principals_at(&self) -> usize {
+    fn pilots_at(&self) -> usize {
         HEADER_LEN + self.slot_count as usize * RECORD_LEN
+    }
+
+    fn principals_at(&self) -> usize {
+        self.pilots_at() + self.bucket_count as usize * 2
     }
 
     fn scopes_at(&self) -> usize {
@@ -167,11 +175,43 @@ impl SnapshotHeader {
     }
 }
 
-/// The home slot of an id: its top 64 bits scaled to `home_slots`. Monotone in
-/// the id, so a table in id order is also in home order.
-fn home(id: u128, home_slots: u32) -> usize {
-    let hi = (id >> 64) as u64;
-    ((u128::from(hi) * u128::from(home_slots)) >> 64) as usize
+/// `x` scaled to `0..n` (Lemire's multiply-shift range reduction).
+fn scale(x: u64, n: u32) -> usize {
+    ((u128::from(x) * u128::from(n)) >> 64) as usize
+}
+
+/// MurmurHash3's 64-bit finalizer.
+pub(crate) fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// The perfect hash: which bucket an id is in (its top 64 bits, already
+/// uniform), and which slot it lands in for a given pilot.
+#[derive(Clone, Copy)]
+struct Phf {
+    buckets: u32,
+    slots: u32,
+    seed: u64,
+}
+
+impl Phf {
+    fn bucket(&self, id: u128) -> usize {
+        scale((id >> 64) as u64, self.buckets)
+    }
+
+    fn slot(&self, id: u128, pilot: u16) -> usize {
+        let lo = id as u64;
+        // Fully mixed per pilot: ids that share high bits still separate.
+        let x = lo
+            ^ self
+                .seed
+                .wrapping_add(u64::from(pilot).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        scale(fmix64(x), self.slots)
+    }
 }
 
 /// One key's record, borrowed from a snapshot.
@@ -289,8 +329,18 @@ pub struct SnapshotView<'a> {
 impl<'a> SnapshotView<'a> {
     /// Parses `bytes` and checks its signature against `trust` and its keyset.
     pub fn new(bytes: &'a [u8], trust: &TrustSet) -> Result<Self, Error> {
-        let view = Self::parse_unverified(bytes)?;
-        let h = &view.header;
+        let header = Self::check_signed(bytes, trust)?;
+        let view = Self { bytes, header };
+        view.validate_tables()?;
+        view.validate_records()?;
+        Ok(view)
+    }
+
+    /// Checks header, keyset and signature only; the record table is checked
+    /// by [`SnapshotView::parse_unverified`]. The two halves of
+    /// [`SnapshotView::new`], so a verifier can run them on two cores.
+    pub fn check_signed(bytes: &[u8], trust: &TrustSet) -> Result<SnapshotHeader, Error> {
+        let h = parse_header(bytes)?;
         if h.keyset != *trust.keyset() {
             return Err(Error::WrongKeyset {
                 artifact: Artifact::Snapshot,
@@ -302,7 +352,7 @@ impl<'a> SnapshotView<'a> {
         let mut sig = [0u8; SIGNATURE_LEN];
         sig.copy_from_slice(&bytes[sig_at..sig_at + SIGNATURE_LEN]);
         trust.check(Artifact::Snapshot, &h.signer, &bytes[..sig_at], &sig)?;
-        Ok(view)
+        Ok(h)
     }
 
     /// Parses and validates structure *without* checking the signature: for
@@ -363,51 +413,29 @@ impl<'a> SnapshotView<'a> {
     /// known id with a wrong secret.
     pub fn lookup(&self, digest: &Digest) -> Option<Record<'a>> {
         let id = digest.key_id().to_u128();
-        let slots = self.header.slot_count as usize;
-        let mut i = home(id, self.header.home_slots);
-        let mut candidate = &EMPTY_SLOT;
-        while i < slots {
-            let s = self.slot(i);
-            if s[44] == 0
-                || (Record {
-                    raw: s,
-                    principals: &[],
-                })
-                .id_u128()
-                    >= id
-            {
-                candidate = s;
-                break;
-            }
-            i += 1;
-        }
+        let h = &self.header;
+        let phf = Phf {
+            buckets: h.bucket_count,
+            slots: h.slot_count,
+            seed: h.hash_seed,
+        };
+        let candidate = if h.slot_count == 0 {
+            &EMPTY_SLOT
+        } else {
+            self.slot(phf.slot(id, self.pilot(phf.bucket(id))))
+        };
         let rec = self.record(candidate);
         bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
     }
 
-    /// Probe statistics of this table: `(records, total lines read by hits,
-    /// longest hit)`, counting the home line as 1. Mean = total / records.
-    pub fn probe_lengths(&self) -> (u64, u64, u64) {
-        let (mut n, mut total, mut max) = (0u64, 0u64, 0u64);
-        for i in 0..self.header.slot_count as usize {
-            let raw = self.slot(i);
-            if raw[44] == 0 {
-                continue;
-            }
-            let id = (Record {
-                raw,
-                principals: &[],
-            })
-            .id_u128();
-            let lines = (i - home(id, self.header.home_slots).min(i)) as u64 + 1;
-            n += 1;
-            total += lines;
-            max = max.max(lines);
-        }
-        (n, total, max)
+    fn pilot(&self, bucket: usize) -> u16 {
+        let at = self.header.pilots_at() + 2 * bucket;
+        self.bytes
+            .get(at..at + 2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
     }
 
-    /// Every record, in id order.
+    /// Every record, in slot order.
     pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
         let v = *self;
         (0..self.header.slot_count as usize)
@@ -424,7 +452,9 @@ impl<'a> SnapshotView<'a> {
         let mut at = 1usize;
         for i in 0..b.first().copied().unwrap_or(0) {
             let len = usize::from(*b.get(at)?);
-            if len == want.len() && b.get(at + 1..at + 1 + len)? == want {
+            // A byte loop: scope names are short, a libc memcmp call is not.
+            let name = b.get(at + 1..at + 1 + len)?;
+            if len == want.len() && name.iter().zip(want).all(|(x, y)| x == y) {
                 return Some(1u64 << i);
             }
             at += 1 + len;
@@ -503,6 +533,11 @@ impl<'a> SnapshotView<'a> {
             artifact: Artifact::Snapshot,
         };
         let h = &self.header;
+        let phf = Phf {
+            buckets: h.bucket_count,
+            slots: h.slot_count,
+            seed: h.hash_seed,
+        };
         let principals_len = h.principals_len as usize;
         let scope_count = self.scopes().first().copied().unwrap_or(0);
         let scope_limit = if scope_count >= 64 {
@@ -510,8 +545,6 @@ impl<'a> SnapshotView<'a> {
         } else {
             (1u64 << scope_count) - 1
         };
-        let mut prev: Option<u128> = None;
-        let mut prev_occupied = false;
         let (mut records, mut imported) = (0u32, 0u32);
         for i in 0..h.slot_count as usize {
             let raw = self.slot(i);
@@ -519,7 +552,6 @@ impl<'a> SnapshotView<'a> {
                 if *raw != EMPTY_SLOT {
                     return Err(f.malformed("empty slot with data"));
                 }
-                prev_occupied = false;
                 continue;
             }
             let rec = Record {
@@ -529,28 +561,19 @@ impl<'a> SnapshotView<'a> {
             if Status::from_byte(raw[44]).is_none() || raw[45] > 1 || raw[46] != 0 || raw[47] != 0 {
                 return Err(f.malformed("bad record status or flags"));
             }
+            // Every record must be where a lookup for its id goes.
             let id = rec.id_u128();
-            if prev.is_some_and(|p| p >= id) {
-                return Err(f.malformed("records not in strictly increasing id order"));
-            }
-            let home = home(id, h.home_slots);
-            // A record sits at its home slot or after an unbroken run from it.
-            if i < home || (i > home && !prev_occupied) {
-                return Err(f.malformed("record outside its probe run"));
+            if phf.slot(id, self.pilot(phf.bucket(id))) != i {
+                return Err(f.malformed("record not at its hashed slot"));
             }
             let p_at = rec.u32_at(40) as usize;
             let p_len = self.principals().get(p_at).copied().map_or(0, usize::from);
             if p_len == 0 || p_at + 1 + p_len > principals_len {
                 return Err(f.malformed("record principal out of bounds"));
             }
-            if core::str::from_utf8(&self.principals()[p_at + 1..p_at + 1 + p_len]).is_err() {
-                return Err(f.malformed("record principal not UTF-8"));
-            }
             if rec.scope_mask() & !scope_limit != 0 {
                 return Err(f.malformed("record scope outside the scope table"));
             }
-            prev = Some(id);
-            prev_occupied = true;
             records += 1;
             imported += u32::from(rec.imported());
         }
@@ -597,11 +620,7 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
     if usize::from(f.u16(6)) != HEADER_LEN {
         return Err(f.malformed("header length"));
     }
-    if bytes[104..112]
-        .iter()
-        .chain(&bytes[192..256])
-        .any(|b| *b != 0)
-    {
+    if bytes[192..256].iter().any(|b| *b != 0) {
         return Err(f.malformed("reserved header bytes not zero"));
     }
     let plen = usize::from(bytes[112]);
@@ -617,24 +636,23 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
         audit_head: f.array(32),
         signer: SignerId(f.array(64)),
         record_count: f.u32(80),
-        home_slots: f.u32(84),
+        bucket_count: f.u32(84),
         slot_count: f.u32(88),
+        hash_seed: f.u64(104),
         principals_len: f.u32(92),
         scopes_len: f.u32(96),
         imported_count: f.u32(100),
         prefix,
         keyset: Name::read_field(&f.array(128), Artifact::Snapshot)?,
     };
-    if h.slot_count < h.home_slots
-        || h.record_count > h.slot_count
-        || h.imported_count > h.record_count
-    {
-        return Err(f.malformed("slot counts inconsistent"));
+    if h.record_count > h.slot_count || h.imported_count > h.record_count {
+        return Err(f.malformed("record counts exceed the table"));
     }
-    if h.home_slots == 0 && h.slot_count != 0 {
-        return Err(f.malformed("slots without home slots"));
+    if (h.slot_count == 0) != (h.bucket_count == 0) {
+        return Err(f.malformed("slots without buckets or buckets without slots"));
     }
-    f.need(h.principals_at(), "slot table")?;
+    f.need(h.pilots_at(), "slot table")?;
+    f.need(h.principals_at(), "pilot table")?;
     f.need(h.scopes_at(), "principals table")?;
     f.need(h.signature_at(), "scopes table")?;
     f.need(h.file_len(), "signature")?;
@@ -758,9 +776,12 @@ mod builder {
         load_percent: u8,
     }
 
-    /// Default table load (records per home slot), in percent; see
-    /// docs/PERFORMANCE.md for the probe lengths and latency it gives.
-    pub const DEFAULT_LOAD_PERCENT: u8 = 80;
+    /// Default table load (records per slot), in percent. Every lookup reads
+    /// one line whatever the load; a fuller table only costs build time.
+    pub const DEFAULT_LOAD_PERCENT: u8 = 99;
+
+    /// Mean keys per perfect-hash bucket: 2 pilot bytes per 5 keys.
+    const KEYS_PER_BUCKET: u64 = 5;
 
     impl SnapshotBuilder {
         /// A builder for `keyset`/`prefix` at `version`, valid for a day from `created_at`.
@@ -783,10 +804,10 @@ mod builder {
             self
         }
 
-        /// Sets the slot table's load (records per home slot, 10–100 %): lower
-        /// means shorter probes and a bigger file.
+        /// Sets the slot table's load (records per slot, 50–99 %): lower
+        /// builds faster and makes a bigger file; lookups read one line either way.
         pub fn load_percent(mut self, percent: u8) -> Self {
-            self.load_percent = percent.clamp(10, 100);
+            self.load_percent = percent.clamp(50, 99);
             self
         }
 
@@ -854,22 +875,8 @@ mod builder {
                     principals_blob.extend_from_slice(r.principal.as_bytes());
                 }
             }
-            // Slots: home = id scaled to home_slots; place in id order.
-            let home_slots = if n == 0 {
-                0
-            } else {
-                (n as u64 * 100).div_ceil(u64::from(self.load_percent))
-            };
-            let home_slots = u32::try_from(home_slots).map_err(|_| BuildError::TooManyKeys)?;
-            let mut positions = Vec::with_capacity(n);
-            let mut next = 0usize;
-            for r in &self.records {
-                let pos = home(r.digest.key_id().to_u128(), home_slots).max(next);
-                positions.push(pos);
-                next = pos + 1;
-            }
-            let slot_count =
-                u32::try_from(next.max(home_slots as usize)).map_err(|_| BuildError::TooLarge)?;
+            let (phf, pilots, positions) = place(&self.records, self.load_percent)?;
+            let slot_count = phf.slots;
             let mut out = alloc::vec![0u8; HEADER_LEN + slot_count as usize * RECORD_LEN];
             let t32 = |t: Option<u64>| -> Result<u32, BuildError> {
                 u32::try_from(t.unwrap_or(0)).map_err(|_| BuildError::TimeOutOfRange)
@@ -906,8 +913,9 @@ mod builder {
             h[32..64].copy_from_slice(&self.audit_head);
             h[64..80].copy_from_slice(&signer.id().0);
             h[80..84].copy_from_slice(&(n as u32).to_le_bytes());
-            h[84..88].copy_from_slice(&home_slots.to_le_bytes());
+            h[84..88].copy_from_slice(&phf.buckets.to_le_bytes());
             h[88..92].copy_from_slice(&slot_count.to_le_bytes());
+            h[104..112].copy_from_slice(&phf.seed.to_le_bytes());
             let plen = u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
             h[92..96].copy_from_slice(&plen.to_le_bytes());
             h[96..100].copy_from_slice(&(scopes_blob.len() as u32).to_le_bytes());
@@ -916,11 +924,101 @@ mod builder {
             h[113..113 + usize::from(self.prefix.len)]
                 .copy_from_slice(self.prefix.as_str().as_bytes());
             h[128..192].copy_from_slice(&self.keyset.field());
+            for p in &pilots {
+                out.extend_from_slice(&p.to_le_bytes());
+            }
             out.extend_from_slice(&principals_blob);
             out.extend_from_slice(&scopes_blob);
             let sig = signer.sign(Artifact::Snapshot, &out);
             out.extend_from_slice(&sig);
             Ok(out)
         }
+    }
+
+    /// Builds the perfect hash: buckets in decreasing size order each get the
+    /// first pilot that puts all their keys in free, distinct slots. Returns the
+    /// hash, the pilots, and each record's slot.
+    fn place(
+        records: &[RecordSpec],
+        load_percent: u8,
+    ) -> Result<(Phf, Vec<u16>, Vec<usize>), BuildError> {
+        let n = records.len() as u64;
+        if n == 0 {
+            return Ok((
+                Phf {
+                    buckets: 0,
+                    slots: 0,
+                    seed: 0,
+                },
+                Vec::new(),
+                Vec::new(),
+            ));
+        }
+        let slots = u32::try_from((n * 100).div_ceil(u64::from(load_percent)).max(1))
+            .map_err(|_| BuildError::TooManyKeys)?;
+        let buckets =
+            u32::try_from(n.div_ceil(KEYS_PER_BUCKET)).map_err(|_| BuildError::TooManyKeys)?;
+        let ids: Vec<u128> = records
+            .iter()
+            .map(|r| r.digest.key_id().to_u128())
+            .collect();
+        let mut seed = 0x6b65_7967_6174_6553u64; // "keygateS"
+        'attempt: for _ in 0..16 {
+            let phf = Phf {
+                buckets,
+                slots,
+                seed,
+            };
+            // Keys grouped by bucket (counting sort).
+            let mut start = alloc::vec![0u32; buckets as usize + 1];
+            for id in &ids {
+                start[phf.bucket(*id) + 1] += 1;
+            }
+            for b in 0..buckets as usize {
+                start[b + 1] += start[b];
+            }
+            let mut fill = start.clone();
+            let mut members = alloc::vec![0u32; ids.len()];
+            for (i, id) in ids.iter().enumerate() {
+                let b = phf.bucket(*id);
+                members[fill[b] as usize] = i as u32;
+                fill[b] += 1;
+            }
+            let mut order: Vec<u32> = (0..buckets)
+                .filter(|&b| start[b as usize + 1] > start[b as usize])
+                .collect();
+            order.sort_unstable_by_key(|&b| {
+                core::cmp::Reverse(start[b as usize + 1] - start[b as usize])
+            });
+            let mut taken = alloc::vec![false; slots as usize];
+            let mut pilots = alloc::vec![0u16; buckets as usize];
+            let mut positions = alloc::vec![0usize; ids.len()];
+            let mut here: Vec<usize> = Vec::new();
+            for b in order {
+                let keys = &members[start[b as usize] as usize..start[b as usize + 1] as usize];
+                let found = (0..=u16::MAX).find(|&p| {
+                    here.clear();
+                    for &k in keys {
+                        let s = phf.slot(ids[k as usize], p);
+                        if taken[s] || here.contains(&s) {
+                            return false;
+                        }
+                        here.push(s);
+                    }
+                    true
+                });
+                let Some(p) = found else {
+                    seed = fmix64(seed.wrapping_add(1));
+                    continue 'attempt;
+                };
+                pilots[b as usize] = p;
+                for (&k, &s) in keys.iter().zip(&here) {
+                    taken[s] = true;
+                    positions[k as usize] = s;
+                }
+            }
+            return Ok((phf, pilots, positions));
+        }
+        Err(BuildError::TooLarge)
     }
 }
