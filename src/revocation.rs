@@ -255,11 +255,6 @@ impl<'a> RevocationView<'a> {
         Ok(Self { bytes, header })
     }
 
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn from_checked(bytes: &'a [u8], header: RevocationHeader) -> Self {
-        Self { bytes, header }
-    }
-
     /// The header fields.
     pub fn header(&self) -> &RevocationHeader {
         &self.header
@@ -268,17 +263,23 @@ impl<'a> RevocationView<'a> {
     /// Is `id` revoked? Exact for every id in the base snapshot; arbitrary for
     /// other ids (they are unknown to the snapshot anyway).
     pub fn contains(&self, id: &KeyId) -> bool {
-        let id = id.to_u128();
-        let mut at = HEADER_LEN;
-        for l in self.header.levels() {
-            let data = self.bytes.get(at..at + l.data_len()).unwrap_or(&[]);
-            if !l.query(data, id) {
-                return false;
-            }
-            at += l.data_len();
-        }
-        self.header.level_count != 0
+        contains_in(self.bytes, &self.header, id)
     }
+}
+
+/// [`RevocationView::contains`] over checked bytes and their header, without
+/// copying the header into a view (the verifier's hot path).
+pub(crate) fn contains_in(bytes: &[u8], h: &RevocationHeader, id: &KeyId) -> bool {
+    let id = id.to_u128();
+    let mut at = HEADER_LEN;
+    for l in h.levels() {
+        let data = bytes.get(at..at + l.data_len()).unwrap_or(&[]);
+        if !l.query(data, id) {
+            return false;
+        }
+        at += l.data_len();
+    }
+    h.level_count != 0
 }
 
 #[cfg(feature = "std")]

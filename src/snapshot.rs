@@ -365,13 +365,6 @@ impl<'a> SnapshotView<'a> {
         Ok(view)
     }
 
-    /// Rebuilds a view over bytes that already passed [`SnapshotView::new`]
-    /// with this header (the verifier keeps the header beside the bytes).
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn from_checked(bytes: &'a [u8], header: SnapshotHeader) -> Self {
-        Self { bytes, header }
-    }
-
     /// The header fields.
     pub fn header(&self) -> &SnapshotHeader {
         &self.header
@@ -412,27 +405,11 @@ impl<'a> SnapshotView<'a> {
     /// at (an empty slot for an unknown id), so an unknown id costs the same as a
     /// known id with a wrong secret.
     pub fn lookup(&self, digest: &Digest) -> Option<Record<'a>> {
-        let id = digest.key_id().to_u128();
-        let h = &self.header;
-        let phf = Phf {
-            buckets: h.bucket_count,
-            slots: h.slot_count,
-            seed: h.hash_seed,
-        };
-        let candidate = if h.slot_count == 0 {
-            &EMPTY_SLOT
-        } else {
-            self.slot(phf.slot(id, self.pilot(phf.bucket(id))))
-        };
-        let rec = self.record(candidate);
-        bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
+        lookup_in(self.bytes, &self.header, digest)
     }
 
     fn pilot(&self, bucket: usize) -> u16 {
-        let at = self.header.pilots_at() + 2 * bucket;
-        self.bytes
-            .get(at..at + 2)
-            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+        pilot_in(self.bytes, &self.header, bucket)
     }
 
     /// Every record, in slot order.
@@ -446,20 +423,7 @@ impl<'a> SnapshotView<'a> {
 
     /// The bit of `scope` in record scope masks, or `None` if no key has it.
     pub fn scope_bit(&self, scope: &str) -> Option<u64> {
-        // Raw bytes, no UTF-8 re-check: the table was validated at parse time.
-        let b = self.scopes();
-        let want = scope.as_bytes();
-        let mut at = 1usize;
-        for i in 0..b.first().copied().unwrap_or(0) {
-            let len = usize::from(*b.get(at)?);
-            // A byte loop: scope names are short, a libc memcmp call is not.
-            let name = b.get(at + 1..at + 1 + len)?;
-            if len == want.len() && name.iter().zip(want).all(|(x, y)| x == y) {
-                return Some(1u64 << i);
-            }
-            at += 1 + len;
-        }
-        None
+        scope_bit_in(self.bytes, &self.header, scope)
     }
 
     /// The scope names, in bit order.
@@ -582,6 +546,60 @@ impl<'a> SnapshotView<'a> {
         }
         Ok(())
     }
+}
+
+/// [`SnapshotView::lookup`] over checked bytes and their header, without
+/// copying the header into a view (the verifier's hot path).
+pub(crate) fn lookup_in<'a>(
+    bytes: &'a [u8],
+    h: &SnapshotHeader,
+    digest: &Digest,
+) -> Option<Record<'a>> {
+    let id = digest.key_id().to_u128();
+    let phf = Phf {
+        buckets: h.bucket_count,
+        slots: h.slot_count,
+        seed: h.hash_seed,
+    };
+    let candidate = if h.slot_count == 0 {
+        &EMPTY_SLOT
+    } else {
+        let at = HEADER_LEN + phf.slot(id, pilot_in(bytes, h, phf.bucket(id))) * RECORD_LEN;
+        bytes
+            .get(at..at + RECORD_LEN)
+            .and_then(|s| s.first_chunk::<RECORD_LEN>())
+            .unwrap_or(&EMPTY_SLOT)
+    };
+    let rec = Record {
+        raw: candidate,
+        principals: bytes.get(h.principals_at()..h.scopes_at()).unwrap_or(&[]),
+    };
+    bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
+}
+
+fn pilot_in(bytes: &[u8], h: &SnapshotHeader, bucket: usize) -> u16 {
+    let at = h.pilots_at() + 2 * bucket;
+    bytes
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// [`SnapshotView::scope_bit`] over checked bytes and their header.
+pub(crate) fn scope_bit_in(bytes: &[u8], h: &SnapshotHeader, scope: &str) -> Option<u64> {
+    // Raw bytes, no UTF-8 re-check: the table was validated at parse time.
+    let b = bytes.get(h.scopes_at()..h.signature_at())?;
+    let want = scope.as_bytes();
+    let mut at = 1usize;
+    for i in 0..b.first().copied().unwrap_or(0) {
+        let len = usize::from(*b.get(at)?);
+        // A byte loop: scope names are short, a libc memcmp call is not.
+        let name = b.get(at + 1..at + 1 + len)?;
+        if len == want.len() && name.iter().zip(want).all(|(x, y)| x == y) {
+            return Some(1u64 << i);
+        }
+        at += 1 + len;
+    }
+    None
 }
 
 impl fmt::Debug for SnapshotView<'_> {

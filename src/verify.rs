@@ -13,8 +13,8 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Artifact, Error};
 use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
-use crate::revocation::{RevocationHeader, RevocationView};
-use crate::snapshot::{SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN};
+use crate::revocation::{self, RevocationHeader, RevocationView};
+use crate::snapshot::{self, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN};
 use crate::trust::TrustSet;
 
 /// What a verify decided. The snake_case names ([`Outcome::as_str`]) are the
@@ -100,13 +100,15 @@ impl Principal {
         buf: [0; MAX_PRINCIPAL_LEN],
     };
 
-    /// Copies validated UTF-8 (a snapshot principal, ≤ 128 bytes by format).
-    fn copy_of(s: &[u8]) -> Self {
-        let mut p = Self::EMPTY;
+    /// Copies a snapshot principal (≤ 128 bytes by format) into this
+    /// (zeroed) buffer. A byte loop: names are short, and a variable-length
+    /// `copy_from_slice` is a libc call.
+    fn set(&mut self, s: &[u8]) {
         let n = s.len().min(MAX_PRINCIPAL_LEN);
-        p.buf[..n].copy_from_slice(&s[..n]);
-        p.len = n as u8;
-        p
+        for (d, b) in self.buf.iter_mut().zip(&s[..n]) {
+            *d = *b;
+        }
+        self.len = n as u8;
     }
 
     /// The name (empty when no key was found).
@@ -276,10 +278,6 @@ impl Snapshot {
     fn bytes(&self) -> &[u8] {
         self.lines.bytes(self.len)
     }
-
-    fn view(&self) -> SnapshotView<'_> {
-        SnapshotView::from_checked(self.bytes(), self.header)
-    }
 }
 
 /// Checks a snapshot: signature (one pass of SHA-256) and record table (one
@@ -305,12 +303,6 @@ fn check_snapshot(bytes: &[u8], trust: &TrustSet) -> Result<SnapshotHeader, Erro
 struct Revocations {
     bytes: Vec<u8>,
     header: RevocationHeader,
-}
-
-impl Revocations {
-    fn view(&self) -> RevocationView<'_> {
-        RevocationView::from_checked(&self.bytes, self.header)
-    }
 }
 
 #[derive(Clone)]
@@ -705,12 +697,17 @@ impl Verifier {
     /// with a constant-time digest compare (`unknown`), `revoked`,
     /// `not_yet_valid`, `expired`, `insufficient_scope`, staleness (`stale`),
     /// then `valid_deprecated` or `valid`.
+    #[inline]
     pub fn verify(&self, key: &str, now: u64, scope: Option<&str>) -> Verdict {
-        let v = CACHE.with(|cell| {
+        // Built in place and filled by `decide`: a 220-byte verdict moved
+        // through closures cost several memcpy calls per verify.
+        let mut v = Verdict::bare(Outcome::Stale, 0, 0);
+        CACHE.with(|cell| {
             let Ok(mut slot) = cell.try_borrow_mut() else {
                 // Only reachable if verify re-entered itself on this thread.
                 let state = self.state.load_full();
-                return decide(&state, self.config.staleness, key, now, scope);
+                decide(&state, self.config.staleness, key, now, scope, &mut v);
+                return;
             };
             let generation = self.generation.load(Ordering::Acquire);
             let fresh = slot
@@ -719,12 +716,10 @@ impl Verifier {
             if !fresh {
                 self.refresh(&mut slot, generation);
             }
-            let Some(c) = slot.as_ref() else {
-                return Verdict::bare(Outcome::Stale, 0, 0);
-            };
-            let v = decide(&c.state, self.config.staleness, key, now, scope);
-            c.counters.bump(v.outcome);
-            v
+            if let Some(c) = slot.as_ref() {
+                decide(&c.state, self.config.staleness, key, now, scope, &mut v);
+                c.counters.bump(v.outcome);
+            }
         });
         if v.outcome == Outcome::ValidDeprecated {
             self.note_deprecated(&v, now);
@@ -821,21 +816,24 @@ fn decide(
     key: &str,
     now: u64,
     scope: Option<&str>,
-) -> Verdict {
-    let seq = state.revocations.as_ref().map_or(0, |r| r.header.sequence);
+    v: &mut Verdict,
+) {
+    v.revocation_seq = state.revocations.as_ref().map_or(0, |r| r.header.sequence);
     let Some(snap) = state.snapshot.as_deref() else {
-        return Verdict::bare(Outcome::Stale, 0, seq);
+        v.outcome = Outcome::Stale;
+        return;
     };
-    let view = snap.view();
-    let h = view.header();
-    let mut v = Verdict::bare(Outcome::Malformed, h.version, seq);
+    let bytes = snap.bytes();
+    let h = &snap.header;
+    v.snapshot_version = h.version;
+    v.outcome = Outcome::Malformed;
     let prefix = h.prefix.as_bytes();
     if key::has_prefix_bytes(key.as_bytes(), prefix) {
         if key::check_with_prefix_bytes(key.as_bytes(), prefix).is_err() {
-            return v;
+            return;
         }
     } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
-        return v;
+        return;
     }
     let digest = Digest::of(key.as_bytes());
     let id = digest.key_id();
@@ -843,12 +841,12 @@ fn decide(
     let filtered = state
         .revocations
         .as_ref()
-        .is_some_and(|r| r.view().contains(&id));
-    let Some(rec) = view.lookup(&digest) else {
+        .is_some_and(|r| revocation::contains_in(&r.bytes, &r.header, &id));
+    let Some(rec) = snapshot::lookup_in(bytes, h, &digest) else {
         v.outcome = Outcome::Unknown;
-        return v;
+        return;
     };
-    v.principal = Principal::copy_of(rec.principal_bytes());
+    v.principal.set(rec.principal_bytes());
     v.deprecated_at = rec.deprecated_at();
     v.sunset_at = rec.sunset_at();
     // A deprecated key stops at its sunset even if its expiry is later.
@@ -865,8 +863,7 @@ fn decide(
     } else if expiry.is_some_and(|e| now >= e) {
         Outcome::Expired
     } else if scope.is_some_and(|s| {
-        view.scope_bit(s)
-            .is_none_or(|bit| rec.scope_mask() & bit == 0)
+        snapshot::scope_bit_in(bytes, h, s).is_none_or(|bit| rec.scope_mask() & bit == 0)
     }) {
         Outcome::InsufficientScope
     } else if v.stale
@@ -881,5 +878,4 @@ fn decide(
     } else {
         Outcome::Valid
     };
-    v
 }
