@@ -26,6 +26,16 @@ rust_setup() {
     done
 }
 
-# ring's C and assembly for wasm32 need clang.
-apt_install clang
+cargo_tool() { # name version [extra cargo install args]
+    local name=$1 version=$2; shift 2
+    if ! "$name" --version 2>/dev/null | grep -q "$version"; then
+        echo "setup: cargo install $name $version"
+        cargo install "$name" --version "$version" "$@" --quiet
+    fi
+}
+
+# ring's C and assembly for wasm32 need clang; the C library's tests need
+# valgrind, LuaJIT (luajit2, not luajit: they conflict), pkg-config, python3.
+apt_install clang valgrind luajit2 pkg-config python3
 rust_setup
+cargo_tool cbindgen 0.27.0 --locked

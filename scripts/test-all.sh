@@ -30,12 +30,20 @@ step "build wasm32-unknown-unknown"  cargo build -p keygate --target wasm32-unkn
 step "build no_std, no allocator"    cargo build -p keygate --no-default-features --target wasm32-unknown-unknown
 step "docs (warnings are errors)"    env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 step "benches compile"               cargo bench --workspace --no-run
+step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-config)" \
+                                     bash bindings/c/tests/run.sh
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 
 echo
 echo "== summary"
 printf '  %s\n' "${STEPS[@]}"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
+c_checks=$(grep -Eo 'test_api: [0-9]+ checks passed' "$LOG" | awk '{s+=$2} END {print s+0}')
+echo "  C API checks passed: $c_checks"
+if [ "$c_checks" -eq 0 ]; then
+    echo "FAIL: the C tests did not run" >&2
+    exit 1
+fi
 failed=$(grep -Eo '[0-9]+ failed' "$LOG" | awk '{s+=$1} END {print s+0}')
 echo "  tests passed: $passed, failed: $failed"
 if [ "$passed" -eq 0 ]; then

@@ -1,0 +1,207 @@
+/* Every outcome, every reachable error code, NULL and garbage arguments, and
+ * refused artifacts keeping state, through the C API. Usage: test_api FIXTURES_DIR */
+#include "common.h"
+
+static const uint64_t NOW = 1767225600;
+
+static keygate_verifier *loaded(const char *dir) {
+    buffer t = read_file(dir, "trust.kgt");
+    buffer s = read_file(dir, "snapshot-1.kgs");
+    keygate_verifier *v = NULL;
+    CHECK_RESULT(keygate_verifier_new(t.data, t.len, &v), KEYGATE_RESULT_OK);
+    CHECK(v != NULL);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s.data, s.len), KEYGATE_RESULT_OK);
+    free(t.data);
+    free(s.data);
+    return v;
+}
+
+static void every_outcome(const char *dir) {
+    keygate_verifier *v = loaded(dir);
+    char k[128];
+    read_key(dir, "valid", k, sizeof k);
+    keygate_verdict d = verify_at(v, k, "invoices:write", NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_VALID);
+    CHECK(strcmp(d.principal, "billing-service") == 0);
+    CHECK(d.principal_len == strlen("billing-service"));
+    CHECK(d.snapshot_version == 1 && d.revocation_seq == 0 && !d.stale);
+    CHECK(d.expires_at == 0 && d.deprecated_at == 0 && d.sunset_at == 0);
+    CHECK(strcmp(keygate_outcome_name(d.outcome), "valid") == 0);
+
+    CHECK(verify_at(v, k, "no-such-scope", NOW).outcome == KEYGATE_OUTCOME_INSUFFICIENT_SCOPE);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_VALID);
+    CHECK(verify_at(v, k, NULL, NOW + 2 * 86400 + 1).outcome == KEYGATE_OUTCOME_STALE);
+    d = verify_at(v, k, NULL, NOW + 86400 + 5);
+    CHECK(d.outcome == KEYGATE_OUTCOME_VALID && d.stale);
+    /* now = 0 means the current time: far past this fixture's validity. */
+    CHECK(verify_at(v, k, NULL, 0).outcome == KEYGATE_OUTCOME_STALE);
+
+    read_key(dir, "deprecated", k, sizeof k);
+    d = verify_at(v, k, "invoices:read", NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_VALID_DEPRECATED);
+    CHECK(d.deprecated_at == NOW - 3600 && d.sunset_at == NOW + 7 * 86400);
+    CHECK(d.expires_at == NOW + 7 * 86400);
+
+    read_key(dir, "revoked", k, sizeof k);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_REVOKED);
+    read_key(dir, "expired", k, sizeof k);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_EXPIRED);
+    read_key(dir, "not_yet_valid", k, sizeof k);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_NOT_YET_VALID);
+    read_key(dir, "unknown", k, sizeof k);
+    d = verify_at(v, k, NULL, NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_UNKNOWN && d.principal[0] == 0 && d.principal_len == 0);
+    CHECK(verify_at(v, "acme_live_typo", NULL, NOW).outcome == KEYGATE_OUTCOME_MALFORMED);
+
+    /* A 128-byte principal is truncated to 127 plus NUL; the length is the full one. */
+    read_key(dir, "long_principal", k, sizeof k);
+    d = verify_at(v, k, NULL, NOW);
+    CHECK(d.principal_len == 128 && strlen(d.principal) == 127);
+
+    /* Garbage bytes (not UTF-8) as a key: a malformed verdict, not an error. */
+    const char garbage[] = {(char)0xff, (char)0xfe, 0, 'x'};
+    keygate_verdict g;
+    CHECK_RESULT(keygate_verifier_verify(v, garbage, sizeof garbage, NULL, 0, NOW, &g), KEYGATE_RESULT_OK);
+    CHECK(g.outcome == KEYGATE_OUTCOME_MALFORMED);
+
+    /* Revocation update: revoked_by_update becomes revoked, with the sequence. */
+    read_key(dir, "revoked_by_update", k, sizeof k);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_VALID);
+    buffer r = read_file(dir, "revocations-1.kgr");
+    CHECK_RESULT(keygate_verifier_load_revocations(v, r.data, r.len), KEYGATE_RESULT_OK);
+    d = verify_at(v, k, NULL, NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_REVOKED && d.revocation_seq == 1);
+    /* Applying it twice is a no-op. */
+    CHECK_RESULT(keygate_verifier_load_revocations(v, r.data, r.len), KEYGATE_RESULT_OK);
+    free(r.data);
+
+    uint64_t sv = 0, rs = 0;
+    CHECK_RESULT(keygate_verifier_versions(v, &sv, &rs), KEYGATE_RESULT_OK);
+    CHECK(sv == 1 && rs == 1);
+    keygate_verifier_free(v);
+}
+
+static void every_error_code_and_state_kept(const char *dir) {
+    keygate_verifier *v = loaded(dir);
+    char k[128];
+    read_key(dir, "valid", k, sizeof k);
+    keygate_verdict before = verify_at(v, k, NULL, NOW);
+
+    buffer s1 = read_file(dir, "snapshot-1.kgs");
+    buffer s2 = read_file(dir, "snapshot-2.kgs");
+    buffer r2 = read_file(dir, "revocations-2.kgr");
+    buffer other = read_file(dir, "snapshot-other-signer.kgs");
+    buffer keyset = read_file(dir, "snapshot-other-keyset.kgs");
+    buffer untrusted = read_file(dir, "untrusted-chain.kgt");
+
+    /* NULL pointers. */
+    keygate_verifier *none = NULL;
+    CHECK_RESULT(keygate_verifier_new(NULL, 10, &none), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_new(s1.data, s1.len, NULL), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK(none == NULL);
+    CHECK_RESULT(keygate_verifier_load_snapshot(NULL, s1.data, s1.len), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, NULL, 5), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_load_revocations(v, NULL, 0), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_load_trust(NULL, NULL, 0), KEYGATE_RESULT_NULL_ARGUMENT);
+    keygate_verdict out;
+    memset(&out, 0x5A, sizeof out);
+    keygate_verdict untouched = out;
+    CHECK_RESULT(keygate_verifier_verify(NULL, k, strlen(k), NULL, 0, NOW, &out), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_verify(v, NULL, 3, NULL, 0, NOW, &out), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_verify(v, k, strlen(k), NULL, 0, NOW, NULL), KEYGATE_RESULT_NULL_ARGUMENT);
+    /* Invalid scope bytes: an argument error, and *out untouched. */
+    const char bad_scope[] = {(char)0xc3, (char)0x28};
+    CHECK_RESULT(keygate_verifier_verify(v, k, strlen(k), bad_scope, 2, NOW, &out), KEYGATE_RESULT_INVALID_ARGUMENT);
+    CHECK(memcmp(&out, &untouched, sizeof out) == 0);
+    uint64_t a, b;
+    CHECK_RESULT(keygate_verifier_versions(v, NULL, &b), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_versions(NULL, &a, &b), KEYGATE_RESULT_NULL_ARGUMENT);
+    keygate_verifier_free(NULL);
+
+    /* Artifact errors, each leaving the verifier as it was. */
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, (const uint8_t *)"garbage!", 8), KEYGATE_RESULT_BAD_MAGIC);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s2.data, 100), KEYGATE_RESULT_TRUNCATED);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s2.data, 0), KEYGATE_RESULT_TRUNCATED);
+    unsigned char *m = malloc(s2.len);
+    memcpy(m, s2.data, s2.len);
+    m[4] = 9; /* format version */
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, m, s2.len), KEYGATE_RESULT_UNSUPPORTED_VERSION);
+    memcpy(m, s2.data, s2.len);
+    m[16] ^= 1; /* created_at: structure fine, signature not */
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, m, s2.len), KEYGATE_RESULT_BAD_SIGNATURE);
+    memcpy(m, s2.data, s2.len);
+    m[7] = 0; /* header length: 256 becomes 0 */
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, m, s2.len), KEYGATE_RESULT_MALFORMED);
+    free(m);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, other.data, other.len), KEYGATE_RESULT_UNKNOWN_SIGNER);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, keyset.data, keyset.len), KEYGATE_RESULT_WRONG_KEYSET);
+    CHECK_RESULT(keygate_verifier_load_revocations(v, r2.data, r2.len), KEYGATE_RESULT_BASE_MISMATCH);
+    CHECK_RESULT(keygate_verifier_load_trust(v, untrusted.data, untrusted.len), KEYGATE_RESULT_UNTRUSTED_BUNDLE);
+
+    keygate_verdict after = verify_at(v, k, NULL, NOW);
+    CHECK(memcmp(&before, &after, sizeof before) == 0);
+
+    /* Rollback after moving to version 2; the same version again is a no-op. */
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s2.data, s2.len), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s2.data, s2.len), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s1.data, s1.len), KEYGATE_RESULT_ROLLBACK);
+    CHECK(verify_at(v, k, NULL, NOW).snapshot_version == 2);
+
+    /* A revocation update before any snapshot. */
+    buffer t = read_file(dir, "trust.kgt");
+    keygate_verifier *fresh = NULL;
+    CHECK_RESULT(keygate_verifier_new(t.data, t.len, &fresh), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_load_revocations(fresh, r2.data, r2.len), KEYGATE_RESULT_NO_SNAPSHOT);
+    CHECK(verify_at(fresh, k, NULL, NOW).outcome == KEYGATE_OUTCOME_STALE);
+    /* A signer rotation followed through the chain, then the new signer's snapshot. */
+    buffer rotated = read_file(dir, "rotated-chain.kgt");
+    CHECK_RESULT(keygate_verifier_load_trust(fresh, rotated.data, rotated.len), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_load_snapshot(fresh, other.data, other.len), KEYGATE_RESULT_OK);
+    keygate_verifier_free(fresh);
+    /* Bad trust at creation: no handle written. */
+    keygate_verifier *nope = NULL;
+    CHECK_RESULT(keygate_verifier_new(s1.data, s1.len, &nope), KEYGATE_RESULT_BAD_MAGIC);
+    CHECK(nope == NULL);
+
+    /* Stats: size query, too-small buffer (nothing written), then the text. */
+    size_t need = 0, len = 0;
+    CHECK_RESULT(keygate_verifier_stats_prometheus_size(v, &need), KEYGATE_RESULT_OK);
+    CHECK(need > 100);
+    char small[8] = "unset";
+    CHECK_RESULT(keygate_verifier_stats_prometheus(v, small, sizeof small, &len), KEYGATE_RESULT_BUFFER_TOO_SMALL);
+    CHECK(len == 0 && strcmp(small, "unset") == 0);
+    char *text = malloc(need);
+    CHECK_RESULT(keygate_verifier_stats_prometheus(v, text, need, &len), KEYGATE_RESULT_OK);
+    CHECK(len == strlen(text));
+    CHECK(strstr(text, "keygate_verify_total{outcome=\"valid\"}") != NULL);
+    CHECK(strstr(text, "keygate_artifact_refused_total{artifact=\"snapshot\"}") != NULL);
+    CHECK_RESULT(keygate_verifier_stats_prometheus(v, NULL, 10, &len), KEYGATE_RESULT_NULL_ARGUMENT);
+    free(text);
+
+    /* Every result code has a message; version string. */
+    int codes[] = {0, 1, 2, 3, 4, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 199};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        CHECK(strlen(keygate_result_message((keygate_result)codes[i])) > 1);
+    CHECK(strncmp(keygate_version(), "keygate ", 8) == 0);
+
+    free(s1.data);
+    free(s2.data);
+    free(r2.data);
+    free(other.data);
+    free(keyset.data);
+    free(untrusted.data);
+    free(t.data);
+    free(rotated.data);
+    keygate_verifier_free(v);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+        return 2;
+    }
+    every_outcome(argv[1]);
+    every_error_code_and_state_kept(argv[1]);
+    printf("test_api: %d checks passed (%s)\n", checks, keygate_version());
+    return 0;
+}
