@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the keygate WASM package for Node (pkg/node) and for the web and
+# Workers (pkg/web): cargo → wasm-bindgen (pinned, = the crate's wasm-bindgen)
+# → wasm-opt from the npm binaryen package (Debian's breaks in node).
+set -euo pipefail
+cd "$(dirname "$0")"
+HERE=$PWD
+ROOT=$(cd ../.. && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+if [ "$have" != "$want" ]; then
+    echo "build.sh: need wasm-bindgen-cli $want (have ${have:-none}): cargo install wasm-bindgen-cli --version $want" >&2
+    exit 1
+fi
+[ -x node_modules/.bin/wasm-opt ] || npm install --no-audit --no-fund --silent
+(cd "$ROOT" && cargo build --release -p keygate-wasm --target wasm32-unknown-unknown \
+    --config 'profile.release.debug=0' --config 'profile.release.opt-level="s"')
+wasm="$TARGET/wasm32-unknown-unknown/release/keygate_wasm.wasm"
+for t in node web; do
+    out="$HERE/pkg/$t"
+    rm -rf "$out"
+    wasm-bindgen --target "$([ $t = node ] && echo nodejs || echo web)" --out-dir "$out" --out-name keygate "$wasm"
+    ./node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-mutable-globals "$out/keygate_bg.wasm" -o "$out/keygate_bg.wasm"
+    cat > "$out/package.json" <<JSON
+{
+  "name": "keygate",
+  "version": "$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)",
+  "description": "Embedded API-key verification against signed keygate snapshots (WASM, $t)",
+  "license": "Apache-2.0 OR MIT",
+  "main": "keygate.js",
+  "types": "keygate.d.ts",
+  $([ $t = web ] && echo '"type": "module",')
+  "files": ["keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "README.md"]
+}
+JSON
+    cp README.md "$out/README.md"
+    raw=$(stat -c %s "$out/keygate_bg.wasm")
+    gz=$(gzip -9 -c "$out/keygate_bg.wasm" | wc -c)
+    echo "pkg/$t: keygate_bg.wasm $raw bytes raw, $gz gzip"
+done
