@@ -44,20 +44,28 @@ impl Verifier {
     /// A verifier trusting the `.kgt` chain `trust`.
     #[wasm_bindgen(constructor)]
     pub fn new(trust: &[u8]) -> Result<Verifier, JsValue> {
-        keygate::Verifier::new(trust).map(|inner| Verifier { inner }).map_err(err)
+        keygate::Verifier::new(trust)
+            .map(|inner| Verifier { inner })
+            .map_err(err)
     }
 
     /// Installs a snapshot (`.kgs`). Throws with the reason when refused; the
     /// current state is kept. Returns `{ changed, from, to }`.
     #[wasm_bindgen(js_name = loadSnapshot)]
     pub fn load_snapshot(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
-        self.inner.install_snapshot(bytes).map(installed).map_err(err)
+        self.inner
+            .install_snapshot(bytes)
+            .map(installed)
+            .map_err(err)
     }
 
     /// Applies a revocation update (`.kgr`). Throws when refused; state kept.
     #[wasm_bindgen(js_name = loadRevocations)]
     pub fn load_revocations(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
-        self.inner.install_revocations(bytes).map(installed).map_err(err)
+        self.inner
+            .install_revocations(bytes)
+            .map(installed)
+            .map_err(err)
     }
 
     /// Follows a new trust chain (`.kgt`). Throws when refused; state kept.
@@ -71,7 +79,11 @@ impl Verifier {
     /// keyId, expiresAt, deprecatedAt, sunsetAt, snapshotVersion,
     /// revocationSeq, stale }`.
     pub fn verify(&self, key: &str, options: Option<Object>) -> Result<JsValue, JsValue> {
-        let get = |k: &str| options.as_ref().and_then(|o| Reflect::get(o, &JsValue::from_str(k)).ok());
+        let get = |k: &str| {
+            options
+                .as_ref()
+                .and_then(|o| Reflect::get(o, &JsValue::from_str(k)).ok())
+        };
         let scope = match get("scope") {
             Some(s) if s.is_string() => s.as_string(),
             Some(s) if s.is_undefined() || s.is_null() => None,
@@ -86,14 +98,21 @@ impl Verifier {
                 }
                 n as u64
             }
-            Some(n) if !(n.is_undefined() || n.is_null()) => return Err(err("options.now must be a number")),
+            Some(n) if !(n.is_undefined() || n.is_null()) => {
+                return Err(err("options.now must be a number"))
+            }
             _ => (js_sys::Date::now() / 1000.0) as u64,
         };
         let v = self.inner.verify(key, now, scope.as_deref());
         let o = Object::new();
         set(&o, "outcome", v.outcome.as_str());
         set(&o, "principal", v.principal.as_str());
-        set(&o, "keyId", v.key_id.map_or(JsValue::NULL, |k| JsValue::from_str(&k.to_string())));
+        set(
+            &o,
+            "keyId",
+            v.key_id
+                .map_or(JsValue::NULL, |k| JsValue::from_str(&k.to_string())),
+        );
         set(&o, "expiresAt", opt(v.expires_at));
         set(&o, "deprecatedAt", opt(v.deprecated_at));
         set(&o, "sunsetAt", opt(v.sunset_at));

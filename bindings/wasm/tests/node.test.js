@@ -1,0 +1,104 @@
+// The keygate WASM package under Node: every outcome, refused artifacts keep
+// state, and the same verdicts as the Rust verifier on the committed vectors.
+// Run by tests/run.sh: KEYGATE_FIXTURES=dir node --test tests/node.test.js
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const path = require("node:path");
+const { Verifier, version } = require("../pkg/node");
+
+const fixtures = process.env.KEYGATE_FIXTURES;
+const vectors = path.join(__dirname, "../../../tests/vectors");
+const read = (dir, name) => new Uint8Array(fs.readFileSync(path.join(dir, name)));
+const keys = Object.fromEntries(
+  fs.readFileSync(path.join(fixtures, "keys.txt"), "utf8").trim().split("\n").map((l) => l.split(" ")),
+);
+const NOW = Number(keys.now);
+
+function loaded() {
+  const v = new Verifier(read(fixtures, "trust.kgt"));
+  assert.deepEqual(v.loadSnapshot(read(fixtures, "snapshot-1.kgs")), { changed: true, from: 0, to: 1 });
+  return v;
+}
+
+test("version", () => assert.match(version(), /^keygate \d/));
+
+test("every outcome", () => {
+  const v = loaded();
+  const at = (k, scope, now = NOW) => v.verify(keys[k], { scope, now });
+  const r = at("valid", "invoices:write");
+  assert.equal(r.outcome, "valid");
+  assert.equal(r.principal, "billing-service");
+  assert.match(r.keyId, /^[0-9a-f]{32}$/);
+  assert.equal(r.snapshotVersion, 1);
+  assert.equal(r.revocationSeq, 0);
+  assert.equal(r.expiresAt, null);
+  assert.equal(r.stale, false);
+  const d = at("deprecated", "invoices:read");
+  assert.equal(d.outcome, "valid_deprecated");
+  assert.equal(d.deprecatedAt, NOW - 3600);
+  assert.equal(d.sunsetAt, NOW + 7 * 86400);
+  assert.equal(at("revoked").outcome, "revoked");
+  assert.equal(at("expired").outcome, "expired");
+  assert.equal(at("not_yet_valid").outcome, "not_yet_valid");
+  assert.equal(at("unknown").outcome, "unknown");
+  assert.equal(at("valid", "nope").outcome, "insufficient_scope");
+  assert.equal(v.verify("acme_live_typo", { now: NOW }).outcome, "malformed");
+  assert.equal(v.verify("", { now: NOW }).keyId, null);
+  const stale = at("valid", undefined, NOW + 86400 + 10);
+  assert.equal(stale.outcome, "valid");
+  assert.equal(stale.stale, true);
+  assert.equal(at("valid", undefined, NOW + 3 * 86400).outcome, "stale");
+  // Options are optional: the current time is long past this fixture.
+  assert.equal(v.verify(keys.valid).outcome, "stale");
+  assert.throws(() => v.verify(keys.valid, { scope: 7 }), /scope must be a string/);
+  // The revocation update revokes one more key, reporting its sequence.
+  assert.equal(at("revoked_by_update").outcome, "valid");
+  v.loadRevocations(read(fixtures, "revocations-1.kgr"));
+  const rv = at("revoked_by_update");
+  assert.equal(rv.outcome, "revoked");
+  assert.equal(rv.revocationSeq, 1);
+  const s = v.stats();
+  assert.equal(s.outcomes.valid_deprecated, 1);
+  assert.equal(s.deprecated.length, 1);
+  assert.equal(s.deprecated[0].principal, "billing-service");
+  assert.match(v.statsPrometheus(), /keygate_verify_total\{outcome="revoked"\} 2/);
+});
+
+test("refused artifacts throw with the reason and keep state", () => {
+  const v = loaded();
+  const before = v.verify(keys.valid, { now: NOW });
+  const s2 = read(fixtures, "snapshot-2.kgs");
+  assert.throws(() => v.loadSnapshot(s2.slice(0, 100)), /truncated/);
+  const flipped = s2.slice();
+  flipped[300] ^= 1;
+  assert.throws(() => v.loadSnapshot(flipped), /signature does not verify/);
+  assert.throws(() => v.loadSnapshot(read(fixtures, "snapshot-other-signer.kgs")), /untrusted signer/);
+  assert.throws(() => v.loadSnapshot(read(fixtures, "snapshot-other-keyset.kgs")), /keyset 'globex'/);
+  assert.throws(() => v.loadRevocations(read(fixtures, "revocations-2.kgr")), /snapshot version 2, installed is 1/);
+  assert.throws(() => v.loadTrust(read(fixtures, "untrusted-chain.kgt")), /not signed by a trusted signer/);
+  assert.throws(() => new Verifier(new Uint8Array([1, 2, 3])), /truncated/);
+  assert.deepEqual(v.verify(keys.valid, { now: NOW }), before);
+  assert.deepEqual(v.loadSnapshot(s2), { changed: true, from: 1, to: 2 });
+  assert.deepEqual(v.loadSnapshot(s2), { changed: false });
+  assert.throws(() => v.loadSnapshot(read(fixtures, "snapshot-1.kgs")), /rollback refused: offered 1, installed 2/);
+  assert.equal(v.stats().refused.snapshot, 6);
+});
+
+test("same verdicts as the Rust verifier on the committed vectors", () => {
+  const v = new Verifier(read(vectors, "trust.kgt"));
+  v.loadSnapshot(read(vectors, "snapshot.kgs"));
+  const lines = fs.readFileSync(path.join(vectors, "verdicts.txt"), "utf8").trim().split("\n").slice(1);
+  assert.equal(lines.length, 9);
+  const check = (col) => {
+    for (const line of lines) {
+      const f = line.split(" ");
+      const scope = f[1] === "-" ? undefined : f[1];
+      assert.equal(v.verify(f[0], { scope, now: Number(f[2]) }).outcome, f[col], f[0]);
+    }
+  };
+  check(3);
+  v.loadRevocations(read(vectors, "revocations.kgr"));
+  check(4);
+});

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the WASM package, then: node --test against pkg/node, and the Worker
+# under real workerd (npm). Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(cd ../.. && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+bash build.sh
+(cd "$ROOT" && cargo build --release -q -p keygate-cli && cargo run --release -q -p keygate-c --example fixtures -- "$TARGET/wasm-tests/fixtures")
+KEYGATE_FIXTURES="$TARGET/wasm-tests/fixtures" node --test tests/node.test.js
+KEYGATE_BIN="$TARGET/release/keygate" node --test tests/workerd.test.js

@@ -1,0 +1,182 @@
+// The Worker under real workerd on 127.0.0.1: artifacts published by the
+// keygate CLI to a local origin, a local upstream, every outcome over HTTP, and
+// a revocation published to the origin enforced after the next refresh.
+// Run by tests/run.sh: KEYGATE_BIN=path/to/keygate node --test tests/workerd.test.js
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const http = require("node:http");
+const crypto = require("node:crypto");
+const { spawn, execFileSync } = require("node:child_process");
+
+const HERE = path.join(__dirname, "..");
+const BIN = process.env.KEYGATE_BIN;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "keygate-workerd-"));
+const store = path.join(work, "store");
+const site = path.join(work, "site");
+const kg = (...args) => execFileSync(BIN, ["--store", store, "--json", ...args], { encoding: "utf8" });
+
+function listen(handler) {
+  return new Promise((resolve) => {
+    const s = http.createServer(handler);
+    s.listen(0, "127.0.0.1", () => resolve(s));
+  });
+}
+
+async function waitForPort(port, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`, { headers: {} });
+      return;
+    } catch (e) {
+      if (Date.now() > until) throw new Error(`workerd did not listen on ${port}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+let origin, upstream, workerd, port;
+const seen = [];
+const keys = {};
+
+test.before(async () => {
+  kg("init", "--keyset", "edge", "--prefix", "edge_live");
+  const issue = (...a) => JSON.parse(kg("issue", ...a)).key;
+  keys.valid = issue("--principal", "billing-service", "--scope", "invoices:read");
+  keys.old = issue("--principal", "mobile-app", "--scope", "invoices:read");
+  keys.rotated = JSON.parse(kg("rotate", "--principal", "mobile-app", "--grace", "7d")).key;
+  keys.noscope = issue("--principal", "search-indexer", "--scope", "search:read");
+  keys.revoked = issue("--principal", "leaky", "--scope", "invoices:read");
+  kg("revoke", "--key", keys.revoked);
+  keys.later = issue("--principal", "partner", "--scope", "invoices:read", "--not-before", String(Math.floor(Date.now() / 1000) + 86400));
+  keys.expiring = issue("--principal", "batch", "--scope", "invoices:read", "--expires", "1s");
+  keys.toRevoke = issue("--principal", "breach-target", "--scope", "invoices:read");
+  kg("publish", "--out", site);
+  origin = await listen((req, res) => {
+    const file = path.join(site, path.basename(req.url));
+    if (!fs.existsSync(file)) return res.writeHead(404).end();
+    const body = fs.readFileSync(file);
+    const etag = `"${crypto.createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
+    if (req.headers["if-none-match"] === etag) return res.writeHead(304).end();
+    res.writeHead(200, { etag, "content-type": "application/octet-stream" }).end(body);
+  });
+  upstream = await listen((req, res) => {
+    seen.push({ principal: req.headers["x-keygate-principal"], auth: req.headers.authorization, apiKey: req.headers["x-api-key"] });
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true }));
+  });
+  port = 20000 + Math.floor(Math.random() * 20000);
+  const cfg = path.join(work, "config.capnp");
+  fs.copyFileSync(path.join(HERE, "worker/worker.js"), path.join(work, "worker.js"));
+  fs.copyFileSync(path.join(HERE, "pkg/web/keygate.js"), path.join(work, "keygate.js"));
+  fs.copyFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm"), path.join(work, "keygate_bg.wasm"));
+  fs.writeFileSync(cfg, `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .gate),
+    (name = "origin", external = (address = "127.0.0.1:${origin.address().port}", http = ())),
+    (name = "upstream", external = (address = "127.0.0.1:${upstream.address().port}", http = ())),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const gate :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+    (name = "keygate.js", esModule = embed "keygate.js"),
+    (name = "keygate_bg.wasm", wasm = embed "keygate_bg.wasm"),
+  ],
+  bindings = [
+    (name = "ORIGIN", service = "origin"),
+    (name = "UPSTREAM", service = "upstream"),
+    (name = "SCOPE", text = "invoices:read"),
+    (name = "REFRESH_SECONDS", text = "1"),
+  ],
+  compatibilityDate = "2024-09-01",
+);
+`);
+  workerd = spawn(path.join(HERE, "node_modules/.bin/workerd"), ["serve", cfg], { stdio: ["ignore", "inherit", "inherit"] });
+  await waitForPort(port, 20000);
+});
+
+test.after(() => {
+  workerd?.kill();
+  origin?.close();
+  upstream?.close();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+const get = (headers) => fetch(`http://127.0.0.1:${port}/invoices`, { headers });
+
+test("every outcome over HTTP", async () => {
+  let r = await get({ authorization: `Bearer ${keys.valid}` });
+  assert.equal(r.status, 200);
+  assert.equal(seen.at(-1).principal, "billing-service");
+  assert.equal(seen.at(-1).auth, undefined, "the key is not passed upstream");
+
+  r = await get({ "x-api-key": keys.valid });
+  assert.equal(r.status, 200);
+
+  r = await get({ authorization: `Bearer ${keys.old}` });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("deprecation"), /^@\d+$/);
+  assert.match(r.headers.get("sunset"), /GMT$/);
+  assert.equal(seen.at(-1).principal, "mobile-app");
+  r = await get({ authorization: `Bearer ${keys.rotated}` });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("deprecation"), null);
+
+  r = await get({});
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="keygate"');
+
+  for (const [k, want] of [["revoked", "revoked"], ["later", "not yet valid"]]) {
+    r = await get({ authorization: `Bearer ${keys[k]}` });
+    assert.equal(r.status, 401, k);
+    assert.match(r.headers.get("www-authenticate"), new RegExp(`error="invalid_token", error_description="${want}"`));
+  }
+  r = await get({ authorization: "Bearer edge_live_notakey" });
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get("www-authenticate"), /malformed/);
+  r = await get({ authorization: "Bearer edge_live_000000000000000000000000000000000ZZZZZZ" });
+  assert.equal(r.status, 401);
+
+  r = await get({ authorization: `Bearer ${keys.noscope}` });
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get("www-authenticate"), /error="insufficient_scope"/);
+
+  await new Promise((res) => setTimeout(res, 1200));
+  r = await get({ authorization: `Bearer ${keys.expiring}` });
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get("www-authenticate"), /expired/);
+});
+
+test("a revocation published to the origin is enforced after the next refresh", async () => {
+  let r = await get({ authorization: `Bearer ${keys.toRevoke}` });
+  assert.equal(r.status, 200);
+  // A corrupted snapshot on the origin changes nothing for valid keys.
+  const snap = path.join(site, "snapshot.kgs");
+  const good = fs.readFileSync(snap);
+  const bad = Buffer.from(good);
+  bad[300] ^= 0xff;
+  fs.writeFileSync(snap, bad);
+  kg("revoke", "--key", keys.toRevoke, "--reason", "breach drill");
+  const t0 = Date.now();
+  kg("publish", "--out", site, "--revocations-only");
+  let ms = null;
+  while (Date.now() - t0 < 5000) {
+    r = await get({ authorization: `Bearer ${keys.toRevoke}` });
+    if (r.status === 401) {
+      ms = Date.now() - t0;
+      break;
+    }
+    assert.equal(r.status, 200);
+    assert.equal((await get({ authorization: `Bearer ${keys.valid}` })).status, 200);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  console.log(`revocation enforced by the Worker ${ms} ms after publish (refresh interval 1 s)`);
+  assert.ok(ms !== null && ms <= 2000, `not enforced within interval + 1 s (${ms})`);
+  assert.equal((await get({ authorization: `Bearer ${keys.valid}` })).status, 200);
+});
