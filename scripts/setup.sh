@@ -26,11 +26,13 @@ rust_setup() {
     done
 }
 
-cargo_tool() { # name version [extra cargo install args]
-    local name=$1 version=$2; shift 2
-    if ! "$name" --version 2>/dev/null | grep -q "$version"; then
-        echo "setup: cargo install $name $version"
-        cargo install "$name" --version "$version" "$@" --quiet
+cargo_tool() { # binary version [extra cargo install args]
+    local bin=$1 version=$2; shift 2
+    local crate=$bin
+    [ "$bin" = wasm-bindgen ] && crate=wasm-bindgen-cli
+    if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
+        echo "setup: cargo install $crate $version"
+        cargo install "$crate" --version "$version" "$@" --quiet
     fi
 }
 
@@ -39,3 +41,9 @@ cargo_tool() { # name version [extra cargo install args]
 apt_install clang valgrind luajit2 pkg-config python3
 rust_setup
 cargo_tool cbindgen 0.27.0 --locked
+# The same version as bindings/wasm's `wasm-bindgen = "=0.2.130"`; not --locked
+# (its lockfile does not build on current Rust).
+cargo_tool wasm-bindgen 0.2.130
+if ! command -v node >/dev/null; then apt_install nodejs npm; fi
+(cd bindings/wasm && [ -x node_modules/.bin/workerd ] && [ -x node_modules/.bin/wasm-opt ] || \
+    npm install --no-audit --no-fund --silent)

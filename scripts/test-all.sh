@@ -32,6 +32,8 @@ step "docs (warnings are errors)"    env RUSTDOCFLAGS="-D warnings" cargo doc --
 step "benches compile"               cargo bench --workspace --no-run
 step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-config)" \
                                      bash bindings/c/tests/run.sh
+step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
+                                     bash bindings/wasm/tests/run.sh
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 
 echo
@@ -40,6 +42,12 @@ printf '  %s\n' "${STEPS[@]}"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
 c_checks=$(grep -Eo 'test_api: [0-9]+ checks passed' "$LOG" | awk '{s+=$2} END {print s+0}')
 echo "  C API checks passed: $c_checks"
+js_pass=$(grep -Eo '^# pass [0-9]+' "$LOG" | awk '{s+=$3} END {print s+0}')
+echo "  JS tests passed (node, workerd): $js_pass"
+if [ "$js_pass" -eq 0 ]; then
+    echo "FAIL: the JS tests did not run" >&2
+    exit 1
+fi
 if [ "$c_checks" -eq 0 ]; then
     echo "FAIL: the C tests did not run" >&2
     exit 1

@@ -15,7 +15,7 @@ if [ "$have" != "$want" ]; then
 fi
 [ -x node_modules/.bin/wasm-opt ] || npm install --no-audit --no-fund --silent
 (cd "$ROOT" && cargo build --release -p keygate-wasm --target wasm32-unknown-unknown \
-    --config 'profile.release.debug=0' --config 'profile.release.opt-level="s"')
+    --config 'profile.release.debug=0')
 wasm="$TARGET/wasm32-unknown-unknown/release/keygate_wasm.wasm"
 for t in node web; do
     out="$HERE/pkg/$t"
@@ -32,7 +32,7 @@ for t in node web; do
   "main": "keygate.js",
   "types": "keygate.d.ts",
   $([ $t = web ] && echo '"type": "module",')
-  "files": ["keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "README.md"]
+  "files": ["keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"]
 }
 JSON
     cp README.md "$out/README.md"

@@ -7,5 +7,7 @@ ROOT=$(cd ../.. && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 bash build.sh
 (cd "$ROOT" && cargo build --release -q -p keygate-cli && cargo run --release -q -p keygate-c --example fixtures -- "$TARGET/wasm-tests/fixtures")
+(cd "$ROOT" && CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test -p keygate-wasm --target wasm32-unknown-unknown --test wasm)
 KEYGATE_FIXTURES="$TARGET/wasm-tests/fixtures" node --test tests/node.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/workerd.test.js

@@ -73,6 +73,22 @@ test.before(async () => {
   fs.copyFileSync(path.join(HERE, "worker/worker.js"), path.join(work, "worker.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate.js"), path.join(work, "keygate.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm"), path.join(work, "keygate_bg.wasm"));
+  // wasm-bindgen's JS snippets are modules the glue imports by relative path.
+  const snippets = [];
+  const snippetRoot = path.join(HERE, "pkg/web");
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".js")) snippets.push(path.relative(snippetRoot, p));
+    }
+  };
+  if (fs.existsSync(path.join(snippetRoot, "snippets"))) walk(path.join(snippetRoot, "snippets"));
+  for (const rel of snippets) {
+    fs.mkdirSync(path.join(work, path.dirname(rel)), { recursive: true });
+    fs.copyFileSync(path.join(snippetRoot, rel), path.join(work, rel));
+  }
+  const snippetModules = snippets.map((rel) => `    (name = "${rel}", esModule = embed "${rel}"),\n`).join("");
   fs.writeFileSync(cfg, `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
@@ -87,7 +103,7 @@ const gate :Workerd.Worker = (
     (name = "worker.js", esModule = embed "worker.js"),
     (name = "keygate.js", esModule = embed "keygate.js"),
     (name = "keygate_bg.wasm", wasm = embed "keygate_bg.wasm"),
-  ],
+${snippetModules}  ],
   bindings = [
     (name = "ORIGIN", service = "origin"),
     (name = "UPSTREAM", service = "upstream"),

@@ -1,0 +1,29 @@
+// Verify latency of the WASM package in Node: the loop of
+// examples/native_verify.rs, over the same artifacts and keys.
+// node bench/verify.js DIR KEYS_FILE  → prints ns per verify (best of 5)
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+const { Verifier } = require("../pkg/node");
+
+const [dir, keysFile] = process.argv.slice(2);
+const keys = fs.readFileSync(keysFile, "utf8").trim().split("\n");
+const read = (n) => new Uint8Array(fs.readFileSync(path.join(dir, n)));
+const v = new Verifier(read("trust.kgt"));
+v.loadSnapshot(read("snapshot.kgs"));
+const n = keys.length;
+const iters = 400000;
+const opts = { scope: "bench:read", now: Math.floor(Date.now() / 1000) };
+let best = Infinity;
+for (let round = 0; round < 5; round++) {
+  const t = process.hrtime.bigint();
+  let j = 0;
+  let ok = 0;
+  for (let i = 0; i < iters; i++) {
+    if (v.verify(keys[j], opts).outcome === "valid") ok++;
+    j = (j + 7919) % n;
+  }
+  if (ok !== iters) throw new Error(`only ${ok} of ${iters} valid`);
+  best = Math.min(best, Number(process.hrtime.bigint() - t) / iters);
+}
+console.log(best.toFixed(1));
