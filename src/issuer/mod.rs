@@ -307,25 +307,50 @@ fn check_scopes(scopes: &[String]) -> Result<()> {
 }
 
 fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
-    let scopes: String = r.get(2)?;
+    row_info_at(r, 0)
+}
+
+/// A `KeyInfo` from the `KEY_COLUMNS` of a row, starting at column `at`.
+fn row_info_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyInfo> {
+    let scopes: String = r.get(at + 2)?;
     Ok(KeyInfo {
-        key_id: r.get(0)?,
-        principal: r.get(1)?,
+        key_id: r.get(at)?,
+        principal: r.get(at + 1)?,
         scopes: scopes
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-        status: r.get(3)?,
-        imported: r.get(4)?,
-        created_at: r.get(5)?,
-        not_before: r.get(6)?,
-        expires_at: r.get(7)?,
-        deprecated_at: r.get(8)?,
-        sunset_at: r.get(9)?,
-        revoked_at: r.get(10)?,
-        revoke_reason: r.get(11)?,
+        status: r.get(at + 3)?,
+        imported: r.get(at + 4)?,
+        created_at: r.get(at + 5)?,
+        not_before: r.get(at + 6)?,
+        expires_at: r.get(at + 7)?,
+        deprecated_at: r.get(at + 8)?,
+        sunset_at: r.get(at + 9)?,
+        revoked_at: r.get(at + 10)?,
+        revoke_reason: r.get(at + 11)?,
     })
+}
+
+impl KeyInfo {
+    /// A new active key's state.
+    fn active(key_id: String, req: &IssueRequest, imported: bool, created_at: u64) -> Self {
+        KeyInfo {
+            key_id,
+            principal: req.principal.clone(),
+            scopes: req.scopes.clone(),
+            status: "active".into(),
+            imported,
+            created_at,
+            not_before: req.not_before.unwrap_or(0),
+            expires_at: req.expires_in.map(|d| created_at.saturating_add(d)),
+            deprecated_at: None,
+            sunset_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+        }
+    }
 }
 
 const KEY_COLUMNS: &str =
@@ -480,20 +505,7 @@ impl Issuer {
         let mut out = Vec::with_capacity(count as usize);
         for i in 0..count {
             let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
-            let info = KeyInfo {
-                key_id: key.key_id().to_string(),
-                principal: req.principal.clone(),
-                scopes: req.scopes.clone(),
-                status: "active".into(),
-                imported: false,
-                created_at: now,
-                not_before: req.not_before.unwrap_or(0),
-                expires_at: req.expires_in.map(|d| now.saturating_add(d)),
-                deprecated_at: None,
-                sunset_at: None,
-                revoked_at: None,
-                revoke_reason: None,
-            };
+            let info = KeyInfo::active(key.key_id().to_string(), req, false, now);
             insert_key(&tx, &key.digest(), &info)?;
             if count <= 1000 || i == 0 {
                 let reason = (count > 1000).then(|| format!("bulk issue of {count} keys"));
@@ -527,20 +539,14 @@ impl Issuer {
         check_principal(principal)?;
         check_scopes(scopes)?;
         let now = self.now();
-        let info = KeyInfo {
-            key_id: digest.key_id().to_string(),
+        let req = IssueRequest {
             principal: principal.into(),
             scopes: scopes.to_vec(),
-            status: "active".into(),
-            imported: true,
-            created_at: now,
-            not_before: 0,
-            expires_at,
-            deprecated_at: None,
-            sunset_at: None,
-            revoked_at: None,
-            revoke_reason: None,
+            expires_in: None,
+            not_before: None,
         };
+        let mut info = KeyInfo::active(digest.key_id().to_string(), &req, true, now);
+        info.expires_at = expires_at;
         let actor = self.actor.clone();
         let tx = self
             .conn
@@ -585,20 +591,7 @@ impl Issuer {
         let sunset = now.saturating_add(grace);
         let actor = self.actor.clone();
         let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
-        let info = KeyInfo {
-            key_id: key.key_id().to_string(),
-            principal: principal.into(),
-            scopes: req.scopes.clone(),
-            status: "active".into(),
-            imported: false,
-            created_at: now,
-            not_before: 0,
-            expires_at: req.expires_in.map(|d| now.saturating_add(d)),
-            deprecated_at: None,
-            sunset_at: None,
-            revoked_at: None,
-            revoke_reason: None,
-        };
+        let info = KeyInfo::active(key.key_id().to_string(), &req, false, now);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -912,25 +905,7 @@ impl Issuer {
                         .try_into()
                         .map_err(|_| IssuerError::Corrupt("digest length".into()))?,
                 );
-                let i = KeyInfo {
-                    key_id: r.get(1)?,
-                    principal: r.get(2)?,
-                    scopes: r
-                        .get::<_, String>(3)?
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    status: r.get(4)?,
-                    imported: r.get(5)?,
-                    created_at: r.get(6)?,
-                    not_before: r.get(7)?,
-                    expires_at: r.get(8)?,
-                    deprecated_at: r.get(9)?,
-                    sunset_at: r.get(10)?,
-                    revoked_at: None,
-                    revoke_reason: None,
-                };
+                let i = row_info_at(r, 1)?;
                 universe.push(digest.key_id());
                 b.push(RecordSpec {
                     digest,

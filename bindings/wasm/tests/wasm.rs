@@ -20,7 +20,9 @@ fn outcome(v: &Verifier, key: &str, scope: &str, now: f64) -> String {
         Reflect::set(&o, &"scope".into(), &scope.into()).unwrap();
     }
     Reflect::set(&o, &"now".into(), &JsValue::from_f64(now)).unwrap();
-    let r = v.verify(key, Some(o.unchecked_into::<VerifyOptions>())).unwrap();
+    let r = v
+        .verify(key, Some(o.unchecked_into::<VerifyOptions>()))
+        .unwrap();
     Reflect::get(&r, &"outcome".into())
         .unwrap()
         .as_string()
