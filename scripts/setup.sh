@@ -30,6 +30,7 @@ cargo_tool() { # binary version [extra cargo install args]
     local bin=$1 version=$2; shift 2
     local crate=$bin
     [ "$bin" = wasm-bindgen ] && crate=wasm-bindgen-cli
+    [ "$bin" = cargo-fuzz ] && crate=cargo-fuzz
     if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
         echo "setup: cargo install $crate $version"
         cargo install "$crate" --version "$version" "$@" --quiet
@@ -41,6 +42,7 @@ cargo_tool() { # binary version [extra cargo install args]
 apt_install clang valgrind luajit2 pkg-config python3
 rust_setup
 cargo_tool cbindgen 0.27.0 --locked
+cargo_tool cargo-fuzz 0.13.2 --locked
 # The same version as bindings/wasm's `wasm-bindgen = "=0.2.130"`; not --locked
 # (its lockfile does not build on current Rust).
 cargo_tool wasm-bindgen 0.2.130

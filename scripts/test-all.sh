@@ -34,6 +34,7 @@ step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-conf
                                      bash bindings/c/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
+step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 
 echo
