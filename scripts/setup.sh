@@ -30,7 +30,6 @@ cargo_tool() { # binary version [extra cargo install args]
     local bin=$1 version=$2; shift 2
     local crate=$bin
     [ "$bin" = wasm-bindgen ] && crate=wasm-bindgen-cli
-    [ "$bin" = cargo-fuzz ] && crate=cargo-fuzz
     if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
         echo "setup: cargo install $crate $version"
         cargo install "$crate" --version "$version" "$@" --quiet
