@@ -61,6 +61,7 @@ pub(crate) fn run(json_out: bool) -> Res<u8> {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             expires_in: expires,
             not_before: None,
+            class: None,
         })
     };
     let billing = issue(
@@ -173,7 +174,9 @@ pub(crate) fn run(json_out: bool) -> Res<u8> {
     );
     d.step("verify", s);
 
-    let (new_billing, old) = iss.rotate("billing-service", 7 * 86_400).map_err(fail)?;
+    let (new_billing, old) = iss
+        .rotate("billing-service", Some(7 * 86_400))
+        .map_err(fail)?;
     let r = iss.publish(&out, 7 * 86_400).map_err(fail)?;
     gw.install_snapshot(&read("snapshot.kgs")?).map_err(fail)?;
     gw.install_revocations(&read("revocations.kgr")?)

@@ -52,13 +52,25 @@ enum Cmd {
     /// Issue a key (printed exactly once).
     Issue(IssueArgs),
     /// Issue a new key for a principal; its current keys become deprecated.
-    Rotate {
-        #[arg(long)]
-        principal: String,
-        /// Grace window before the old keys stop working.
-        #[arg(long, default_value = "7d")]
-        grace: String,
+    Rotate(RotateArgs),
+    /// Rotation policy classes (max-age, grace, rotate-before).
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
     },
+    /// Principal settings.
+    Principal {
+        #[command(subcommand)]
+        cmd: PrincipalCmd,
+    },
+    /// Keys due for rotation, expiring, or at sunset soon. Exit 1 when any are.
+    Due {
+        /// Look this far ahead.
+        #[arg(long, default_value = "7d")]
+        within: String,
+    },
+    /// Issuer metrics in Prometheus text.
+    Metrics,
     /// Revoke keys immediately (idempotent).
     Revoke(RevokeArgs),
     /// List keys.
@@ -137,6 +149,61 @@ struct IssueArgs {
     /// Write the keys here, one per line (mode 0600).
     #[arg(long)]
     keys_out: Option<PathBuf>,
+    /// Put the principal in this policy class (its max-age sets the expiry).
+    #[arg(long)]
+    class: Option<String>,
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    /// The principal to rotate (or --due for every principal with a due key).
+    #[arg(long, required_unless_present = "due", conflicts_with = "due")]
+    principal: Option<String>,
+    /// Grace window before the old keys stop working (default: the class's, else 7d).
+    #[arg(long)]
+    grace: Option<String>,
+    /// Put the principal in this policy class first.
+    #[arg(long, requires = "principal")]
+    class: Option<String>,
+    /// Rotate every principal with a key due within --within.
+    #[arg(long)]
+    due: bool,
+    /// With --due: the window.
+    #[arg(long, default_value = "7d", requires = "due")]
+    within: String,
+    /// With --due: show what would be rotated, change nothing.
+    #[arg(long, requires = "due")]
+    dry_run: bool,
+    /// With --due: write the new keys here ("principal key" per line, mode 0600)
+    /// instead of printing them.
+    #[arg(long, requires = "due")]
+    keys_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Create or change a class.
+    Set {
+        class: String,
+        #[arg(long)]
+        max_age: String,
+        #[arg(long)]
+        grace: String,
+        #[arg(long)]
+        rotate_before: Option<String>,
+    },
+    /// List the classes.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PrincipalCmd {
+    /// Put a principal in a policy class.
+    Set {
+        principal: String,
+        #[arg(long)]
+        class: String,
+    },
 }
 
 #[derive(Args)]
@@ -301,25 +368,98 @@ fn run(cli: &Cli) -> Res<u8> {
             Ok(0)
         }
         Cmd::Issue(a) => issue(cli, a),
-        Cmd::Rotate { principal, grace } => {
-            let grace = parse_duration(grace)?;
+        Cmd::Rotate(a) => rotate(cli, a),
+        Cmd::Policy { cmd } => {
             let mut i = open(cli)?;
-            let (new, old) = i.rotate(principal, grace)?;
-            if cli.json {
-                print_json(&json!({
-                    "key": new.key.expose_secret(), "key_id": new.info.key_id, "principal": new.info.principal,
-                    "scopes": new.info.scopes, "expires_at": new.info.expires_at, "deprecated": old,
-                }));
-            } else {
-                println!("{}", new.key.expose_secret());
-                eprintln!(
-                    "new key {} for {}; this is the only time the key is shown",
-                    new.info.key_id, principal
-                );
-                for o in &old {
-                    eprintln!("deprecated {} (sunset {})", o.key_id, fmt_time(o.sunset_at));
+            match cmd {
+                PolicyCmd::Set {
+                    class,
+                    max_age,
+                    grace,
+                    rotate_before,
+                } => {
+                    let p = keygate::issuer::Policy {
+                        class: class.clone(),
+                        max_age: parse_duration(max_age)?,
+                        grace: parse_duration(grace)?,
+                        rotate_before: rotate_before.as_deref().map(parse_duration).transpose()?,
+                    };
+                    i.set_policy(&p)?;
+                    if cli.json {
+                        print_json(&json!(p));
+                    } else {
+                        println!("policy {class}: max-age {max_age}, grace {grace}");
+                    }
+                }
+                PolicyCmd::List => {
+                    let ps = i.policies()?;
+                    if cli.json {
+                        print_json(&json!(ps));
+                    } else {
+                        println!(
+                            "{:<16} {:>10} {:>10} {:>14}",
+                            "CLASS", "MAX-AGE", "GRACE", "ROTATE-BEFORE"
+                        );
+                        for p in ps {
+                            let d = |s: u64| {
+                                humantime::format_duration(Duration::from_secs(s)).to_string()
+                            };
+                            println!(
+                                "{:<16} {:>10} {:>10} {:>14}",
+                                p.class,
+                                d(p.max_age),
+                                d(p.grace),
+                                d(p.rotate_before.unwrap_or(p.grace))
+                            );
+                        }
+                    }
                 }
             }
+            Ok(0)
+        }
+        Cmd::Principal {
+            cmd: PrincipalCmd::Set { principal, class },
+        } => {
+            let mut i = open(cli)?;
+            i.set_principal_class(principal, class)?;
+            if cli.json {
+                print_json(&json!({"principal": principal, "class": class}));
+            } else {
+                println!("principal {principal} is in class {class}");
+            }
+            Ok(0)
+        }
+        Cmd::Due { within } => {
+            let within = parse_duration(within)?;
+            let i = open(cli)?;
+            let due = i.due(within)?;
+            if cli.json {
+                print_json(&json!(due));
+            } else if due.is_empty() {
+                println!("nothing due");
+            } else {
+                println!(
+                    "{:<32}  {:<20}  {:<10}  {:<10}  {:<13}  {:<20}  {:>9}",
+                    "KEY ID", "PRINCIPAL", "CLASS", "STATUS", "REASON", "DUE", "DAYS LEFT"
+                );
+                for d in &due {
+                    println!(
+                        "{:<32}  {:<20}  {:<10}  {:<10}  {:<13}  {:<20}  {:>9}",
+                        d.key_id,
+                        d.principal,
+                        d.class.as_deref().unwrap_or("-"),
+                        d.status,
+                        d.reason,
+                        fmt_time(Some(d.due_at)),
+                        d.days_left
+                    );
+                }
+            }
+            Ok(if due.is_empty() { 0 } else { 1 })
+        }
+        Cmd::Metrics => {
+            let i = open(cli)?;
+            print!("{}", i.metrics()?);
             Ok(0)
         }
         Cmd::Revoke(a) => revoke(cli, a),
@@ -539,6 +679,7 @@ fn issue(cli: &Cli, a: &IssueArgs) -> Res<u8> {
         scopes: a.scopes.clone(),
         expires_in: a.expires.as_deref().map(parse_duration).transpose()?,
         not_before: a.not_before.as_deref().map(parse_time).transpose()?,
+        class: a.class.clone(),
     };
     if a.count > 1 && a.keys_out.is_none() {
         return Err(input(
@@ -605,6 +746,96 @@ fn issue(cli: &Cli, a: &IssueArgs) -> Res<u8> {
             "key {} for {}; this is the only time the key is shown",
             k.info.key_id, k.info.principal
         );
+    }
+    Ok(0)
+}
+
+fn rotate(cli: &Cli, a: &RotateArgs) -> Res<u8> {
+    let grace = a.grace.as_deref().map(parse_duration).transpose()?;
+    let mut i = open(cli)?;
+    if a.due {
+        let within = parse_duration(&a.within)?;
+        let mut out = match &a.keys_out {
+            Some(path) if !a.dry_run => {
+                use std::os::unix::fs::OpenOptionsExt;
+                Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(path)
+                        .map_err(|e| input(format!("{}: {e}", path.display())))?,
+                )
+            }
+            _ => None,
+        };
+        let done = i.rotate_due(within, a.dry_run)?;
+        let mut text = String::new();
+        for r in &done {
+            if let Some(k) = &r.new_key {
+                text += &format!("{} {}\n", r.principal, k.key.expose_secret());
+            }
+        }
+        if let Some(f) = &mut out {
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Fail(3, e.to_string()))?;
+        }
+        if cli.json {
+            let keys: Vec<Value> = done
+                .iter()
+                .map(|r| {
+                    let mut v = json!(r);
+                    if out.is_none() {
+                        if let Some(k) = &r.new_key {
+                            v["key"] = json!(k.key.expose_secret());
+                        }
+                    }
+                    v
+                })
+                .collect();
+            print_json(&json!(keys));
+        } else {
+            for r in &done {
+                let what = if a.dry_run { "would rotate" } else { "rotated" };
+                eprintln!(
+                    "{what} {} (class {}, grace {}): due {}",
+                    r.principal,
+                    r.class.as_deref().unwrap_or("-"),
+                    humantime::format_duration(Duration::from_secs(r.grace)),
+                    r.due_keys.join(", ")
+                );
+            }
+            if out.is_none() {
+                print!("{text}");
+            }
+            if done.is_empty() {
+                eprintln!("nothing due");
+            }
+        }
+        return Ok(0);
+    }
+    let Some(principal) = &a.principal else {
+        return Err(input("rotate needs --principal P or --due"));
+    };
+    if let Some(c) = &a.class {
+        i.set_principal_class(principal, c)?;
+    }
+    let (new, old) = i.rotate(principal, grace)?;
+    if cli.json {
+        print_json(&json!({
+            "key": new.key.expose_secret(), "key_id": new.info.key_id, "principal": new.info.principal,
+            "scopes": new.info.scopes, "expires_at": new.info.expires_at, "deprecated": old,
+        }));
+    } else {
+        println!("{}", new.key.expose_secret());
+        eprintln!(
+            "new key {} for {principal}; this is the only time the key is shown",
+            new.info.key_id
+        );
+        for o in &old {
+            eprintln!("deprecated {} (sunset {})", o.key_id, fmt_time(o.sunset_at));
+        }
     }
     Ok(0)
 }

@@ -669,3 +669,186 @@ fn demo_runs() {
     .unwrap();
     assert!(v["steps"].as_array().unwrap().len() >= 7);
 }
+
+#[test]
+fn policy_classes_set_expiry_and_grace() {
+    let e = env();
+    e.init();
+    e.cmd()
+        .args([
+            "policy",
+            "set",
+            "payments",
+            "--max-age",
+            "30d",
+            "--grace",
+            "3d",
+        ])
+        .assert()
+        .success();
+    e.cmd()
+        .args([
+            "policy",
+            "set",
+            "internal",
+            "--max-age",
+            "180d",
+            "--grace",
+            "14d",
+            "--rotate-before",
+            "30d",
+        ])
+        .assert()
+        .success();
+    e.cmd()
+        .args(["policy", "set", "bad", "--max-age", "1d", "--grace", "3d"])
+        .assert()
+        .code(2);
+    let list = e.json(&["policy", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["class"], "internal");
+    assert_eq!(list[0]["rotate_before"], 30 * 86400);
+
+    let k = e.json(&["issue", "--principal", "checkout", "--class", "payments"]);
+    let exp = k["expires_at"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        exp.abs_diff(now + 30 * 86400) < 60,
+        "class max-age sets the expiry"
+    );
+    // An explicit --expires wins over the class.
+    let k2 = e.json(&["issue", "--principal", "checkout", "--expires", "1d"]);
+    assert!(k2["expires_at"].as_u64().unwrap().abs_diff(now + 86400) < 60);
+    // Rotation takes the class's grace.
+    let r = e.json(&["rotate", "--principal", "checkout"]);
+    let sunset = r["deprecated"][0]["sunset_at"].as_u64().unwrap();
+    assert!(
+        sunset.abs_diff(now + 3 * 86400) < 60,
+        "grace from the class"
+    );
+    e.cmd()
+        .args(["issue", "--principal", "x", "--class", "nope"])
+        .assert()
+        .code(2);
+    e.cmd()
+        .args(["principal", "set", "ops-bot", "--class", "internal"])
+        .assert()
+        .success();
+    let log = e.json(&["audit", "log"]);
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"policy-set") && actions.contains(&"principal-class"));
+}
+
+#[test]
+fn due_and_rotate_due() {
+    let e = env();
+    e.init();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    e.cmd()
+        .args([
+            "policy",
+            "set",
+            "payments",
+            "--max-age",
+            "30d",
+            "--grace",
+            "3d",
+        ])
+        .assert()
+        .success();
+    e.json(&["issue", "--principal", "checkout", "--class", "payments"]);
+    e.json(&["issue", "--principal", "relaxed"]);
+    // Nothing due today.
+    e.cmd()
+        .args(["due"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("nothing due"));
+    // 28 days later, checkout is past its rotate-before point (30d - 3d).
+    let later = (now + 28 * 86400).to_string();
+    let due = e
+        .cmd()
+        .env("KEYGATE_NOW", &later)
+        .args(["--json", "due"])
+        .output()
+        .unwrap();
+    assert_eq!(due.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&due.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            v[0]["principal"].as_str(),
+            v[0]["reason"].as_str(),
+            v[0]["class"].as_str()
+        ),
+        (Some("checkout"), Some("rotate_before"), Some("payments"))
+    );
+    // Dry run changes nothing.
+    e.cmd()
+        .env("KEYGATE_NOW", &later)
+        .args(["rotate", "--due", "--dry-run"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("would rotate checkout"));
+    assert_eq!(
+        e.json(&["list", "--principal", "checkout"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The real run writes the keys to a private file.
+    let f = e.root.join("new-keys.txt");
+    e.cmd()
+        .env("KEYGATE_NOW", &later)
+        .args(["rotate", "--due", "--keys-out"])
+        .arg(&f)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.starts_with("checkout acme_live_"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Now the old key is deprecated with a 3-day grace: due again only as a sunset.
+    let v: Value = serde_json::from_slice(
+        &e.cmd()
+            .env("KEYGATE_NOW", &later)
+            .args(["--json", "due"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["reason"], "sunset");
+    // Metrics.
+    let m = e
+        .cmd()
+        .env("KEYGATE_NOW", &later)
+        .args(["metrics"])
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&m.stdout);
+    assert!(
+        m.contains("keygate_issuer_keys{status=\"active\",class=\"payments\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("keygate_issuer_keys{status=\"deprecated\",class=\"payments\"} 1"));
+    assert!(m.contains("keygate_issuer_keys_due 1"));
+    assert!(m.contains("keygate_issuer_seconds_since_publish -1"));
+    assert!(m.contains("keygate_issuer_key_age_seconds_count 3"));
+}

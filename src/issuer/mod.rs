@@ -13,6 +13,7 @@ use std::prelude::rust_2021::*;
 use std::{format, vec};
 
 mod audit;
+mod policy;
 mod publish;
 mod scan;
 mod store;
@@ -24,6 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 pub use audit::{AuditEntry, AuditReport};
+pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};
 pub use publish::write_atomic;
 pub use scan::Finding;
 
@@ -170,6 +172,9 @@ pub struct IssueRequest {
     pub expires_in: Option<u64>,
     /// Not valid before (unix seconds).
     pub not_before: Option<u64>,
+    /// Put the principal in this policy class; its keys then default to the
+    /// class's max-age.
+    pub class: Option<String>,
 }
 
 /// One key touched by a revoke.
@@ -496,6 +501,16 @@ impl Issuer {
         if count == 0 {
             return Err(IssuerError::Invalid("count must be at least 1".into()));
         }
+        // A class given here is recorded first; the principal's class (new or
+        // existing) sets the lifetime unless one is given.
+        if let Some(class) = &req.class {
+            self.set_principal_class(&req.principal, class)?;
+        }
+        let mut req = req.clone();
+        if req.expires_in.is_none() {
+            req.expires_in = self.principal_policy(&req.principal)?.map(|p| p.max_age);
+        }
+        let req = &req;
         let prefix = self.prefix()?;
         let now = self.now();
         let actor = self.actor.clone();
@@ -544,6 +559,7 @@ impl Issuer {
             scopes: scopes.to_vec(),
             expires_in: None,
             not_before: None,
+            class: None,
         };
         let mut info = KeyInfo::active(digest.key_id().to_string(), &req, true, now);
         info.expires_at = expires_at;
@@ -569,8 +585,15 @@ impl Issuer {
 
     /// Rotates a principal: a new key with the same scopes (and lifetime), and
     /// its current active keys become deprecated with sunset = now + grace.
-    pub fn rotate(&mut self, principal: &str, grace: u64) -> Result<(IssuedKey, Vec<KeyInfo>)> {
+    pub fn rotate(
+        &mut self,
+        principal: &str,
+        grace: Option<u64>,
+    ) -> Result<(IssuedKey, Vec<KeyInfo>)> {
         let now = self.now();
+        let policy = self.principal_policy(principal)?;
+        let grace =
+            grace.unwrap_or_else(|| policy.as_ref().map_or(policy::DEFAULT_GRACE, |p| p.grace));
         let current: Vec<KeyInfo> = self
             .list(Some(principal), Some("active"))?
             .into_iter()
@@ -582,10 +605,12 @@ impl Issuer {
         let req = IssueRequest {
             principal: principal.into(),
             scopes: newest.scopes.clone(),
-            expires_in: newest
+            // The class's max-age, else the old key's lifetime.
+            expires_in: policy.as_ref().map(|p| p.max_age).or(newest
                 .expires_at
-                .map(|e| e.saturating_sub(newest.created_at)),
+                .map(|e| e.saturating_sub(newest.created_at))),
             not_before: None,
+            class: None,
         };
         let prefix = self.prefix()?;
         let sunset = now.saturating_add(grace);
