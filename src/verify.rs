@@ -503,7 +503,7 @@ pub struct Verifier {
     install: Mutex<()>,
     id: u64,
     generation: AtomicU64,
-    counters: Mutex<Vec<Arc<ThreadCounters>>>,
+    counters: Mutex<HashMap<std::thread::ThreadId, Arc<ThreadCounters>>>,
     artifacts: ArtifactCounters,
     deprecated: Mutex<HashMap<KeyId, DeprecatedUse>>,
 }
@@ -545,7 +545,7 @@ impl Verifier {
             install: Mutex::new(()),
             id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
-            counters: Mutex::new(Vec::new()),
+            counters: Mutex::new(HashMap::new()),
             artifacts: ArtifactCounters::default(),
             deprecated: Mutex::new(HashMap::new()),
         })
@@ -733,14 +733,15 @@ impl Verifier {
     fn refresh(&self, slot: &mut Option<ThreadCache>, generation: u64) {
         let counters = match slot.take() {
             Some(c) if c.verifier == self.id => c.counters,
-            _ => {
-                let c = Arc::new(ThreadCounters::default());
+            // One counter block per thread and verifier, found again when a
+            // thread alternates between verifiers.
+            _ => Arc::clone(
                 self.counters
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(Arc::clone(&c));
-                c
-            }
+                    .entry(std::thread::current().id())
+                    .or_default(),
+            ),
         };
         *slot = Some(ThreadCache {
             verifier: self.id,
@@ -791,7 +792,7 @@ impl Verifier {
                 let threads = self.counters.lock().unwrap_or_else(|e| e.into_inner());
                 Outcome::ALL.map(|o| {
                     threads
-                        .iter()
+                        .values()
                         .map(|t| t.outcomes[o.index()].load(Ordering::Relaxed))
                         .sum()
                 })

@@ -328,3 +328,28 @@ fn concurrent_verify_during_installs() {
     });
     assert_eq!(v.snapshot_header().unwrap().version, 39);
 }
+
+#[test]
+fn a_thread_alternating_between_verifiers_counts_each_verify_once() {
+    let s = signer(1);
+    let (a, b) = (
+        Verifier::new(&trust(&s)).unwrap(),
+        Verifier::new(&trust(&s)).unwrap(),
+    );
+    a.install_snapshot(&reference_snapshot(&s, 1)).unwrap();
+    b.install_snapshot(&reference_snapshot(&s, 1)).unwrap();
+    let r = reference();
+    for _ in 0..500 {
+        assert_eq!(
+            a.verify(r.valid.expose_secret(), T0, None).outcome,
+            Outcome::Valid
+        );
+        assert_eq!(
+            b.verify(r.revoked.expose_secret(), T0, None).outcome,
+            Outcome::Revoked
+        );
+    }
+    assert_eq!(a.stats().count(Outcome::Valid), 500);
+    assert_eq!(b.stats().count(Outcome::Revoked), 500);
+    assert_eq!(a.stats().count(Outcome::Revoked), 0);
+}

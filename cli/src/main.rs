@@ -1,6 +1,7 @@
 //! `keygate`: the issuer CLI, a thin shell over `keygate::issuer`.
 
 mod demo;
+mod drill;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -127,6 +128,18 @@ enum Cmd {
     Signer {
         #[command(subcommand)]
         cmd: SignerCmd,
+    },
+    /// A simulated fleet under traffic: rotation, breach and bad-push drills.
+    Drill {
+        /// Gateways (threads with their own verifier, polling the publish directory).
+        #[arg(long, default_value_t = 8)]
+        gateways: usize,
+        /// Clients sending requests.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Gateway poll interval.
+        #[arg(long, default_value = "1s")]
+        poll: String,
     },
     /// Run the whole issue → publish → verify → rotate → revoke cycle in a
     /// temporary store and show what happened.
@@ -634,6 +647,23 @@ fn run(cli: &Cli) -> Res<u8> {
             Ok(0)
         }
         Cmd::Demo => demo::run(cli.json),
+        Cmd::Drill {
+            gateways,
+            clients,
+            poll,
+        } => {
+            if *gateways == 0 || *clients < 10 {
+                return Err(input("drill needs at least 1 gateway and 10 clients"));
+            }
+            let poll = humantime::parse_duration(poll)
+                .map_err(|e| input(format!("bad poll {poll:?}: {e}")))?;
+            drill::run(&drill::Settings {
+                gateways: *gateways,
+                clients: *clients,
+                poll,
+                json: cli.json,
+            })
+        }
     }
 }
 

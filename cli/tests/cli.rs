@@ -852,3 +852,38 @@ fn due_and_rotate_due() {
     assert!(m.contains("keygate_issuer_seconds_since_publish -1"));
     assert!(m.contains("keygate_issuer_key_age_seconds_count 3"));
 }
+
+#[test]
+fn drill_passes_and_reports_the_fields() {
+    let o = Command::cargo_bin("keygate")
+        .unwrap()
+        .args([
+            "--json",
+            "drill",
+            "--gateways",
+            "4",
+            "--clients",
+            "20",
+            "--poll",
+            "500ms",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for f in [
+        "rejected_legitimate",
+        "time_to_revoke_p50_ms",
+        "time_to_revoke_p99_ms",
+        "time_to_revoke_max_ms",
+        "accepted_after_revoke",
+        "bad_push_affected",
+    ] {
+        assert!(v[f].is_number(), "missing {f}: {v}");
+    }
+    assert!(v["requests"].as_u64().unwrap() > 1000);
+    assert!(
+        v["bad_push_refusals"].as_u64().unwrap() > 0,
+        "the bad pushes were refused and counted"
+    );
+    assert_eq!(o.status.code(), Some(0), "drill failed: {v}");
+}

@@ -21,8 +21,17 @@ fn sh_blocks(page: &str) -> String {
 }
 
 fn kg(bin: &Path, store: &Path, args: &[&str]) -> String {
-    let o = Command::new(bin).arg("--store").arg(store).args(args).output().unwrap();
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(bin)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -40,23 +49,63 @@ fn runbook_commands_run() {
     let mut blocks = 0;
     for page in &pages {
         let script = sh_blocks(&std::fs::read_to_string(page).unwrap());
-        assert!(!script.trim().is_empty(), "{} has no sh block", page.display());
+        assert!(
+            !script.trim().is_empty(),
+            "{} has no sh block",
+            page.display()
+        );
         blocks += script.lines().filter(|l| !l.trim().is_empty()).count();
         let tmp = tempfile::tempdir().unwrap();
-        let (store, out, repo) = (tmp.path().join("store"), tmp.path().join("out"), tmp.path().join("repo"));
-        kg(&bin, &store, &["init", "--keyset", "acme", "--prefix", "acme_live"]);
-        let some = kg(&bin, &store, &["issue", "--principal", "billing-service", "--scope", "invoices:read"]);
-        let leaked = kg(&bin, &store, &["issue", "--principal", "search-indexer", "--scope", "search:read"]);
+        let (store, out, repo) = (
+            tmp.path().join("store"),
+            tmp.path().join("out"),
+            tmp.path().join("repo"),
+        );
+        kg(
+            &bin,
+            &store,
+            &["init", "--keyset", "acme", "--prefix", "acme_live"],
+        );
+        let some = kg(
+            &bin,
+            &store,
+            &[
+                "issue",
+                "--principal",
+                "billing-service",
+                "--scope",
+                "invoices:read",
+            ],
+        );
+        let leaked = kg(
+            &bin,
+            &store,
+            &[
+                "issue",
+                "--principal",
+                "search-indexer",
+                "--scope",
+                "search:read",
+            ],
+        );
         kg(&bin, &store, &["publish", "--out", out.to_str().unwrap()]);
         std::fs::create_dir_all(&repo).unwrap();
-        std::fs::write(repo.join("settings.py"), format!("SEARCH_KEY = \"{}\"\n", leaked.trim())).unwrap();
+        std::fs::write(
+            repo.join("settings.py"),
+            format!("SEARCH_KEY = \"{}\"\n", leaked.trim()),
+        )
+        .unwrap();
         if page.ends_with("bad-publish.md") {
             let snap = out.join("snapshot.kgs");
             let mut b = std::fs::read(&snap).unwrap();
             b.truncate(b.len() / 2);
             std::fs::write(&snap, b).unwrap();
         }
-        let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let o = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])
             .current_dir(tmp.path())
@@ -78,5 +127,8 @@ fn runbook_commands_run() {
         );
         kg(&bin, &store, &["audit", "verify"]);
     }
-    println!("runbooks: {} pages, {blocks} command lines run", pages.len());
+    println!(
+        "runbooks: {} pages, {blocks} command lines run",
+        pages.len()
+    );
 }
