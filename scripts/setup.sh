@@ -19,6 +19,10 @@ apt_install() {
 }
 
 rust_setup() {
+    if rustup toolchain list | grep -q '^nightly'; then
+        rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || \
+            rustup component add --toolchain nightly miri rust-src
+    fi
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
     for t in wasm32-unknown-unknown wasm32-wasip1; do
