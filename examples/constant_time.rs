@@ -109,7 +109,7 @@ fn main() {
         s[10..14].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_be_bytes());
         s
     };
-    let keys: Vec<ApiKey> = (0..10_000u32)
+    let keys: Vec<ApiKey> = (0..KEYS as u32)
         .map(|i| ApiKey::from_secret_bytes("acme_live", &secret_of(i)).unwrap())
         .collect();
     for (i, k) in keys.iter().enumerate() {
