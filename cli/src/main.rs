@@ -2,6 +2,7 @@
 
 mod demo;
 mod drill;
+mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,37 @@ enum Cmd {
     Signer {
         #[command(subcommand)]
         cmd: SignerCmd,
+    },
+    /// Forward-auth HTTP service (nginx auth_request, Traefik ForwardAuth,
+    /// Envoy ext_authz, Caddy forward_auth).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: String,
+        /// Trust chain file (or use --artifacts-dir).
+        #[arg(long, required_unless_present = "artifacts_dir")]
+        trust: Option<PathBuf>,
+        /// Snapshot file.
+        #[arg(long, required_unless_present = "artifacts_dir")]
+        snapshot: Option<PathBuf>,
+        /// Revocation update file.
+        #[arg(long)]
+        revocations: Option<PathBuf>,
+        /// A publish directory holding trust.kgt, snapshot.kgs, revocations.kgr.
+        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations"])]
+        artifacts_dir: Option<PathBuf>,
+        /// How often to re-read the artifacts.
+        #[arg(long, default_value = "1s")]
+        poll: String,
+        /// Required scope (a request's X-Keygate-Scope header overrides it).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Realm in WWW-Authenticate.
+        #[arg(long, default_value = "keygate")]
+        realm: String,
+        /// Worker threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
     },
     /// A simulated fleet under traffic: rotation, breach and bad-push drills.
     Drill {
@@ -647,6 +679,44 @@ fn run(cli: &Cli) -> Res<u8> {
             Ok(0)
         }
         Cmd::Demo => demo::run(cli.json),
+        Cmd::Serve {
+            listen,
+            trust,
+            snapshot,
+            revocations,
+            artifacts_dir,
+            poll,
+            scope,
+            realm,
+            threads,
+        } => {
+            let sources = match artifacts_dir {
+                Some(d) => serve::Sources {
+                    trust: d.join("trust.kgt"),
+                    snapshot: d.join("snapshot.kgs"),
+                    revocations: Some(d.join("revocations.kgr")),
+                },
+                None => serve::Sources {
+                    trust: trust
+                        .clone()
+                        .ok_or_else(|| input("serve needs --trust or --artifacts-dir"))?,
+                    snapshot: snapshot
+                        .clone()
+                        .ok_or_else(|| input("serve needs --snapshot or --artifacts-dir"))?,
+                    revocations: revocations.clone(),
+                },
+            };
+            let poll = humantime::parse_duration(poll)
+                .map_err(|e| input(format!("bad poll {poll:?}: {e}")))?;
+            serve::run(serve::Settings {
+                listen: listen.clone(),
+                sources,
+                poll,
+                scope: scope.clone(),
+                realm: realm.clone(),
+                threads: *threads,
+            })
+        }
         Cmd::Drill {
             gateways,
             clients,

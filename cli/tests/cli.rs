@@ -887,3 +887,136 @@ fn drill_passes_and_reports_the_fields() {
     );
     assert_eq!(o.status.code(), Some(0), "drill failed: {v}");
 }
+
+/// A minimal HTTP/1.1 GET: status and lower-cased headers.
+fn http_get(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, h, body.to_string())
+}
+
+#[test]
+fn serve_answers_forward_auth_requests() {
+    let e = env();
+    e.init();
+    let (valid, _) = e.issue("billing-service", &["invoices:read"]);
+    let (old, _) = e.issue("mobile-app", &["invoices:read"]);
+    e.json(&["rotate", "--principal", "mobile-app", "--grace", "7d"]);
+    let (noscope, _) = e.issue("search-indexer", &["search:read"]);
+    let (leaky, _) = e.issue("leaky", &["invoices:read"]);
+    e.publish(&[]);
+    let port = 30000 + (std::process::id() % 20000) as u16;
+    let mut child = e
+        .cmd()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll",
+            "200ms",
+            "--scope",
+            "invoices:read",
+            "--artifacts-dir",
+        ])
+        .arg(&e.out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let bearer = |k: &str| format!("Bearer {k}");
+    let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&valid))]);
+    assert_eq!(
+        (
+            st,
+            h["x-keygate-principal"].as_str(),
+            h["x-keygate-outcome"].as_str()
+        ),
+        (200, "billing-service", "valid")
+    );
+    let (st, h, _) = http_get(port, "/auth", &[("X-API-Key", &valid)]);
+    assert_eq!(
+        (st, h["x-keygate-principal"].as_str()),
+        (200, "billing-service")
+    );
+    let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&old))]);
+    assert_eq!(st, 200);
+    assert!(
+        h["deprecation"].starts_with('@') && h["sunset"].ends_with(" GMT"),
+        "{h:?}"
+    );
+    let (st, h, _) = http_get(port, "/auth", &[]);
+    assert_eq!(
+        (st, h["www-authenticate"].as_str()),
+        (401, "Bearer realm=\"keygate\"")
+    );
+    let (st, h, _) = http_get(port, "/auth", &[("Authorization", "Bearer acme_live_nope")]);
+    assert_eq!(st, 401);
+    assert!(h["www-authenticate"].contains("error=\"invalid_token\""));
+    let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&noscope))]);
+    assert_eq!(st, 403);
+    assert!(h["www-authenticate"].contains("error=\"insufficient_scope\""));
+    // A per-request scope from the proxy.
+    let (st, _, _) = http_get(
+        port,
+        "/auth",
+        &[
+            ("Authorization", &bearer(&noscope)),
+            ("X-Keygate-Scope", "search:read"),
+        ],
+    );
+    assert_eq!(st, 200);
+    let (st, _, body) = http_get(port, "/healthz", &[]);
+    assert_eq!((st, body.trim()), (200, "ok snapshot 1"));
+    // Revocation through the fast update, picked up by the poll.
+    assert_eq!(
+        http_get(port, "/auth", &[("Authorization", &bearer(&leaky))]).0,
+        200
+    );
+    e.json(&["revoke", "--key", &leaky]);
+    e.publish(&["--revocations-only"]);
+    let t = std::time::Instant::now();
+    while http_get(port, "/auth", &[("Authorization", &bearer(&leaky))]).0 == 200 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1200),
+            "revocation not enforced within poll + 1 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (st, _, metrics) = http_get(port, "/metrics", &[]);
+    assert_eq!(st, 200);
+    assert!(metrics.contains("keygate_verify_total{outcome=\"revoked\"}"));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,260 @@
+//! `keygate serve`: a forward-auth HTTP service for proxies that cannot load a
+//! module — nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz (HTTP),
+//! Caddy `forward_auth`. Every request except `/healthz` and `/metrics` is an
+//! authorization question about the key it carries:
+//!
+//! - 200 with `X-Keygate-Principal`, `X-Keygate-Key-Id`, `X-Keygate-Outcome`
+//!   (and `Deprecation`/`Sunset` for a rotated key) — the proxy copies these
+//!   to the upstream request / client response;
+//! - 401 with `WWW-Authenticate: Bearer realm=…[, error="invalid_token"]`;
+//! - 403 with `error="insufficient_scope"`; 503 when the artifacts are stale.
+//!
+//! The required scope is `--scope`, or per request the `X-Keygate-Scope` header
+//! (so one service can guard locations with different scopes).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate::{Outcome, Verifier};
+use tiny_http::{Header, Request, Response, Server};
+
+use crate::{input, Fail, Res};
+
+/// Where the artifacts come from.
+pub(crate) struct Sources {
+    pub trust: PathBuf,
+    pub snapshot: PathBuf,
+    pub revocations: Option<PathBuf>,
+}
+
+pub(crate) struct Settings {
+    pub listen: String,
+    pub sources: Sources,
+    pub poll: Duration,
+    pub scope: Option<String>,
+    pub realm: String,
+    pub threads: usize,
+}
+
+fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Loads what changed; a missing, unreadable or refused file keeps the current
+/// state and is logged on stderr.
+fn load(v: &Verifier, s: &Sources) {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let log = |what: &str, r: Result<keygate::Installed, String>| match r {
+        Ok(keygate::Installed::Updated { from, to }) => {
+            eprintln!("keygate serve: {what} {from} -> {to}")
+        }
+        Ok(keygate::Installed::Unchanged) => {}
+        Err(e) => eprintln!("keygate serve: {what} not installed: {e}"),
+    };
+    log(
+        "trust",
+        read(&s.trust).and_then(|b| v.install_trust(&b).map_err(|e| e.to_string())),
+    );
+    log(
+        "snapshot",
+        read(&s.snapshot).and_then(|b| v.install_snapshot(&b).map_err(|e| e.to_string())),
+    );
+    if let Some(r) = &s.revocations {
+        if r.exists() {
+            log(
+                "revocations",
+                read(r).and_then(|b| v.install_revocations(&b).map_err(|e| e.to_string())),
+            );
+        }
+    }
+}
+
+fn presented_key(req: &Request) -> Option<String> {
+    let get = |name: &str| {
+        req.headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().trim().to_string())
+    };
+    if let Some(a) = get("Authorization") {
+        let mut parts = a.splitn(2, ' ');
+        if parts
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+        {
+            return parts
+                .next()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty());
+        }
+    }
+    get("X-API-Key").filter(|k| !k.is_empty())
+}
+
+fn http_date(t: u64) -> String {
+    httpdate(std::time::UNIX_EPOCH + Duration::from_secs(t))
+}
+
+fn httpdate(t: std::time::SystemTime) -> String {
+    // RFC 7231 IMF-fixdate, e.g. "Tue, 08 Dec 2026 12:00:00 GMT".
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {mon} {year} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor<Vec<u8>>> {
+    let text = |code: u16, body: &str| Response::from_string(body).with_status_code(code);
+    match req.url().split('?').next().unwrap_or("") {
+        "/healthz" => {
+            return match v.snapshot_header() {
+                Some(h) => text(200, &format!("ok snapshot {}\n", h.version)),
+                None => text(503, "no snapshot\n"),
+            }
+        }
+        "/metrics" => {
+            let r = text(200, &v.stats_prometheus());
+            return match header("Content-Type", "text/plain; version=0.0.4") {
+                Some(h) => r.with_header(h),
+                None => r,
+            };
+        }
+        _ => {}
+    }
+    let challenge = |error: Option<(&str, &str)>| {
+        let mut c = format!("Bearer realm=\"{}\"", s.realm);
+        if let Some((e, d)) = error {
+            c += &format!(", error=\"{e}\", error_description=\"{d}\"");
+        }
+        c
+    };
+    let deny = |code: u16, error: Option<(&str, &str)>| {
+        let r = text(code, error.map_or("API key required\n", |e| e.0));
+        match header("WWW-Authenticate", &challenge(error)) {
+            Some(h) => r.with_header(h),
+            None => r,
+        }
+    };
+    let Some(key) = presented_key(req) else {
+        return deny(401, None);
+    };
+    let scope = req
+        .headers()
+        .iter()
+        .find(|h| {
+            h.field
+                .as_str()
+                .as_str()
+                .eq_ignore_ascii_case("X-Keygate-Scope")
+        })
+        .map(|h| h.value.as_str().to_string())
+        .or_else(|| s.scope.clone());
+    let d = v.verify_now(&key, scope.as_deref());
+    let mut r = match d.outcome {
+        Outcome::Valid | Outcome::ValidDeprecated => text(200, "ok\n"),
+        Outcome::InsufficientScope => deny(
+            403,
+            Some(("insufficient_scope", "the key lacks the required scope")),
+        ),
+        Outcome::Stale => text(503, "keygate: key data stale\n"),
+        o => deny(401, Some(("invalid_token", &o.as_str().replace('_', " ")))),
+    };
+    let mut add = |n: &str, val: &str| {
+        if let Some(h) = header(n, val) {
+            r.add_header(h);
+        }
+    };
+    add("X-Keygate-Outcome", d.outcome.as_str());
+    if d.outcome.is_accepted() {
+        add("X-Keygate-Principal", d.principal.as_str());
+        if let Some(id) = d.key_id {
+            add("X-Keygate-Key-Id", &id.to_string());
+        }
+    }
+    if d.outcome == Outcome::ValidDeprecated {
+        if let Some(t) = d.deprecated_at {
+            add("Deprecation", &format!("@{t}"));
+        }
+        if let Some(t) = d.sunset_at {
+            add("Sunset", &http_date(t));
+        }
+    }
+    r
+}
+
+pub(crate) fn run(s: Settings) -> Res<u8> {
+    let trust = std::fs::read(&s.sources.trust)
+        .map_err(|e| input(format!("{}: {e}", s.sources.trust.display())))?;
+    let v = Arc::new(
+        Verifier::new(&trust).map_err(|e| input(format!("{}: {e}", s.sources.trust.display())))?,
+    );
+    load(&v, &s.sources);
+    let server = Server::http(&s.listen).map_err(|e| input(format!("listen {}: {e}", s.listen)))?;
+    eprintln!("keygate serve: listening on {}", s.listen);
+    let s = Arc::new(s);
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (v, s, stop) = (Arc::clone(&v), Arc::clone(&s), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(s.poll);
+                load(&v, &s.sources);
+            }
+        });
+    }
+    let server = Arc::new(server);
+    let workers: Vec<_> = (0..s.threads.max(1))
+        .map(|_| {
+            let (server, v, s) = (Arc::clone(&server), Arc::clone(&v), Arc::clone(&s));
+            std::thread::spawn(move || {
+                for req in server.incoming_requests() {
+                    let resp = answer(&v, &s, &req);
+                    let _ = req.respond(resp);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    Err(Fail(3, "server stopped".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates() {
+        assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            super::http_date(1_767_225_600),
+            "Thu, 01 Jan 2026 00:00:00 GMT"
+        );
+        assert_eq!(
+            super::http_date(1_709_210_096),
+            "Thu, 29 Feb 2024 12:34:56 GMT"
+        );
+    }
+}
