@@ -41,8 +41,9 @@ cargo_tool() { # binary version [extra cargo install args]
 }
 
 # ring's C and assembly for wasm32 need clang; the C library's tests need
-# valgrind, LuaJIT (luajit2, not luajit: they conflict), pkg-config, python3.
-apt_install clang valgrind luajit2 pkg-config python3
+# valgrind, LuaJIT (luajit2, not luajit: they conflict), pkg-config, python3;
+# the nginx module builds against nginx-dev's sources and runs in real nginx.
+apt_install clang valgrind luajit2 pkg-config python3 nginx nginx-dev libnginx-mod-http-lua libpcre2-dev wrk
 rust_setup
 cargo_tool cbindgen 0.27.0 --locked
 cargo_tool cargo-fuzz 0.13.2 --locked

@@ -36,6 +36,8 @@ step "docs (warnings are errors)"    env RUSTDOCFLAGS="-D warnings" cargo doc --
 step "benches compile"               cargo bench --workspace --no-run
 step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-config)" \
                                      bash bindings/c/tests/run.sh
+step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
+                                     bash bindings/nginx/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
 step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
@@ -46,6 +48,12 @@ echo "== summary"
 printf '  %s\n' "${STEPS[@]}"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
 c_checks=$(grep -Eo 'test_api: [0-9]+ checks passed' "$LOG" | awk '{s+=$2} END {print s+0}')
+nginx_checks=$(grep -Eo 'nginx module: [0-9]+ checks passed' "$LOG" | awk '{s+=$3} END {print s+0}')
+echo "  nginx module checks passed: $nginx_checks"
+if [ "$nginx_checks" -eq 0 ]; then
+    echo "FAIL: the nginx tests did not run" >&2
+    exit 1
+fi
 echo "  C API checks passed: $c_checks"
 js_pass=$(grep -Eo '^# pass [0-9]+' "$LOG" | awk '{s+=$3} END {print s+0}')
 echo "  JS tests passed (node, workerd): $js_pass"

@@ -1,0 +1,199 @@
+"""The native module in real nginx on 127.0.0.1: every outcome over HTTP to a
+proxied upstream, a revocation enforced within one reload interval, reloads
+under traffic (including corrupted artifacts) with 0 non-2xx, and no key in
+the logs. Usage: python3 test_nginx.py KEYGATE_BIN MODULE_SO"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN, MODULE = sys.argv[1], sys.argv[2]
+work = tempfile.mkdtemp(prefix="keygate-nginx-")
+os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
+
+
+def kg(*args):
+    return subprocess.run([BIN, "--store", store, "--json", *args], check=True, capture_output=True, text=True).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+kg("init", "--keyset", "edge", "--prefix", "edge_live")
+issue = lambda *a: json.loads(kg("issue", *a))["key"]
+keys = {
+    "valid": issue("--principal", "billing-service", "--scope", "invoices:read"),
+    "old": issue("--principal", "mobile-app", "--scope", "invoices:read"),
+    "noscope": issue("--principal", "search-indexer", "--scope", "search:read"),
+    "revoked": issue("--principal", "leaky", "--scope", "invoices:read"),
+    "later": issue("--principal", "partner", "--scope", "invoices:read", "--not-before", str(int(time.time()) + 86400)),
+    "to_revoke": issue("--principal", "breach", "--scope", "invoices:read"),
+}
+keys["rotated"] = json.loads(kg("rotate", "--principal", "mobile-app", "--grace", "7d"))["key"]
+kg("revoke", "--key", keys["revoked"])
+kg("publish", "--out", pub)
+
+port, up = free_port(), free_port()
+conf = os.path.join(work, "nginx.conf")
+with open(conf, "w") as f:
+    f.write(f"""
+load_module {MODULE};
+worker_processes 1;
+error_log {work}/error.log info;
+pid {work}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    log_format kg '$remote_addr "$request" $status $keygate_outcome $keygate_principal $keygate_key_id';
+    access_log {work}/access.log kg;
+    keygate_trust {pub}/trust.kgt;
+    keygate_snapshot {pub}/snapshot.kgs;
+    keygate_revocations {pub}/revocations.kgr;
+    keygate_reload_interval 200ms;
+    server {{
+        listen 127.0.0.1:{up};
+        location / {{ return 200 "principal=$http_x_keygate_principal auth=$http_authorization\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            keygate on;
+            keygate_scope invoices:read;
+            proxy_set_header X-Keygate-Principal $keygate_principal;
+            proxy_set_header Authorization "";
+            proxy_pass http://127.0.0.1:{up};
+        }}
+        location /search/ {{
+            keygate on;
+            keygate_scope search:read;
+            proxy_set_header X-Keygate-Principal $keygate_principal;
+            proxy_pass http://127.0.0.1:{up};
+        }}
+        location = /metrics {{ keygate_metrics; }}
+    }}
+}}
+""")
+nginx = subprocess.Popen(["nginx", "-p", work, "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+checks = 0
+
+
+def check(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        print("FAIL:", msg)
+        print(open(os.path.join(work, "error.log")).read()[-3000:])
+        raise SystemExit(1)
+
+
+def get(path, key=None, header="Authorization"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    h = {}
+    if key:
+        h[header] = f"Bearer {key}" if header == "Authorization" else key
+    c.request("GET", path, headers=h)
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    st, h, body = get("/invoices", keys["valid"])
+    check(st == 200 and "principal=billing-service" in body, f"valid: {st} {body}")
+    check("auth=\n" in body or body.strip().endswith("auth="), f"the key is not forwarded upstream: {body}")
+    st, h, body = get("/invoices", keys["valid"], header="X-API-Key")
+    check(st == 200 and "billing-service" in body, f"X-API-Key: {st}")
+    st, h, body = get("/invoices", keys["old"])
+    check(st == 200 and h.get("deprecation", "").startswith("@") and h.get("sunset", "").endswith("GMT"),
+          f"deprecated: {st} {h}")
+    st, h, _ = get("/invoices", keys["rotated"])
+    check(st == 200 and "deprecation" not in h, "rotated key is plain valid")
+    st, h, _ = get("/invoices")
+    check(st == 401 and h.get("www-authenticate") == 'Bearer realm="keygate"', f"no key: {st} {h}")
+    for k, want in [("revoked", "revoked"), ("later", "not_yet_valid")]:
+        st, h, _ = get("/invoices", keys[k])
+        check(st == 401 and f'error_description="{want}"' in h.get("www-authenticate", ""), f"{k}: {st} {h}")
+    st, h, _ = get("/invoices", "edge_live_nope")
+    check(st == 401 and 'error="invalid_token"' in h.get("www-authenticate", ""), f"malformed: {st}")
+    st, h, _ = get("/invoices", keys["noscope"])
+    check(st == 403 and 'error="insufficient_scope"' in h.get("www-authenticate", ""), f"scope: {st} {h}")
+    st, _, body = get("/search/q", keys["noscope"])
+    check(st == 200 and "search-indexer" in body, "per-location scope")
+
+    # Revocation within one reload interval (200 ms) after the update is written.
+    check(get("/invoices", keys["to_revoke"])[0] == 200, "before revoke")
+    kg("revoke", "--key", keys["to_revoke"])
+    t0 = time.time()
+    kg("publish", "--out", pub, "--revocations-only")
+    while get("/invoices", keys["to_revoke"])[0] == 200:
+        check(time.time() - t0 < 1.2, "revocation not enforced within interval + 1 s")
+        time.sleep(0.02)
+    print(f"nginx: revocation enforced {1000 * (time.time() - t0):.0f} ms after publish (interval 200 ms)")
+
+    # Reload under traffic: 50 artifact replacements, some corrupted; 0 non-2xx.
+    bad, total, stop = [0], [0], threading.Event()
+
+    def traffic():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while not stop.is_set():
+            c.request("GET", "/invoices", headers={"Authorization": f"Bearer {keys['valid']}"})
+            r = c.getresponse()
+            r.read()
+            total[0] += 1
+            if r.status != 200:
+                bad[0] += 1
+
+    th = threading.Thread(target=traffic)
+    th.start()
+    snap = os.path.join(pub, "snapshot.kgs")
+    for i in range(50):
+        if i % 3 == 2:
+            good = open(snap, "rb").read()
+            with open(snap + ".tmp", "wb") as f:
+                f.write(good[: len(good) // 2])  # truncated: refused, state kept
+            os.replace(snap + ".tmp", snap)
+        else:
+            kg("publish", "--out", pub)
+        time.sleep(0.06)
+    kg("publish", "--out", pub)
+    time.sleep(0.5)
+    stop.set()
+    th.join()
+    print(f"nginx: {total[0]} requests during 50 artifact replacements, {bad[0]} non-2xx")
+    check(bad[0] == 0 and total[0] > 100, f"{bad[0]} of {total[0]} requests failed during reloads")
+    err = open(os.path.join(work, "error.log")).read()
+    check("refused" in err, "refused artifacts are logged at error")
+
+    st, _, metrics = get("/metrics")
+    check(st == 200 and 'keygate_verify_total{outcome="valid"}' in metrics, "metrics")
+    logs = open(os.path.join(work, "access.log")).read() + err
+    for name, k in keys.items():
+        check(k not in logs, f"key {name} appears in the logs")
+    check(" valid_deprecated mobile-app " in logs, "variables in the access log")
+    print(f"nginx module: {checks} checks passed")
+finally:
+    nginx.send_signal(signal.SIGQUIT)
+    try:
+        nginx.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        nginx.kill()
+    shutil.rmtree(work, ignore_errors=True)
