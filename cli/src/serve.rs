@@ -179,7 +179,7 @@ fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor
             Some(("insufficient_scope", "the key lacks the required scope")),
         ),
         Outcome::Stale => text(503, "keygate: key data stale\n"),
-        o => deny(401, Some(("invalid_token", &o.as_str().replace('_', " ")))),
+        o => deny(401, Some(("invalid_token", o.as_str()))),
     };
     let mut add = |n: &str, val: &str| {
         if let Some(h) = header(n, val) {

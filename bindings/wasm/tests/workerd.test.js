@@ -148,7 +148,7 @@ test("every outcome over HTTP", async () => {
   assert.equal(r.status, 401);
   assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="keygate"');
 
-  for (const [k, want] of [["revoked", "revoked"], ["later", "not yet valid"]]) {
+  for (const [k, want] of [["revoked", "revoked"], ["later", "not_yet_valid"]]) {
     r = await get({ authorization: `Bearer ${keys[k]}` });
     assert.equal(r.status, 401, k);
     assert.match(r.headers.get("www-authenticate"), new RegExp(`error="invalid_token", error_description="${want}"`));

@@ -91,7 +91,7 @@ export default {
       case "stale":
         return new Response("keygate: key data stale\n", { status: 503, headers: { "retry-after": "5" } });
       default:
-        return deny(401, realm, "invalid_token", v.outcome.replace(/_/g, " "));
+        return deny(401, realm, "invalid_token", v.outcome);
     }
     const headers = new Headers(request.headers);
     headers.delete("authorization");
