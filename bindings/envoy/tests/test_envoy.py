@@ -16,20 +16,16 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
+from gateway import Store, free_port  # noqa: E402
+
 ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
 BENCH = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--bench" else 0
 work = tempfile.mkdtemp(prefix="keygate-envoy-")
 store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
 
 
-def kg(*args):
-    return subprocess.run([BIN, "--store", store, "--json", *args], check=True, capture_output=True, text=True).stdout
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+kg = Store(BIN, store).run
 
 
 class Origin(http.server.BaseHTTPRequestHandler):
@@ -107,19 +103,7 @@ def wasm_filter(conf):
                    "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": WASM}}}}}}]
 
 
-kg("init", "--keyset", "mesh", "--prefix", "mesh_live")
-issue = lambda *a: json.loads(kg("issue", *a))["key"]
-keys = {
-    "valid": issue("--principal", "billing-service", "--scope", "invoices:read"),
-    "old": issue("--principal", "mobile-app", "--scope", "invoices:read"),
-    "noscope": issue("--principal", "search-indexer", "--scope", "search:read"),
-    "revoked": issue("--principal", "leaky", "--scope", "invoices:read"),
-    "later": issue("--principal", "partner", "--scope", "invoices:read", "--not-before", str(int(time.time()) + 86400)),
-    "to_revoke": issue("--principal", "breach", "--scope", "invoices:read"),
-}
-json.loads(kg("rotate", "--principal", "mobile-app", "--grace", "7d"))
-kg("revoke", "--key", keys["revoked"])
-kg("publish", "--out", pub)
+keys = Store(BIN, store).outcome_keys("mesh_live", pub)
 
 origin, upstream = serve(Origin), serve(Upstream)
 port, plain, passthrough, bench_kg, admin = free_port(), free_port(), free_port(), free_port(), free_port()

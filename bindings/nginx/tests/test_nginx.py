@@ -14,6 +14,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
+from gateway import Store, free_port  # noqa: E402
+
 BIN, MODULE = sys.argv[1], sys.argv[2]
 MODE = sys.argv[3] if len(sys.argv) > 3 else "native"  # or "lua" (resty.keygate; MODULE = libkeygate .so)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,29 +25,10 @@ os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
 store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
 
 
-def kg(*args):
-    return subprocess.run([BIN, "--store", store, "--json", *args], check=True, capture_output=True, text=True).stdout
+kg = Store(BIN, store).run
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-kg("init", "--keyset", "edge", "--prefix", "edge_live")
-issue = lambda *a: json.loads(kg("issue", *a))["key"]
-keys = {
-    "valid": issue("--principal", "billing-service", "--scope", "invoices:read"),
-    "old": issue("--principal", "mobile-app", "--scope", "invoices:read"),
-    "noscope": issue("--principal", "search-indexer", "--scope", "search:read"),
-    "revoked": issue("--principal", "leaky", "--scope", "invoices:read"),
-    "later": issue("--principal", "partner", "--scope", "invoices:read", "--not-before", str(int(time.time()) + 86400)),
-    "to_revoke": issue("--principal", "breach", "--scope", "invoices:read"),
-}
-keys["rotated"] = json.loads(kg("rotate", "--principal", "mobile-app", "--grace", "7d"))["key"]
-kg("revoke", "--key", keys["revoked"])
-kg("publish", "--out", pub)
+keys = Store(BIN, store).outcome_keys("edge_live", pub)
 
 port, up = free_port(), free_port()
 conf = os.path.join(work, "nginx.conf")

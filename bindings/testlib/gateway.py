@@ -1,0 +1,43 @@
+"""Shared by the real-gateway tests (nginx, Envoy): a keygate store driven by
+the CLI, and free loopback ports."""
+import json
+import socket
+import subprocess
+import time
+
+
+class Store:
+    """A keygate store at `path`, driven through the `keygate` binary."""
+
+    def __init__(self, binary, path):
+        self.binary, self.path = binary, path
+
+    def run(self, *args):
+        return subprocess.run([self.binary, "--store", self.path, "--json", *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def issue(self, *args):
+        return json.loads(self.run("issue", *args))["key"]
+
+    def outcome_keys(self, prefix, pub):
+        """Issues one key per outcome the gateway tests check, publishes to `pub`."""
+        self.run("init", "--keyset", "gw", "--prefix", prefix)
+        keys = {
+            "valid": self.issue("--principal", "billing-service", "--scope", "invoices:read"),
+            "old": self.issue("--principal", "mobile-app", "--scope", "invoices:read"),
+            "noscope": self.issue("--principal", "search-indexer", "--scope", "search:read"),
+            "revoked": self.issue("--principal", "leaky", "--scope", "invoices:read"),
+            "later": self.issue("--principal", "partner", "--scope", "invoices:read", "--not-before",
+                                str(int(time.time()) + 86400)),
+            "to_revoke": self.issue("--principal", "breach", "--scope", "invoices:read"),
+        }
+        keys["rotated"] = json.loads(self.run("rotate", "--principal", "mobile-app", "--grace", "7d"))["key"]
+        self.run("revoke", "--key", keys["revoked"])
+        self.run("publish", "--out", pub)
+        return keys
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
