@@ -28,8 +28,7 @@ step "tests (no default features)"   cargo test -p keygate --no-default-features
 step "tests (all features)"          cargo test --workspace --all-features
 step "concurrency: 4 threads, 10^7 verifies, 1000 installs (release)" \
                                      cargo test --release -p keygate --test concurrency
-step "Miri: the core's parsers and lookups (nightly)" \
-    env MIRIFLAGS=-Zmiri-strict-provenance cargo +nightly miri test -p keygate --no-default-features --lib -- --skip prop_ --skip no_alloc_tests::views_answer
+step "Miri: the core's parsers and lookups (nightly)" bash scripts/miri.sh
 step "build wasm32-unknown-unknown"  cargo build -p keygate --target wasm32-unknown-unknown
 step "build no_std, no allocator"    cargo build -p keygate --no-default-features --target wasm32-unknown-unknown
 step "docs (warnings are errors)"    env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
