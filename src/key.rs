@@ -169,12 +169,19 @@ pub fn check_with_prefix(key: &str, prefix: &str) -> Result<(), KeyError> {
     check_with_prefix_bytes(key.as_bytes(), prefix.as_bytes())
 }
 
-pub(crate) fn check_with_prefix_bytes(b: &[u8], prefix: &[u8]) -> Result<(), KeyError> {
-    if b.len() != prefix.len() + 1 + TAIL_LEN {
-        return Err(KeyError::BadLength);
-    }
+fn check_with_prefix_bytes(b: &[u8], prefix: &[u8]) -> Result<(), KeyError> {
     if !has_prefix_bytes(b, prefix) {
         return Err(KeyError::BadPrefix);
+    }
+    check_after_prefix(b, prefix.len())
+}
+
+/// The rest of [`check_with_prefix`] for a string already known to start with
+/// `<prefix>_` (the verifier tested that to pick the native path): length,
+/// charset and checksum, without comparing the prefix a second time.
+pub(crate) fn check_after_prefix(b: &[u8], prefix_len: usize) -> Result<(), KeyError> {
+    if b.len() != prefix_len + 1 + TAIL_LEN {
+        return Err(KeyError::BadLength);
     }
     check_tail(b)
 }

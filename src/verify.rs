@@ -832,7 +832,7 @@ fn decide(
     v.outcome = Outcome::Malformed;
     let prefix = h.prefix.as_bytes();
     if key::has_prefix_bytes(key.as_bytes(), prefix) {
-        if key::check_with_prefix_bytes(key.as_bytes(), prefix).is_err() {
+        if key::check_after_prefix(key.as_bytes(), prefix.len()).is_err() {
             return;
         }
     } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
