@@ -840,11 +840,6 @@ mod builder {
             self.records.push(r);
         }
 
-        /// The keys added so far.
-        pub fn records(&self) -> &[RecordSpec] {
-            &self.records
-        }
-
         /// Encodes and signs.
         pub fn build(mut self, signer: &Signer) -> Result<Vec<u8>, BuildError> {
             let n = self.records.len();

@@ -353,3 +353,37 @@ fn a_thread_alternating_between_verifiers_counts_each_verify_once() {
     assert_eq!(b.stats().count(Outcome::Revoked), 500);
     assert_eq!(a.stats().count(Outcome::Revoked), 0);
 }
+
+#[test]
+fn a_snapshot_built_at_lower_load_verifies_the_same() {
+    let s = signer(1);
+    let mut b =
+        keygate::SnapshotBuilder::new(keyset(), keygate::Prefix::new(PREFIX).unwrap(), 1, T0 - 60)
+            .valid_until(T0 + 86_400)
+            .load_percent(50);
+    for r in reference_records(&reference()) {
+        b.push(r);
+    }
+    let half = b.build(&s).unwrap();
+    let full = reference_snapshot(&s, 1);
+    assert!(half.len() > full.len(), "a 50% table is bigger");
+    let (a, c) = (
+        Verifier::new(&trust(&s)).unwrap(),
+        Verifier::new(&trust(&s)).unwrap(),
+    );
+    a.install_snapshot(&half).unwrap();
+    c.install_snapshot(&full).unwrap();
+    let r = reference();
+    for k in [
+        r.valid.expose_secret(),
+        r.deprecated.expose_secret(),
+        r.revoked.expose_secret(),
+        r.imported,
+        "x",
+    ] {
+        assert_eq!(
+            a.verify(k, T0, Some("invoices:read")),
+            c.verify(k, T0, Some("invoices:read"))
+        );
+    }
+}
