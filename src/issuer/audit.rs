@@ -140,6 +140,30 @@ pub(crate) fn append(
     Ok(())
 }
 
+/// [`append`] with the event's fields as arguments: how a mutation records itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn note(
+    tx: &Transaction<'_>,
+    actor: &str,
+    at: u64,
+    action: &str,
+    key_id: Option<&str>,
+    principal: Option<&str>,
+    reason: Option<&str>,
+) -> Result<(), IssuerError> {
+    append(
+        tx,
+        actor,
+        at,
+        Event {
+            action,
+            key_id,
+            principal,
+            reason,
+        },
+    )
+}
+
 /// Every entry in order.
 pub(crate) fn log(conn: &Connection) -> Result<Vec<AuditEntry>, IssuerError> {
     let mut st = conn.prepare(

@@ -34,7 +34,6 @@ use crate::key::{ApiKey, Digest, KeyId};
 use crate::revocation::{build_update, UpdateSpec};
 use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status};
 use crate::trust::{build_bundle, Signer};
-use audit::Event;
 
 /// Why an issuer operation failed. Nothing is changed when one is returned.
 #[non_exhaustive]
@@ -405,19 +404,17 @@ impl Issuer {
             "INSERT INTO trust_chain (version, bundle) VALUES (1, ?1)",
             [bundle],
         )?;
-        audit::append(
+        audit::note(
             &tx,
             &me.actor,
             now,
-            Event {
-                action: "init",
-                key_id: None,
-                principal: None,
-                reason: Some(&format!(
-                    "keyset {keyset}, prefix {prefix}, signer {}",
-                    signer.id()
-                )),
-            },
+            "init",
+            None,
+            None,
+            Some(&format!(
+                "keyset {keyset}, prefix {prefix}, signer {}",
+                signer.id()
+            )),
         )?;
         tx.commit()?;
         me.actor = actor.into();
@@ -524,16 +521,14 @@ impl Issuer {
             insert_key(&tx, &key.digest(), &info)?;
             if count <= 1000 || i == 0 {
                 let reason = (count > 1000).then(|| format!("bulk issue of {count} keys"));
-                audit::append(
+                audit::note(
                     &tx,
                     &actor,
                     now,
-                    Event {
-                        action: "issue",
-                        key_id: Some(&info.key_id),
-                        principal: Some(&info.principal),
-                        reason: reason.as_deref(),
-                    },
+                    "issue",
+                    Some(&info.key_id),
+                    Some(&info.principal),
+                    reason.as_deref(),
                 )?;
             }
             out.push(IssuedKey { key, info });
@@ -568,16 +563,14 @@ impl Issuer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_key(&tx, &digest, &info)?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "import",
-                key_id: Some(&info.key_id),
-                principal: Some(principal),
-                reason: None,
-            },
+            "import",
+            Some(&info.key_id),
+            Some(principal),
+            None,
         )?;
         tx.commit()?;
         Ok(info)
@@ -621,16 +614,14 @@ impl Issuer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_key(&tx, &key.digest(), &info)?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "rotate",
-                key_id: Some(&info.key_id),
-                principal: Some(principal),
-                reason: Some("new key"),
-            },
+            "rotate",
+            Some(&info.key_id),
+            Some(principal),
+            Some("new key"),
         )?;
         let mut deprecated = Vec::new();
         for old in &current {
@@ -640,16 +631,14 @@ impl Issuer {
                  WHERE key_id = ?1",
                 params![old.key_id, now, sunset],
             )?;
-            audit::append(
+            audit::note(
                 &tx,
                 &actor,
                 now,
-                Event {
-                    action: "deprecate",
-                    key_id: Some(&old.key_id),
-                    principal: Some(principal),
-                    reason: Some(&format!("rotated; sunset {sunset}")),
-                },
+                "deprecate",
+                Some(&old.key_id),
+                Some(principal),
+                Some(&format!("rotated; sunset {sunset}")),
             )?;
             let mut o = old.clone();
             o.status = "deprecated".into();
@@ -707,16 +696,14 @@ impl Issuer {
                     "UPDATE keys SET status = 'revoked', revoked_at = ?2, revoke_reason = ?3 WHERE key_id = ?1",
                     params![id, now, reason],
                 )?;
-                audit::append(
+                audit::note(
                     &tx,
                     &actor,
                     now,
-                    Event {
-                        action: "revoke",
-                        key_id: Some(&id),
-                        principal: Some(&principal),
-                        reason,
-                    },
+                    "revoke",
+                    Some(&id),
+                    Some(&principal),
+                    reason,
                 )?;
             }
             out.push(Revoked {
@@ -842,16 +829,14 @@ impl Issuer {
             "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
             params![version + 1, bundle],
         )?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "signer-rotate",
-                key_id: None,
-                principal: None,
-                reason: Some(&format!("new signer {}, retiring {}", new.id(), old.id())),
-            },
+            "signer-rotate",
+            None,
+            None,
+            Some(&format!("new signer {}, retiring {}", new.id(), old.id())),
         )?;
         tx.commit()?;
         Ok(SignerRotation {
@@ -898,17 +883,7 @@ impl Issuer {
                     "UPDATE signers SET state = 'retired' WHERE id = ?1",
                     [old_id],
                 )?;
-                audit::append(
-                    &tx,
-                    &actor,
-                    now,
-                    Event {
-                        action: "signer-retire",
-                        key_id: None,
-                        principal: None,
-                        reason: Some(old_id),
-                    },
-                )?;
+                audit::note(&tx, &actor, now, "signer-retire", None, None, Some(old_id))?;
             } else {
                 tx.execute(
                     "UPDATE signers SET published_since = 1 WHERE id = ?1",
@@ -946,16 +921,14 @@ impl Issuer {
             }
         }
         let head = audit::head(&tx)?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "publish",
-                key_id: None,
-                principal: None,
-                reason: Some(&format!("snapshot v{version}, {} keys", universe.len())),
-            },
+            "publish",
+            None,
+            None,
+            Some(&format!("snapshot v{version}, {} keys", universe.len())),
         )?;
         let snapshot = b
             .audit_head(head)
@@ -1037,19 +1010,17 @@ impl Issuer {
             ));
         };
         store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "publish-revocations",
-                key_id: None,
-                principal: None,
-                reason: Some(&format!(
-                    "base v{base}, seq {seq}, {} revoked",
-                    revoked.len()
-                )),
-            },
+            "publish-revocations",
+            None,
+            None,
+            Some(&format!(
+                "base v{base}, seq {seq}, {} revoked",
+                revoked.len()
+            )),
         )?;
         let spec = UpdateSpec {
             keyset,

@@ -13,7 +13,7 @@ use std::{format, vec};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{store, IssuedKey, Issuer, IssuerError, Result};
 
 /// A rotation policy class.
@@ -123,16 +123,14 @@ impl Issuer {
             p.grace,
             p.rotate_before()
         );
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "policy-set",
-                key_id: None,
-                principal: None,
-                reason: Some(&format!("{}: {reason}", p.class)),
-            },
+            "policy-set",
+            None,
+            None,
+            Some(&format!("{}: {reason}", p.class)),
         )?;
         tx.commit()?;
         Ok(())
@@ -193,16 +191,14 @@ impl Issuer {
              ON CONFLICT(principal) DO UPDATE SET class = excluded.class",
             params![principal, class],
         )?;
-        audit::append(
+        audit::note(
             &tx,
             &actor,
             now,
-            Event {
-                action: "principal-class",
-                key_id: None,
-                principal: Some(principal),
-                reason: Some(class),
-            },
+            "principal-class",
+            None,
+            Some(principal),
+            Some(class),
         )?;
         tx.commit()?;
         Ok(())
