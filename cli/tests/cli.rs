@@ -670,10 +670,8 @@ fn demo_runs() {
     assert!(v["steps"].as_array().unwrap().len() >= 7);
 }
 
-#[test]
-fn policy_classes_set_expiry_and_grace() {
-    let e = env();
-    e.init();
+/// The class the policy tests use: 30-day keys, 3-day grace.
+fn payments_policy(e: &Env) {
     e.cmd()
         .args([
             "policy",
@@ -686,6 +684,13 @@ fn policy_classes_set_expiry_and_grace() {
         ])
         .assert()
         .success();
+}
+
+#[test]
+fn policy_classes_set_expiry_and_grace() {
+    let e = env();
+    e.init();
+    payments_policy(&e);
     e.cmd()
         .args([
             "policy",
@@ -755,18 +760,7 @@ fn due_and_rotate_due() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    e.cmd()
-        .args([
-            "policy",
-            "set",
-            "payments",
-            "--max-age",
-            "30d",
-            "--grace",
-            "3d",
-        ])
-        .assert()
-        .success();
+    payments_policy(&e);
     e.json(&["issue", "--principal", "checkout", "--class", "payments"]);
     e.json(&["issue", "--principal", "relaxed"]);
     // Nothing due today.
