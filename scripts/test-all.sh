@@ -40,6 +40,7 @@ step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
 step "Envoy proxy-wasm filter in real Envoy 1.40" bash bindings/envoy/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
+step "docs: every block of clients.md and integrations/ in real gateways" bash docs/tests/run.sh
 step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 
@@ -58,6 +59,12 @@ fi
 echo "  nginx module checks passed: $nginx_checks"
 if [ "$nginx_checks" -eq 0 ]; then
     echo "FAIL: the nginx tests did not run" >&2
+    exit 1
+fi
+docs_checks=$(grep -Eo 'docs: [0-9]+ blocks on [0-9]+ pages, [0-9]+ checks passed' "$LOG" | awk '{s+=$7} END {print s+0}')
+echo "  docs checks passed: $docs_checks"
+if [ "$docs_checks" -eq 0 ]; then
+    echo "FAIL: the docs tests did not run" >&2
     exit 1
 fi
 echo "  C API checks passed: $c_checks"

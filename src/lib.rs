@@ -60,6 +60,12 @@ mod verify;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 
+// docs/integrations/rust.md's example compiles as a doctest, so the page
+// cannot drift from the API.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../docs/integrations/rust.md")]
+pub struct RustIntegrationPage;
+
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};
 pub use http::http_date;

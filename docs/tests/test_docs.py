@@ -1,0 +1,470 @@
+"""Runs every fenced block of docs/clients.md and docs/integrations/*.md, so the
+pages cannot rot: shell commands run, configs are loaded into the real gateway
+they are written for (nginx, OpenResty-style Lua in nginx, Envoy, Caddy) on
+127.0.0.1, client snippets (curl, Python requests, JavaScript fetch) call those
+gateways, and the C example is compiled against the installed library and run.
+A block that no step below takes fails the run, so a new snippet needs a test.
+The Rust page's example is a doctest (src/lib.rs), the runbooks have their own
+test (cli/tests/runbooks.rs).
+
+The only edits made to a block are the ones a reader makes: paths
+(/srv/keygate, /path/to, /usr/local, /etc/envoy), addresses (backend,
+api.example.com, 127.0.0.1:8787), and a `listen` line plus the process
+boilerplate (pid, error_log, temp paths) around a config fragment.
+
+Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
+import http.client
+import json
+import http.server
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "../.."))
+sys.path.insert(0, os.path.join(ROOT, "bindings/testlib"))
+from gateway import Store, free_port  # noqa: E402
+
+BIN, VENV_PY, ENVOY = sys.argv[1], sys.argv[2], sys.argv[3]
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+work = tempfile.mkdtemp(prefix="keygate-docs-")
+os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
+procs, checks = [], 0
+
+
+# --- the blocks ---------------------------------------------------------------
+
+def fenced_blocks(path):
+    blocks, cur, lang = [], None, None
+    for line in open(path):
+        fence = re.match(r"^```(\S*)\s*$", line)
+        if fence and cur is None:
+            cur, lang = [], fence.group(1)
+        elif fence:
+            blocks.append((lang, "".join(cur)))
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    assert cur is None, f"{path}: unterminated fence"
+    return blocks
+
+
+PAGES = ["clients.md"] + sorted("integrations/" + p for p in os.listdir(os.path.join(ROOT, "docs/integrations")))
+ALL = {(page, i): b for page in PAGES for i, b in enumerate(fenced_blocks(os.path.join(ROOT, "docs", page)))}
+taken = {}
+
+
+def take(page, i, lang, how):
+    """The block `i` of `page`, which must be a `lang` block; `how` says what checks it."""
+    got = ALL.get((page, i))
+    check(got is not None, f"docs/{page} has no block {i}")
+    check(got[0] == lang, f"docs/{page} block {i} is `{got[0]}`, the test expects `{lang}`")
+    taken[(page, i)] = how
+    return got[1]
+
+
+# --- helpers ------------------------------------------------------------------
+
+def check(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        print("FAIL:", msg)
+        for log in sorted(f for f in os.listdir(work) if f.endswith(".log")):
+            print(f"--- {log}\n" + "\n".join(open(os.path.join(work, log), errors="replace").read().splitlines()[-12:]))
+        raise SystemExit(1)
+
+
+def sh(script, cwd=ROOT, env=None):
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    check(r.returncode == 0, f"shell block failed ({r.returncode}):\n{script}\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def run_sh_block(text, subst=(), cwd=ROOT, env=None):
+    """Runs a shell block line by line; `apt install` lines are checked against dpkg
+    (the test suite's setup installs them), the rest run as written."""
+    for a, b in subst:
+        text = text.replace(a, b)
+    out = ""
+    for line in text.splitlines():
+        cmd = line.split(" #")[0].strip()
+        if not cmd:
+            continue
+        if cmd.startswith("apt install "):
+            for pkg in cmd.split()[2:]:
+                r = subprocess.run(["dpkg", "-s", pkg], capture_output=True)
+                check(r.returncode == 0, f"documented package {pkg} is not installed")
+            continue
+        out += sh(cmd, cwd=cwd, env=env)
+    return out
+
+
+def wait_port(port, what, proc=None):
+    t0 = time.time()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            check(proc is None or proc.poll() is None, f"{what} exited with {proc and proc.returncode}")
+            check(time.time() - t0 < 20, f"{what} did not start")
+            time.sleep(0.05)
+
+
+def start(name, argv, env=None):
+    log = open(os.path.join(work, name + ".log"), "w")
+    p = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+    procs.append(p)
+    return p
+
+
+def get(port, path, key=None, header="Authorization"):
+    h = {}
+    if key:
+        h[header] = f"Bearer {key}" if header == "Authorization" else key
+    for _ in range(50):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", path, headers=h)
+            r = c.getresponse()
+            body = r.read().decode()
+            c.close()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+        except (ConnectionError, http.client.RemoteDisconnected):
+            time.sleep(0.1)
+    check(False, f"no answer from 127.0.0.1:{port}{path}")
+
+
+def until_valid(port, path):
+    t0 = time.time()
+    while get(port, path, keys["valid"])[0] != 200:
+        check(time.time() - t0 < 20, f"127.0.0.1:{port} never accepted a valid key")
+        time.sleep(0.1)
+
+
+def gateway_matrix(name, port, path, principal_via_body=True, deprecation=True):
+    """The answers every gateway page promises, over HTTP."""
+    until_valid(port, path)
+    st, h, body = get(port, path, keys["valid"])
+    check(st == 200 and "principal=billing-service" in body and "auth=-" in body,
+          f"{name}: valid key → 200, principal upstream, no key upstream: {st} {body!r}")
+    st, h, body = get(port, path, keys["valid"], header="X-API-Key")
+    check(st == 200 and "principal=billing-service" in body, f"{name}: X-API-Key: {st} {body!r}")
+    st, h, _ = get(port, path)
+    check(st == 401, f"{name}: no key → 401: {st}")
+    st, h, _ = get(port, path, keys["revoked"])
+    check(st == 401, f"{name}: revoked → 401: {st}")
+    st, h, _ = get(port, path, keys["noscope"])
+    check(st == 403, f"{name}: wrong scope → 403: {st}")
+    st, h, _ = get(port, path, keys["old"])
+    check(st == 200, f"{name}: rotated-out key still works: {st}")
+    if deprecation:
+        check(re.fullmatch(r"@\d+", h.get("deprecation", "")) and h.get("sunset", "").endswith(" GMT"),
+              f"{name}: Deprecation/Sunset on a rotated key: {h}")
+    return h
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = (f"principal={self.headers.get('x-keygate-principal') or '-'} "
+                f"auth={'set' if self.headers.get('authorization') or self.headers.get('x-api-key') else '-'}\n").encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+class Origin(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, directory=pub, **kw)
+
+    def log_message(self, *a):
+        pass
+
+
+def serve(handler):
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s.server_address[1]
+
+
+NGINX_TEMPS = "".join(f"{t}_temp_path {work}/{t};" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+
+
+def nginx(name, conf):
+    path = os.path.join(work, name + ".conf")
+    with open(path, "w") as f:
+        f.write(f"{conf}\npid {work}/{name}.pid;\nerror_log {work}/error.log info;\nevents {{ worker_connections 64; }}\n")
+    p = start(name, ["nginx", "-p", work, "-c", path, "-g", "daemon off;"])
+    return p
+
+
+def with_listen(conf, port):
+    """Adds a `listen` line to the first `server {` of a config fragment."""
+    return re.sub(r"server \{", f"server {{\n        listen 127.0.0.1:{port};", conf, count=1)
+
+
+def envoy(name, port, hcm, clusters):
+    """Real Envoy with one listener whose http_connection_manager config is the
+    documented block (indented into place; a route to `upstream` unless the
+    block has its own route_config), with the named clusters."""
+    if "route_config:" not in hcm:
+        hcm = ('route_config:\n  virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: "/"},'
+               ' route: {cluster: upstream}}]}]\n') + hcm
+    filters = "".join(" " * 10 + line + "\n" for line in hcm.splitlines())
+    cl = "".join(f"""  - name: {n}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {n}
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {p}}}}}}}}}]}}]
+""" for n, p in clusters.items())
+    admin = free_port()
+    path = os.path.join(work, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(f"""admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+  - name: docs
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: docs
+{filters}  clusters:
+{cl}""")
+    p = start(name, [ENVOY, "-c", path, "--concurrency", "1", "--base-id", str(admin), "--log-level", "warn"])
+    wait_port(port, name, p)
+    return p
+
+
+# --- the fixture: a published keyset and an upstream ---------------------------
+
+keys = Store(BIN, store).outcome_keys("acme_live", pub)
+upstream = serve(Upstream)
+backend = f"127.0.0.1:{upstream}"
+SRV = [("/srv/keygate", pub), ("http://backend", f"http://{backend}")]
+
+try:
+    # -- nginx (native module): build, then its config as written --------------
+    run_sh_block(take("integrations/nginx.md", 0, "sh", "run: apt packages present, build.sh"))
+    module = os.path.join(ROOT, "bindings/nginx/build/ngx_http_keygate_module.so")
+    conf = take("integrations/nginx.md", 1, "nginx", "loaded in real nginx, every answer over HTTP")
+    for a, b in SRV + [("/path/to/ngx_http_keygate_module.so", module), ("/var/log/nginx", work)]:
+        conf = conf.replace(a, b)
+    gw = free_port()
+    conf = with_listen(conf.replace("http {", "http {\n    " + NGINX_TEMPS, 1), gw)
+    p = nginx("nginx-native", conf)
+    wait_port(gw, "nginx (native module)", p)
+    gateway_matrix("nginx.md", gw, "/invoices/2026")
+    st, _, body = get(gw, "/keygate/metrics")
+    check(st == 200 and "keygate_" in body, f"nginx.md: metrics location: {st} {body[:200]!r}")
+    log = open(os.path.join(work, "api.log")).read()
+    check("billing-service" in log and " valid " in log, f"nginx.md: the keygate log format: {log[-300:]!r}")
+    check(all(k not in log for k in keys.values()), "nginx.md: no key in the access log")
+
+    # -- the client guide, against that nginx -----------------------------------
+    base = f"http://127.0.0.1:{gw}"
+    real_key = keys["valid"]
+    take("clients.md", 0, "", "the key's layout, checked against an issued key")
+    check(re.fullmatch(r"acme_live_[0-9A-Za-z]{33}[0-9A-Za-z]{6}", real_key), f"key layout: {real_key}")
+    out = run_sh_block(take("clients.md", 1, "sh", "curl against nginx"), [("https://api.example.com", base)],
+                       env={"API_KEY": real_key})
+    check(out.count("principal=billing-service") == 2, f"clients.md curl: both header forms accepted: {out!r}")
+    example = take("clients.md", 2, "", "the header example, matched against a real response")
+    h = get(gw, "/invoices/1", keys["old"])[1]
+    dep_doc = re.search(r"Deprecation: (\S+)", example).group(1)
+    sun_doc = re.search(r"Sunset: (.+? GMT)", example).group(1)
+    for doc, real in [(dep_doc, h["deprecation"]), (sun_doc, h["sunset"])]:
+        shape = re.sub(r"[0-9]", "9", re.sub(r"[A-Z][a-z]{2}", "Aaa", doc))
+        check(shape == re.sub(r"[0-9]", "9", re.sub(r"[A-Z][a-z]{2}", "Aaa", real)),
+              f"clients.md header example {doc!r} has the shape of the real {real!r}")
+
+    py = take("clients.md", 3, "python", "run with requests against nginx")
+    py_file = os.path.join(work, "client.py")
+    with open(py_file, "w") as f:
+        f.write(py + "\nimport sys\nlogging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s')\n"
+                "r = get(sys.argv[1])\nprint('STATUS', r.status_code, r.text.strip())\n")
+    js = take("clients.md", 4, "js", "run with node's fetch against nginx")
+    js_file = os.path.join(work, "client.js")
+    with open(js_file, "w") as f:
+        f.write(js + "\ncall(process.argv[2], JSON.parse(process.argv[3])).then(async (r) =>"
+                " console.log('STATUS', r.status, (await r.text()).trim()));\n")
+    cases = [  # (new key, old key) → expected status, principal, deprecation warning?
+        (None, keys["old"], 200, "mobile-app", True),
+        (keys["rotated"], keys["old"], 200, "mobile-app", False),
+        (keys["revoked"], keys["valid"], 200, "billing-service", False),
+        (keys["revoked"], keys["later"], 401, None, False),
+    ]
+    for new, old, status, principal, warned in cases:
+        env = {**os.environ, "API_KEY": old}
+        env.pop("API_KEY_NEW", None)
+        if new:
+            env["API_KEY_NEW"] = new
+        for lang, argv in [("python", [VENV_PY, py_file, base + "/invoices/7"]),
+                           ("js", ["node", js_file, base + "/invoices/7", json.dumps([new, old])])]:
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+            out = r.stdout + r.stderr
+            want = f"STATUS {status}" + (f" principal={principal}" if principal else "")
+            check(r.returncode == 0 and want in out, f"clients.md {lang}: {new and 'new+'}old → {want}: {out!r}")
+            check(("deprecated" in out and "sunset" in out and "GMT" in out) == warned,
+                  f"clients.md {lang}: deprecation warning {'expected' if warned else 'unexpected'}: {out!r}")
+
+    # -- C: install, compile the example, run it --------------------------------
+    prefix = os.path.join(work, "prefix")
+    capp = os.path.join(work, "capp")
+    os.makedirs(capp)
+    example = take("integrations/c.md", 1, "c", "compiled with -Wall -Werror against the installed library and run")
+    includes = "".join(line + "\n" for line in example.splitlines() if line.startswith("#include"))
+    body = "".join(line + "\n" for line in example.splitlines() if not line.startswith("#include"))
+    with open(os.path.join(capp, "app.c"), "w") as f:
+        f.write(f"""{includes}#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define log(...) (fprintf(stderr, __VA_ARGS__), fputc('\\n', stderr))
+static uint8_t *slurp(const char *path, size_t *len) {{
+    FILE *f = fopen(path, "rb");
+    if (!f) exit(2);
+    static uint8_t buf[4][1 << 20];
+    static int n;
+    *len = fread(buf[n], 1, sizeof buf[n], f);
+    fclose(f);
+    return buf[n++];
+}}
+int main(int argc, char **argv) {{
+    if (argc != 5) return 2;
+    size_t trust_len, snap_len, kgr_len;
+    uint8_t *trust = slurp(argv[1], &trust_len), *snap = slurp(argv[2], &snap_len), *kgr = slurp(argv[3], &kgr_len);
+    const char *key = argv[4];
+    size_t key_len = strlen(key);
+{body}
+    printf("%s %s\\n", keygate_outcome_name(d.outcome), d.principal);
+    return 0;
+}}
+""")
+    run_sh_block(take("integrations/c.md", 0, "sh", "install.sh into a prefix, cc with pkg-config"),
+                 [("PREFIX=/usr/local bash bindings/c/install.sh", f"PREFIX={prefix} bash {ROOT}/bindings/c/install.sh"),
+                  ("cc app.c", "cc -Wall -Werror app.c")],
+                 cwd=capp, env={"PKG_CONFIG_PATH": os.path.join(prefix, "lib/pkgconfig")})
+    for k, want in [("valid", "valid billing-service"), ("old", "valid_deprecated mobile-app"),
+                    ("noscope", "insufficient_scope search-indexer"), ("revoked", "revoked")]:
+        r = subprocess.run([os.path.join(capp, "a.out"), f"{pub}/trust.kgt", f"{pub}/snapshot.kgs",
+                            f"{pub}/revocations.kgr", keys[k]], capture_output=True, text=True,
+                           env={**os.environ, "LD_LIBRARY_PATH": os.path.join(prefix, "lib")})
+        check(r.returncode == 0 and r.stdout.startswith(want), f"c.md example, {k}: {r.stdout!r} {r.stderr!r}")
+
+    # -- OpenResty: the Lua module over the library installed above -------------
+    conf = take("integrations/openresty.md", 0, "nginx", "loaded in real nginx with the Lua module")
+    for a, b in SRV + [("/path/to/bindings", os.path.join(ROOT, "bindings")),
+                       ("/usr/local/lib/libkeygate.so", os.path.join(prefix, "lib/libkeygate.so"))]:
+        conf = conf.replace(a, b)
+    gw = free_port()
+    p = nginx("nginx-lua", "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+              "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+              f"http {{\n{NGINX_TEMPS}\n{with_listen(conf, gw)}\n}}\n")
+    wait_port(gw, "nginx (Lua)", p)
+    gateway_matrix("openresty.md", gw, "/invoices/2026")
+    st, _, body = get(gw, "/keygate/metrics")
+    check(st == 200 and "keygate_" in body, f"openresty.md: metrics: {st}")
+
+    # -- forward auth: keygate serve, then nginx auth_request, Envoy ext_authz, Caddy
+    fa = "integrations/forward-auth.md"
+    serve_port = free_port()
+    serve_cmd = take(fa, 0, "sh", "started as written, answers /healthz").strip()
+    check(serve_cmd.startswith("keygate serve "), f"forward-auth.md: {serve_cmd}")
+    argv = [BIN] + serve_cmd.replace("/srv/keygate", pub).replace("8787", str(serve_port)).split()[1:]
+    p = start("serve", argv)
+    wait_port(serve_port, "keygate serve", p)
+    check(get(serve_port, "/healthz")[0] == 200, "forward-auth.md: /healthz")
+    FA = [("8787", str(serve_port))]
+
+    conf = take(fa, 1, "nginx", "real nginx auth_request in front of keygate serve")
+    for a, b in SRV + FA:
+        conf = conf.replace(a, b)
+    gw = free_port()
+    p = nginx("nginx-authreq", f"http {{\n{NGINX_TEMPS}\n    server {{\n        listen 127.0.0.1:{gw};\n{conf}\n    }}\n}}\n")
+    wait_port(gw, "nginx (auth_request)", p)
+    # auth_request passes no headers of a 2xx subrequest to the client, so no Deprecation here.
+    gateway_matrix("forward-auth.md auth_request", gw, "/api/invoices", deprecation=False)
+
+    ext = take(fa, 2, "yaml", "real Envoy ext_authz in front of keygate serve")
+    for a, b in FA:
+        ext = ext.replace(a, b)
+    gw = free_port()
+    envoy("envoy-ext-authz", gw, ext, {"backend": upstream, "keygate": serve_port})
+    gateway_matrix("forward-auth.md ext_authz", gw, "/invoices/3")
+    st, h, _ = get(gw, "/invoices/3", keys["revoked"])
+    check('error="invalid_token"' in h.get("www-authenticate", ""), f"ext_authz passes keygate's challenge: {h}")
+
+    caddy = take(fa, 3, "caddy", "real Caddy forward_auth in front of keygate serve")
+    gw = free_port()
+    for a, b in FA + [("api.example.com", f"http://127.0.0.1:{gw}"), ("backend:8080", backend)]:
+        caddy = caddy.replace(a, b)
+    caddyfile = os.path.join(work, "Caddyfile")
+    with open(caddyfile, "w") as f:
+        f.write("{\n    admin off\n}\n" + caddy)
+    p = start("caddy", ["caddy", "run", "--config", caddyfile, "--adapter", "caddyfile"],
+              env={"HOME": work, "XDG_DATA_HOME": work, "XDG_CONFIG_HOME": work})
+    wait_port(gw, "caddy", p)
+    h = gateway_matrix("forward-auth.md Caddy", gw, "/invoices/4", deprecation=False)
+
+    # -- Envoy: build the filter as written, then its config --------------------
+    run_sh_block(take("integrations/envoy.md", 0, "sh", "run: rustup target, cargo build"))
+    wasm = os.path.join(TARGET, "wasm32-wasip1/release/keygate_envoy.wasm")
+    check(os.path.exists(wasm), f"envoy.md: {wasm} built")
+    filt = take("integrations/envoy.md", 1, "yaml", "real Envoy 1.40 with the filter, every answer over HTTP")
+    filt = filt.replace("/etc/envoy/keygate_envoy.wasm", wasm)
+    gw = free_port()
+    envoy("envoy-wasm", gw, filt, {"upstream": upstream, "keygate_origin": serve(Origin)})
+    gateway_matrix("envoy.md", gw, "/invoices/5")
+
+    # -- Workers / Node: the build command, then the package it documents -------
+    run_sh_block(take("integrations/workers.md", 0, "sh", "run: build.sh; then require() the Node package"))
+    r = subprocess.run(["node", "-e", """
+const fs = require("fs");
+const { Verifier } = require("./bindings/wasm/pkg/node");
+const [pub, key] = process.argv.slice(1);
+const v = new Verifier(fs.readFileSync(pub + "/trust.kgt"));
+v.loadSnapshot(fs.readFileSync(pub + "/snapshot.kgs"));
+const r = v.verify(key, { scope: "invoices:read" });
+console.log(r.outcome, r.principal);""", pub, keys["valid"]], cwd=ROOT, capture_output=True, text=True)
+    check(r.stdout.strip() == "valid billing-service", f"workers.md: require(pkg/node): {r.stdout!r} {r.stderr!r}")
+
+    # -- Rust: the dependency line is the reader's; the example is a doctest ----
+    take("integrations/rust.md", 0, "toml", "the dependency line (the reader's repository URL)")
+    take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
+    lib = open(os.path.join(ROOT, "src/lib.rs")).read()
+    check('include_str!("../docs/integrations/rust.md")' in lib, "src/lib.rs includes rust.md as a doctest")
+
+    missed = sorted(set(ALL) - set(taken))
+    check(not missed, "blocks no test takes (add them to docs/tests/test_docs.py): " +
+          ", ".join(f"docs/{p} #{i} ({ALL[(p, i)][0] or 'text'})" for p, i in missed))
+    for (page, i), how in sorted(taken.items()):
+        print(f"  docs/{page} #{i}: {how}")
+    print(f"docs: {len(taken)} blocks on {len(PAGES)} pages, {checks} checks passed")
+finally:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
