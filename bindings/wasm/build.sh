@@ -23,16 +23,31 @@ for t in node web; do
     wasm-bindgen --target "$([ $t = node ] && echo nodejs || echo web)" --out-dir "$out" --out-name keygate "$wasm"
     ./node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
         --enable-sign-ext --enable-mutable-globals "$out/keygate_bg.wasm" -o "$out/keygate_bg.wasm"
+    # index.js: the package entry, wasm-bindgen's module plus the verify fast
+    # path (js/fast.js) installed on its Verifier.
+    if [ $t = node ]; then
+        { echo '"use strict";'; cat "$HERE/js/fast.js"
+          echo 'const core = require("./keygate.js");'
+          echo 'installFastVerify(core);'
+          echo 'module.exports = core;'; } > "$out/index.js"
+        echo 'export * from "./keygate";' > "$out/index.d.ts"
+    else
+        { echo 'import * as core from "./keygate.js";'
+          echo 'export * from "./keygate.js";'
+          echo 'export { default } from "./keygate.js";'; cat "$HERE/js/fast.js"
+          echo 'installFastVerify(core);'; } > "$out/index.js"
+        printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' > "$out/index.d.ts"
+    fi
     cat > "$out/package.json" <<JSON
 {
   "name": "keygate",
   "version": "$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)",
   "description": "Embedded API-key verification against signed keygate snapshots (WASM, $t)",
   "license": "Apache-2.0 OR MIT",
-  "main": "keygate.js",
-  "types": "keygate.d.ts",
+  "main": "index.js",
+  "types": "index.d.ts",
   $([ $t = web ] && echo '"type": "module",')
-  "files": ["keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"]
+  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"]
 }
 JSON
     cp README.md "$out/README.md"

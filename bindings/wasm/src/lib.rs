@@ -3,9 +3,68 @@
 //! `statsPrometheus()`. Thin wrappers over the core `Verifier`: the same
 //! verdicts as every other surface; errors are JS `Error`s with the core's
 //! reason text, and a refused artifact keeps the current state.
+//!
+//! `verify` has a fast path (`js/fast.js`, installed by the package's
+//! `index.js`): the key and scope are written into a scratch area of WASM
+//! memory ([`io`]), one call with plain numbers decides ([`Verifier::verify_raw`]),
+//! and the verdict's fields are read back from the same area; principal names
+//! cross the boundary once each (they are numbered per verifier). The
+//! wasm-bindgen `verify` below stays the reference and the fallback (inputs
+//! too long for the scratch area, option values of the wrong type).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The scratch area's layout, shared with `js/fast.js` (offsets in bytes from
+/// the 8-aligned start [`io`] returns).
+mod io {
+    /// Key bytes (UTF-8) at 0, up to this many.
+    pub const KEY_CAP: usize = 512;
+    /// Scope bytes at `SCOPE_AT`, up to `SCOPE_CAP`.
+    pub const SCOPE_AT: usize = 512;
+    pub const SCOPE_CAP: usize = 256;
+    /// Ten f64 out fields: outcome, expiresAt, deprecatedAt, sunsetAt (-1:
+    /// none), snapshotVersion, revocationSeq, stale, principal number,
+    /// principal byte length when the number is new (-1: already known),
+    /// principal-numbering epoch.
+    pub const OUT_AT: usize = 768;
+    /// The key id in lowercase hex (32 bytes), when out field `KEY_ID_FLAG` is 1.
+    pub const HEX_AT: usize = 848;
+    /// A new principal name's bytes.
+    pub const NAME_AT: usize = 896;
+    pub const LEN: usize = NAME_AT + keygate::MAX_PRINCIPAL_LEN;
+}
+
+thread_local! {
+    /// The scratch area (JS is single-threaded; one per module instance). A
+    /// Vec that never grows, so its address is stable; 8 spare bytes to align
+    /// the start for JS's Float64Array.
+    static IO: RefCell<Vec<u8>> = RefCell::new(vec![0; io::LEN + 8]);
+}
+
+fn io_align(buf: &[u8]) -> usize {
+    buf.as_ptr().align_offset(8)
+}
+
+/// The scratch area as a `Uint8Array` over WASM memory (internal to the
+/// fast path; re-fetch it when WASM memory grows, which detaches the view).
+#[wasm_bindgen(js_name = __keygateIo, skip_typescript)]
+pub fn io() -> js_sys::Uint8Array {
+    IO.with(|b| {
+        let b = b.borrow();
+        let start = b.as_ptr() as usize + io_align(&b);
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+        js_sys::Uint8Array::new_with_byte_offset_and_length(
+            &memory.buffer(),
+            start as u32,
+            io::LEN as u32,
+        )
+    })
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -59,7 +118,18 @@ fn hex(id: keygate::KeyId) -> String {
 #[wasm_bindgen]
 pub struct Verifier {
     inner: keygate::Verifier,
+    /// Principal names numbered for the fast path (0 is the empty name);
+    /// cleared, with a new epoch, when it reaches `MAX_NAMES`.
+    names: RefCell<Names>,
 }
+
+#[derive(Default)]
+struct Names {
+    ids: HashMap<String, u32>,
+    epoch: u32,
+}
+
+const MAX_NAMES: usize = 1 << 16;
 
 fn err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
@@ -89,7 +159,10 @@ impl Verifier {
     #[wasm_bindgen(constructor)]
     pub fn new(trust: &[u8]) -> Result<Verifier, JsValue> {
         keygate::Verifier::new(trust)
-            .map(|inner| Verifier { inner })
+            .map(|inner| Verifier {
+                inner,
+                names: RefCell::default(),
+            })
             .map_err(err)
     }
 
@@ -156,6 +229,78 @@ impl Verifier {
             v.revocation_seq as f64,
             v.stale,
         ))
+    }
+
+    /// The fast path's verify (see the crate docs): the key is the first
+    /// `key_len` bytes of the scratch area, the scope `scope_len` bytes at
+    /// `SCOPE_AT` (negative: none), `now` unix seconds (negative: the current
+    /// time). Writes the verdict's fields into the scratch area.
+    #[wasm_bindgen(js_name = __verifyRaw, skip_typescript)]
+    pub fn verify_raw(&self, key_len: usize, scope_len: i32, now: f64) -> u32 {
+        IO.with(|b| {
+            let mut b = b.borrow_mut();
+            let at = io_align(&b);
+            let buf = &mut b[at..at + io::LEN];
+            let key = std::str::from_utf8(&buf[..key_len.min(io::KEY_CAP)]).unwrap_or("");
+            let scope = usize::try_from(scope_len).ok().map(|n| {
+                std::str::from_utf8(&buf[io::SCOPE_AT..][..n.min(io::SCOPE_CAP)]).unwrap_or("")
+            });
+            let now = if now < 0.0 {
+                (js_sys::Date::now() / 1000.0) as u64
+            } else {
+                now as u64
+            };
+            let v = self.inner.verify(key, now, scope);
+            let outcome = OUTCOMES.iter().position(|o| *o == v.outcome).unwrap_or(0);
+            let name = v.principal.as_str();
+            let (id, new_len, epoch) = self.number(name);
+            if new_len >= 0.0 {
+                buf[io::NAME_AT..][..name.len()].copy_from_slice(name.as_bytes());
+            }
+            let none = -1.0;
+            let fields = [
+                outcome as f64,
+                v.expires_at.map_or(none, |t| t as f64),
+                v.deprecated_at.map_or(none, |t| t as f64),
+                v.sunset_at.map_or(none, |t| t as f64),
+                v.snapshot_version as f64,
+                v.revocation_seq as f64,
+                if v.stale { 1.0 } else { 0.0 },
+                id as f64,
+                new_len,
+                epoch as f64,
+            ];
+            for (i, f) in fields.iter().enumerate() {
+                buf[io::OUT_AT + 8 * i..][..8].copy_from_slice(&f.to_le_bytes());
+            }
+            if let Some(id) = v.key_id {
+                const H: &[u8; 16] = b"0123456789abcdef";
+                for (i, byte) in id.0.iter().enumerate() {
+                    buf[io::HEX_AT + 2 * i] = H[usize::from(byte >> 4)];
+                    buf[io::HEX_AT + 2 * i + 1] = H[usize::from(byte & 15)];
+                }
+            }
+            outcome as u32 | u32::from(v.key_id.is_some()) << 8
+        })
+    }
+
+    /// The number of principal `name` for the fast path: (number, byte length
+    /// if JS has not seen it yet else -1, epoch).
+    fn number(&self, name: &str) -> (u32, f64, u32) {
+        let mut names = self.names.borrow_mut();
+        if name.is_empty() {
+            return (0, -1.0, names.epoch);
+        }
+        if let Some(&id) = names.ids.get(name) {
+            return (id, -1.0, names.epoch);
+        }
+        if names.ids.len() >= MAX_NAMES {
+            names.ids.clear();
+            names.epoch += 1;
+        }
+        let id = names.ids.len() as u32 + 1;
+        names.ids.insert(name.to_owned(), id);
+        (id, name.len() as f64, names.epoch)
     }
 
     /// Counters: `{ outcomes: { valid, ... }, installed, refused,

@@ -88,6 +88,44 @@ test("refused artifacts throw with the reason and keep state", () => {
   assert.equal(v.stats().refused.trust, 1);
 });
 
+test("the fast path answers exactly as the reference verify, and falls back to it", () => {
+  const v = loaded();
+  const presented = [...Object.values(keys), "", "x", "acme_live_typo", "ключ", "acme_live_" + "é".repeat(45),
+    keys.valid + "\u0000", "a".repeat(512), "a".repeat(513), keys.valid.repeat(20)];
+  const scopes = [undefined, null, "invoices:read", "invoices:write", "nope", "", "s".repeat(256), "s".repeat(300), "范围"];
+  const times = [NOW, NOW - 86400 * 400, NOW + 86400 + 10, NOW + 3 * 86400, 0.5, 1e15];
+  const pass = () => {
+    let n = 0;
+    for (const k of presented) {
+      for (const scope of scopes) {
+        for (const now of times) {
+          assert.deepStrictEqual(v.verify(k, { scope, now }), v.__verifyReference(k, { scope, now }), `${k} ${scope} ${now}`);
+          n++;
+        }
+      }
+      // No options, and options without `now`: both read the clock, within a second of each other.
+      const a = v.verify(k), b = v.__verifyReference(k);
+      assert.equal(a.outcome, b.outcome);
+      assert.equal(a.keyId, b.keyId);
+    }
+    return n;
+  };
+  assert.equal(pass(), presented.length * scopes.length * times.length);
+  v.loadRevocations(read(fixtures, "revocations-1.kgr"));
+  v.loadSnapshot(read(fixtures, "snapshot-2.kgs"));
+  pass();
+  // Option values the scratch area does not take go to the reference, which throws.
+  assert.throws(() => v.verify(keys.valid, { scope: 7 }), /scope must be a string/);
+  assert.throws(() => v.verify(keys.valid, { now: -1 }), /now must be unix seconds/);
+  assert.throws(() => v.verify(keys.valid, { now: "1767225600" }), /now must be unix seconds/);
+  assert.throws(() => v.verify(7), /key must be a string/);
+  assert.throws(() => v.verify(undefined), /key must be a string/);
+  // Two verifiers number their principals independently.
+  const w = loaded();
+  assert.equal(w.verify(keys.deprecated, { now: NOW }).principal, "billing-service");
+  assert.equal(v.verify(keys.valid, { now: NOW }).principal, v.__verifyReference(keys.valid, { now: NOW }).principal);
+});
+
 test("same verdicts as the Rust verifier on the committed vectors", () => {
   const v = new Verifier(read(vectors, "trust.kgt"));
   v.loadSnapshot(read(vectors, "snapshot.kgs"));

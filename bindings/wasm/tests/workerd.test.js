@@ -71,6 +71,7 @@ test.before(async () => {
   port = 20000 + Math.floor(Math.random() * 20000);
   const cfg = path.join(work, "config.capnp");
   fs.copyFileSync(path.join(HERE, "worker/worker.js"), path.join(work, "worker.js"));
+  fs.copyFileSync(path.join(HERE, "pkg/web/index.js"), path.join(work, "index.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate.js"), path.join(work, "keygate.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm"), path.join(work, "keygate_bg.wasm"));
   // wasm-bindgen's JS snippets are modules the glue imports by relative path.
@@ -101,6 +102,7 @@ const config :Workerd.Config = (
 const gate :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "worker.js"),
+    (name = "index.js", esModule = embed "index.js"),
     (name = "keygate.js", esModule = embed "keygate.js"),
     (name = "keygate_bg.wasm", wasm = embed "keygate_bg.wasm"),
 ${snippetModules}  ],

@@ -5,7 +5,7 @@
 // revocations.kgr), UPSTREAM (service), SCOPE (required scope, optional),
 // REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
 // (default x-keygate-principal), REALM (default "keygate").
-import { initSync, Verifier } from "./keygate.js";
+import { initSync, Verifier } from "./index.js";
 import wasmModule from "./keygate_bg.wasm";
 
 initSync({ module: wasmModule });
