@@ -22,6 +22,8 @@ function installFastVerify(core) {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   let io = null, keyArea, scopeArea, out, hex;
+  // The scope last written to the scratch area (routes reuse a few scopes).
+  let lastScope = null, lastScopeLen = -1;
 
   // (Re)creates the views; WASM memory growth detaches the old ones.
   function views() {
@@ -50,9 +52,16 @@ function installFastVerify(core) {
     if (k.read !== key.length) return reference.call(this, key, options);
     let scopeLen = -1;
     if (typeof scope === "string") {
-      const s = encoder.encodeInto(scope, scopeArea);
-      if (s.read !== scope.length) return reference.call(this, key, options);
-      scopeLen = s.written;
+      if (scope !== lastScope) {
+        const s = encoder.encodeInto(scope, scopeArea);
+        if (s.read !== scope.length) {
+          lastScope = null; // the area now holds part of this scope
+          return reference.call(this, key, options);
+        }
+        lastScope = scope;
+        lastScopeLen = s.written;
+      }
+      scopeLen = lastScopeLen;
     }
     const r = this.__verifyRaw(k.written, scopeLen, typeof now === "number" ? now : -1);
     if (io.byteLength === 0) views(); // the call may have grown memory

@@ -125,7 +125,7 @@ pub struct Verifier {
 
 #[derive(Default)]
 struct Names {
-    ids: HashMap<String, u32>,
+    ids: HashMap<String, u32, foldhash::fast::FixedState>,
     epoch: u32,
 }
 
@@ -347,4 +347,47 @@ impl Verifier {
 #[wasm_bindgen]
 pub fn version() -> String {
     concat!("keygate ", env!("CARGO_PKG_VERSION")).to_string()
+}
+
+/// The floors of a verify inside WASM, for bench/run.sh (feature `bench-floors`).
+#[cfg(feature = "bench-floors")]
+mod floors {
+    use wasm_bindgen::prelude::*;
+
+    /// Nanoseconds per one-block SHA-256 of a 50-byte key (what every verify pays).
+    #[wasm_bindgen(js_name = floorSha256)]
+    pub fn floor_sha256(iters: u32) -> f64 {
+        let mut key = [b'k'; 50];
+        let mut acc = 0u8;
+        let t = js_sys::Date::now();
+        for i in 0..iters {
+            key[0] = i as u8 ^ acc;
+            acc ^= keygate::Digest::of(std::hint::black_box(&key)).0[0];
+        }
+        std::hint::black_box(acc);
+        (js_sys::Date::now() - t) * 1e6 / f64::from(iters)
+    }
+
+    /// Nanoseconds per dependent load from a random place in 64 MiB (a cycle
+    /// through a random permutation, so no load can be predicted or overlapped).
+    #[wasm_bindgen(js_name = floorRandomLoad)]
+    pub fn floor_random_load(iters: u32) -> f64 {
+        let n = 16 << 20;
+        let mut next: Vec<u32> = (0..n as u32).collect();
+        // Sattolo's shuffle: one cycle through every slot.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            next.swap(i, (x % i as u64) as usize);
+        }
+        let mut at = 0usize;
+        let t = js_sys::Date::now();
+        for _ in 0..iters {
+            at = next[at] as usize;
+        }
+        std::hint::black_box(at);
+        (js_sys::Date::now() - t) * 1e6 / f64::from(iters)
+    }
 }

@@ -114,6 +114,11 @@ test("the fast path answers exactly as the reference verify, and falls back to i
   v.loadRevocations(read(fixtures, "revocations-1.kgr"));
   v.loadSnapshot(read(fixtures, "snapshot-2.kgs"));
   pass();
+  // A scope too long for the scratch area between two uses of a short one
+  // (100 chars, 300 UTF-8 bytes: only the encoder finds it too long).
+  for (const scope of ["invoices:read", "范".repeat(100), "invoices:read", "x".repeat(257), "invoices:write"]) {
+    assert.deepStrictEqual(v.verify(keys.valid, { scope, now: NOW }), v.__verifyReference(keys.valid, { scope, now: NOW }));
+  }
   // Option values the scratch area does not take go to the reference, which throws.
   assert.throws(() => v.verify(keys.valid, { scope: 7 }), /scope must be a string/);
   assert.throws(() => v.verify(keys.valid, { now: -1 }), /now must be unix seconds/);
