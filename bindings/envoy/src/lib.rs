@@ -8,8 +8,10 @@
 //! `snapshot_path`, `revocations_path`, `authority` (Host of the fetches),
 //! `poll_interval_ms` (default 1000), `scope`, `key_sources` (default
 //! `["authorization", "x-api-key"]`), `principal_header` (default
-//! `x-keygate-principal`), `realm`, and `passthrough` (verify nothing: the
-//! benchmark's trivial filter).
+//! `x-keygate-principal`), `realm`; for the benchmark only, `passthrough`
+//! (verify nothing: the trivial filter) and `header_floor` (the host calls a
+//! verifying filter cannot avoid — read the key header, replace the principal
+//! header, remove the key header — and no verify).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,6 +52,12 @@ struct Config {
     realm: String,
     #[serde(default)]
     passthrough: bool,
+    #[serde(default)]
+    header_floor: bool,
+    /// Feature `probe` only: time the host calls on the first request.
+    #[cfg(feature = "probe")]
+    #[serde(default)]
+    probe: bool,
 }
 
 fn default_trust() -> String {
@@ -82,6 +90,8 @@ fn default_realm() -> String {
 struct Shared {
     verifier: Option<Verifier>,
     config: Option<Rc<Config>>,
+    #[cfg(feature = "probe")]
+    probed: std::cell::Cell<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -232,7 +242,10 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if self.config().is_some_and(|c| !c.passthrough) {
+        if self
+            .config()
+            .is_some_and(|c| !c.passthrough && !c.header_floor)
+        {
             self.fetch(Kind::Trust);
         }
     }
@@ -293,6 +306,60 @@ impl Filter {
     }
 }
 
+#[cfg(feature = "probe")]
+impl Filter {
+    /// Logs the cost of each host call the request path makes, and of the
+    /// verify itself, each timed over 2000 calls inside this request.
+    fn probe(&self, v: &Verifier, key: &str, now: u64, scope: Option<&str>) {
+        use std::hint::black_box;
+        let time = |f: &mut dyn FnMut()| {
+            let t = self.get_current_time();
+            for _ in 0..2000 {
+                f();
+            }
+            let ns = self
+                .get_current_time()
+                .duration_since(t)
+                .unwrap_or_default()
+                .as_nanos();
+            ns as f64 / 2000.0
+        };
+        let figures = [
+            (
+                "get_header",
+                time(&mut || drop(self.get_http_request_header("authorization"))),
+            ),
+            (
+                "get_current_time",
+                time(&mut || _ = black_box(self.get_current_time())),
+            ),
+            (
+                "verify",
+                time(&mut || _ = black_box(v.verify(key, now, scope))),
+            ),
+            (
+                "sha256",
+                time(&mut || _ = black_box(keygate::Digest::of(black_box(key.as_bytes())))),
+            ),
+            (
+                "set_header",
+                time(&mut || {
+                    self.set_http_request_header("x-keygate-probe", Some("billing-service"))
+                }),
+            ),
+            (
+                "remove_header",
+                time(&mut || self.set_http_request_header("x-keygate-absent", None)),
+            ),
+        ];
+        let line: Vec<String> = figures
+            .iter()
+            .map(|(n, t)| format!("{n} {t:.0} ns"))
+            .collect();
+        log::warn(&format!("keygate probe: {}", line.join(", ")));
+    }
+}
+
 impl Context for Filter {}
 
 impl HttpContext for Filter {
@@ -308,6 +375,11 @@ impl HttpContext for Filter {
         let Some((key, from)) = self.key(&c.key_sources) else {
             return self.deny(401, &c, None);
         };
+        if c.header_floor {
+            self.set_http_request_header(from, None);
+            self.set_http_request_header(&c.principal_header, Some(key.get(..4).unwrap_or("")));
+            return Action::Continue;
+        }
         let Some(v) = s.verifier.as_ref() else {
             self.send_http_response(503, vec![], Some(b"keygate: no artifacts yet\n"));
             return Action::Pause;
@@ -316,6 +388,10 @@ impl HttpContext for Filter {
             .get_current_time()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        #[cfg(feature = "probe")]
+        if c.probe && !s.probed.replace(true) {
+            self.probe(v, &key, now, c.scope.as_deref());
+        }
         let d = v.verify(&key, now, c.scope.as_deref());
         match d.outcome {
             Outcome::Valid | Outcome::ValidDeprecated => {

