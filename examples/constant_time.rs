@@ -12,9 +12,8 @@
 //!    secret must not leak through how much of it matched;
 //! 2. known ids with the digest wrong right after the id (byte 16) vs at its
 //!    last byte (31), at lookup level (no key string hashes to a chosen
-//!    digest): the compare must not stop early;
-//! 2b. an unknown id vs a known id with a wrong digest: a lookup does the same
-//!    work for both;
+//!    digest): the compare must not stop early; and (2b) an unknown id vs a
+//!    known id with a wrong digest: a lookup does the same work for both;
 //! 3. (reported, not required) a right but revoked key vs an unknown key:
 //!    different outcomes do different work; the outcome is what the verify
 //!    returns, so this reveals nothing the caller is not told.
