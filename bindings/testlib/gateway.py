@@ -1,8 +1,10 @@
 """Shared by the real-gateway tests (nginx, Envoy): a keygate store driven by
 the CLI, and free loopback ports."""
+import http.server
 import json
 import socket
 import subprocess
+import threading
 import time
 
 
@@ -50,3 +52,29 @@ def free_port():
         if port not in _given:
             _given.add(port)
             return port
+
+
+def serve(handler):
+    """Runs an HTTP handler class on a loopback port in a daemon thread."""
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
+
+
+def upstream_handler(answer):
+    """An HTTP/1.1 upstream answering every GET with 200 and the body
+    `answer(headers)` returns (bytes)."""
+    class Upstream(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = answer(self.headers)
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    return Upstream

@@ -81,6 +81,10 @@ enum Cmd {
         principal: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// A gateway's Prometheus export (`curl gw/metrics > gw.prom`), for the
+        /// last use of deprecated keys; repeat for each gateway.
+        #[arg(long, value_name = "FILE")]
+        usage: Vec<PathBuf>,
     },
     /// Import existing keys by SHA-256 digest.
     Import(ImportArgs),
@@ -508,19 +512,45 @@ fn run(cli: &Cli) -> Res<u8> {
             Ok(0)
         }
         Cmd::Revoke(a) => revoke(cli, a),
-        Cmd::List { principal, status } => {
+        Cmd::List {
+            principal,
+            status,
+            usage,
+        } => {
             let i = open(cli)?;
             let keys = i.list(principal.as_deref(), status.as_deref())?;
+            let mut report = keygate::issuer::UsageReport::default();
+            for f in usage {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| input(format!("{}: {e}", f.display())))?;
+                report.add_export(&f.display().to_string(), &text)?;
+            }
+            let used = |id: &str| report.get(id).filter(|_| !usage.is_empty());
             if cli.json {
-                print_json(&json!(keys));
+                let rows: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| {
+                        let mut v = json!(k);
+                        if !usage.is_empty() {
+                            let u = used(&k.key_id);
+                            v["last_used_at"] = json!(u.map(|u| u.last_seen));
+                            v["uses"] = json!(u.map(|u| u.uses));
+                        }
+                        v
+                    })
+                    .collect();
+                print_json(&json!(rows));
             } else {
                 println!(
-                    "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  last use",
+                    "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  LAST USE",
                     "KEY ID", "PRINCIPAL", "STATUS", "CREATED", "EXPIRES", "SUNSET"
                 );
-                for k in keys {
+                for k in &keys {
+                    let last = used(&k.key_id).map_or("-".to_string(), |u| {
+                        format!("{} ({} uses)", fmt_time(Some(u.last_seen)), u.uses)
+                    });
                     println!(
-                        "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  - (gateway metrics)",
+                        "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  {last}",
                         k.key_id,
                         k.principal,
                         k.status,
@@ -528,6 +558,9 @@ fn run(cli: &Cli) -> Res<u8> {
                         fmt_time(k.expires_at),
                         fmt_time(k.sunset_at)
                     );
+                }
+                if usage.is_empty() {
+                    eprintln!("(last use: gateways count deprecated keys; pass their /metrics exports with --usage FILE)");
                 }
             }
             Ok(0)

@@ -918,8 +918,8 @@ fn http_get(
 fn serve_answers_forward_auth_requests() {
     let e = env();
     e.init();
-    let (valid, _) = e.issue("billing-service", &["invoices:read"]);
-    let (old, _) = e.issue("mobile-app", &["invoices:read"]);
+    let (valid, valid_id) = e.issue("billing-service", &["invoices:read"]);
+    let (old, old_id) = e.issue("mobile-app", &["invoices:read"]);
     e.json(&["rotate", "--principal", "mobile-app", "--grace", "7d"]);
     let (noscope, _) = e.issue("search-indexer", &["search:read"]);
     let (leaky, _) = e.issue("leaky", &["invoices:read"]);
@@ -1013,4 +1013,58 @@ fn serve_answers_forward_auth_requests() {
     assert!(metrics.contains("keygate_verify_total{outcome=\"revoked\"}"));
     let _ = child.kill();
     let _ = child.wait();
+
+    // `list --usage`: the gateway's export says the rotated-out key was used
+    // once; nothing is known of the others (gateways count deprecated keys).
+    let prom = e.root.join("gw1.prom");
+    std::fs::write(&prom, &metrics).unwrap();
+    let listed = e.json(&["list", "--usage", prom.to_str().unwrap()]);
+    let row = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let o = row(&old_id);
+    assert_eq!(o["uses"], 1, "{o}");
+    assert!(
+        now.abs_diff(o["last_used_at"].as_u64().unwrap()) < 60,
+        "{o}"
+    );
+    assert!(row(&valid_id)["uses"].is_null());
+    // Two gateways' exports add up; a broken export is refused by name.
+    let text = e
+        .cmd()
+        .args(["list", "--usage"])
+        .arg(&prom)
+        .arg("--usage")
+        .arg(&prom)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(old_id.as_str()) && l.ends_with("(2 uses)")),
+        "{text}"
+    );
+    std::fs::write(
+        &prom,
+        "keygate_deprecated_key_uses_total{key_id=\"zz\"} 1\n",
+    )
+    .unwrap();
+    let o = e
+        .cmd()
+        .args(["list", "--usage"])
+        .arg(&prom)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gw1.prom:1: not a keygate usage line"));
 }

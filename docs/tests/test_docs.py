@@ -23,13 +23,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "bindings/testlib"))
-from gateway import Store, free_port  # noqa: E402
+from gateway import Store, free_port, serve, upstream_handler  # noqa: E402
 
 BIN, VENV_PY, ENVOY = sys.argv[1], sys.argv[2], sys.argv[3]
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -173,19 +172,9 @@ def gateway_matrix(name, port, path, principal_via_body=True, deprecation=True):
     return h
 
 
-class Upstream(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = (f"principal={self.headers.get('x-keygate-principal') or '-'} "
-                f"auth={'set' if self.headers.get('authorization') or self.headers.get('x-api-key') else '-'}\n").encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+Upstream = upstream_handler(lambda h: (
+    f"principal={h.get('x-keygate-principal') or '-'} "
+    f"auth={'set' if h.get('authorization') or h.get('x-api-key') else '-'}\n").encode())
 
 
 class Origin(http.server.SimpleHTTPRequestHandler):
@@ -194,12 +183,6 @@ class Origin(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
-
-
-def serve(handler):
-    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    return s.server_address[1]
 
 
 NGINX_TEMPS = "".join(f"{t}_temp_path {work}/{t};" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -258,7 +241,7 @@ static_resources:
 # --- the fixture: a published keyset and an upstream ---------------------------
 
 keys = Store(BIN, store).outcome_keys("acme_live", pub)
-upstream = serve(Upstream)
+upstream = serve(Upstream).server_address[1]
 backend = f"127.0.0.1:{upstream}"
 SRV = [("/srv/keygate", pub), ("http://backend", f"http://{backend}")]
 
@@ -425,6 +408,13 @@ int main(int argc, char **argv) {{
     wait_port(gw, "caddy", p)
     h = gateway_matrix("forward-auth.md Caddy", gw, "/invoices/4", deprecation=False)
 
+    # After the matrices above, the rotated-out key was used through this serve.
+    out = run_sh_block(take(fa, 4, "sh", "run against keygate serve: the old key's uses come back"),
+                       FA + [("keygate list", f"{BIN} list")], cwd=work, env={"KEYGATE_STORE": store})
+    old_id = json.loads(Store(BIN, store).run("list", "--status", "deprecated"))[0]["key_id"]
+    check(re.search(re.escape(old_id) + r".* \d{4}-\d\d-\d\dT.*\((\d+) uses\)", out),
+          f"forward-auth.md: list --usage shows the old key's last use: {out!r}")
+
     # -- Envoy: build the filter as written, then its config --------------------
     run_sh_block(take("integrations/envoy.md", 0, "sh", "run: rustup target, cargo build"))
     wasm = os.path.join(TARGET, "wasm32-wasip1/release/keygate_envoy.wasm")
@@ -432,7 +422,7 @@ int main(int argc, char **argv) {{
     filt = take("integrations/envoy.md", 1, "yaml", "real Envoy 1.40 with the filter, every answer over HTTP")
     filt = filt.replace("/etc/envoy/keygate_envoy.wasm", wasm)
     gw = free_port()
-    envoy("envoy-wasm", gw, filt, {"upstream": upstream, "keygate_origin": serve(Origin)})
+    envoy("envoy-wasm", gw, filt, {"upstream": upstream, "keygate_origin": serve(Origin).server_address[1]})
     gateway_matrix("envoy.md", gw, "/invoices/5")
 
     # -- Workers / Node: the build command, then the package it documents -------

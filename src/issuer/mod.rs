@@ -17,6 +17,7 @@ mod policy;
 mod publish;
 mod scan;
 mod store;
+mod usage;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use audit::{AuditEntry, AuditReport};
 pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};
 pub use publish::write_atomic;
 pub use scan::Finding;
+pub use usage::{Usage, UsageReport};
 
 use crate::artifact::Name;
 use crate::key::{ApiKey, Digest, KeyId};

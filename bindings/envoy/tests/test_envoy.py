@@ -15,11 +15,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
-from gateway import Store, free_port  # noqa: E402
+from gateway import Store, free_port, serve, upstream_handler  # noqa: E402
 
 ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
 BENCH = int(sys.argv[sys.argv.index("--bench") + 1]) if "--bench" in sys.argv else 0
@@ -60,25 +59,12 @@ class Origin(http.server.BaseHTTPRequestHandler):
 seen = []
 
 
-class Upstream(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        seen.append({"principal": self.headers.get("x-keygate-principal"), "auth": self.headers.get("authorization")})
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+def record(headers):
+    seen.append({"principal": headers.get("x-keygate-principal"), "auth": headers.get("authorization")})
+    return b"ok\n"
 
 
-def serve(handler):
-    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    return s
+Upstream = upstream_handler(record)
 
 
 def cluster(name, port):
