@@ -140,18 +140,22 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: String,
-        /// Trust chain file (or use --artifacts-dir).
-        #[arg(long, required_unless_present = "artifacts_dir")]
+        /// Trust chain file (or use --artifacts-dir / --artifacts-url).
+        #[arg(long, required_unless_present_any = ["artifacts_dir", "artifacts_url"])]
         trust: Option<PathBuf>,
         /// Snapshot file.
-        #[arg(long, required_unless_present = "artifacts_dir")]
+        #[arg(long, required_unless_present_any = ["artifacts_dir", "artifacts_url"])]
         snapshot: Option<PathBuf>,
         /// Revocation update file.
         #[arg(long)]
         revocations: Option<PathBuf>,
         /// A publish directory holding trust.kgt, snapshot.kgs, revocations.kgr.
-        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations"])]
+        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations", "artifacts_url"])]
         artifacts_dir: Option<PathBuf>,
+        /// A URL serving trust.kgt, snapshot.kgs, revocations.kgr (a static
+        /// origin, bucket or CDN), polled with If-None-Match.
+        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations"])]
+        artifacts_url: Option<String>,
         /// How often to re-read the artifacts.
         #[arg(long, default_value = "1s")]
         poll: String,
@@ -718,18 +722,20 @@ fn run(cli: &Cli) -> Res<u8> {
             snapshot,
             revocations,
             artifacts_dir,
+            artifacts_url,
             poll,
             scope,
             realm,
             threads,
         } => {
-            let sources = match artifacts_dir {
-                Some(d) => serve::Sources {
+            let sources = match (artifacts_dir, artifacts_url) {
+                (_, Some(u)) => serve::Sources::url(u),
+                (Some(d), None) => serve::Sources::Files {
                     trust: d.join("trust.kgt"),
                     snapshot: d.join("snapshot.kgs"),
                     revocations: Some(d.join("revocations.kgr")),
                 },
-                None => serve::Sources {
+                (None, None) => serve::Sources::Files {
                     trust: trust
                         .clone()
                         .ok_or_else(|| input("serve needs --trust or --artifacts-dir"))?,

@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keygate::{Outcome, Verifier};
@@ -23,10 +23,95 @@ use tiny_http::{Header, Request, Response, Server};
 use crate::{input, Fail, Res};
 
 /// Where the artifacts come from.
-pub(crate) struct Sources {
-    pub trust: PathBuf,
-    pub snapshot: PathBuf,
-    pub revocations: Option<PathBuf>,
+pub(crate) enum Sources {
+    /// Local files (a publish directory, or each named).
+    Files {
+        trust: PathBuf,
+        snapshot: PathBuf,
+        revocations: Option<PathBuf>,
+    },
+    /// A static origin (any web server, bucket or CDN that `keygate publish`
+    /// output is copied to): `<base>trust.kgt`, `snapshot.kgs`,
+    /// `revocations.kgr`, fetched with If-None-Match.
+    Url {
+        base: String,
+        agent: ureq::Agent,
+        /// ETags of the last installed trust, snapshot, revocations.
+        etags: Mutex<[Option<String>; 3]>,
+    },
+}
+
+const NAMES: [&str; 3] = ["trust.kgt", "snapshot.kgs", "revocations.kgr"];
+
+impl Sources {
+    pub(crate) fn url(base: &str) -> Self {
+        let base = if base.ends_with('/') {
+            base.to_string()
+        } else {
+            format!("{base}/")
+        };
+        Self::Url {
+            base,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(5))
+                .build(),
+            etags: Mutex::new([None, None, None]),
+        }
+    }
+
+    /// Artifact `i` of [`NAMES`]: `Ok(None)` when unchanged since it was last
+    /// installed (HTTP 304) or, for the optional revocations, absent.
+    fn get(&self, i: usize) -> Result<Option<(Vec<u8>, Option<String>)>, String> {
+        match self {
+            Self::Files {
+                trust,
+                snapshot,
+                revocations,
+            } => {
+                let path = match i {
+                    0 => trust,
+                    1 => snapshot,
+                    _ => match revocations {
+                        Some(p) if p.exists() => p,
+                        _ => return Ok(None),
+                    },
+                };
+                std::fs::read(path)
+                    .map(|b| Some((b, None)))
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Self::Url { base, agent, etags } => {
+                let url = format!("{base}{}", NAMES[i]);
+                let mut req = agent.get(&url);
+                if let Some(e) = &etags.lock().unwrap_or_else(|e| e.into_inner())[i] {
+                    req = req.set("If-None-Match", e);
+                }
+                let resp = match req.call() {
+                    Ok(r) if r.status() == 304 => return Ok(None),
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(404, _)) if i == 2 => return Ok(None),
+                    Err(e) => return Err(format!("{url}: {e}")),
+                };
+                let etag = resp.header("ETag").map(str::to_string);
+                let mut body = Vec::new();
+                // Artifacts are at most a few hundred MB (66 MB per million keys).
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(resp.into_reader(), 1 << 31),
+                    &mut body,
+                )
+                .map_err(|e| format!("{url}: {e}"))?;
+                Ok(Some((body, etag)))
+            }
+        }
+    }
+
+    /// Remembers the ETag of an installed artifact, so the next poll asks
+    /// whether it changed (a refused one is fetched again).
+    fn installed(&self, i: usize, etag: Option<String>) {
+        if let Self::Url { etags, .. } = self {
+            etags.lock().unwrap_or_else(|e| e.into_inner())[i] = etag;
+        }
+    }
 }
 
 pub(crate) struct Settings {
@@ -42,31 +127,32 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-/// Loads what changed; a missing, unreadable or refused file keeps the current
-/// state and is logged on stderr.
+/// Loads what changed, in the order trust → snapshot → revocations (so a
+/// snapshot from a rotated signer is never refused); a missing, unreachable or
+/// refused artifact keeps the current state and is logged on stderr.
 fn load(v: &Verifier, s: &Sources) {
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let log = |what: &str, r: Result<keygate::Installed, String>| match r {
-        Ok(keygate::Installed::Updated { from, to }) => {
-            eprintln!("keygate serve: {what} {from} -> {to}")
-        }
-        Ok(keygate::Installed::Unchanged) => {}
-        Err(e) => eprintln!("keygate serve: {what} not installed: {e}"),
-    };
-    log(
-        "trust",
-        read(&s.trust).and_then(|b| v.install_trust(&b).map_err(|e| e.to_string())),
-    );
-    log(
-        "snapshot",
-        read(&s.snapshot).and_then(|b| v.install_snapshot(&b).map_err(|e| e.to_string())),
-    );
-    if let Some(r) = &s.revocations {
-        if r.exists() {
-            log(
-                "revocations",
-                read(r).and_then(|b| v.install_revocations(&b).map_err(|e| e.to_string())),
-            );
+    for (i, what) in ["trust", "snapshot", "revocations"].into_iter().enumerate() {
+        let (bytes, etag) = match s.get(i) {
+            Ok(Some(got)) => got,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!("keygate serve: {what} not fetched: {e}");
+                continue;
+            }
+        };
+        let r = match i {
+            0 => v.install_trust(&bytes),
+            1 => v.install_snapshot(&bytes),
+            _ => v.install_revocations(&bytes),
+        };
+        match r {
+            Ok(installed) => {
+                if let keygate::Installed::Updated { from, to } = installed {
+                    eprintln!("keygate serve: {what} {from} -> {to}");
+                }
+                s.installed(i, etag);
+            }
+            Err(e) => eprintln!("keygate serve: {what} not installed: {e}"),
         }
     }
 }
@@ -177,11 +263,9 @@ fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor
 }
 
 pub(crate) fn run(s: Settings) -> Res<u8> {
-    let trust = std::fs::read(&s.sources.trust)
-        .map_err(|e| input(format!("{}: {e}", s.sources.trust.display())))?;
-    let v = Arc::new(
-        Verifier::new(&trust).map_err(|e| input(format!("{}: {e}", s.sources.trust.display())))?,
-    );
+    let (trust, etag) = s.sources.get(0).map_err(input)?.unwrap_or_default();
+    let v = Arc::new(Verifier::new(&trust).map_err(|e| input(format!("trust: {e}")))?);
+    s.sources.installed(0, etag);
     load(&v, &s.sources);
     let server = Server::http(&s.listen).map_err(|e| input(format!("listen {}: {e}", s.listen)))?;
     eprintln!("keygate serve: listening on {}", s.listen);

@@ -1068,3 +1068,115 @@ fn serve_answers_forward_auth_requests() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("gw1.prom:1: not a keygate usage line"));
 }
+
+/// A static origin for the artifacts in `dir`: ETag = a hash of the file,
+/// 304 on If-None-Match; counts the 304s it sent.
+fn origin(
+    dir: PathBuf,
+) -> (
+    u16,
+    std::sync::Arc<tiny_http::Server>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let port = server.server_addr().to_ip().unwrap().port();
+    let not_modified = Arc::new(AtomicUsize::new(0));
+    let (s, n) = (Arc::clone(&server), Arc::clone(&not_modified));
+    std::thread::spawn(move || {
+        for req in s.incoming_requests() {
+            let name = req.url().trim_start_matches('/').to_string();
+            let Ok(body) = std::fs::read(dir.join(&name)) else {
+                let _ = req.respond(tiny_http::Response::empty(404));
+                continue;
+            };
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut h);
+            let etag = format!("\"{:x}\"", h.finish());
+            let header = tiny_http::Header::from_bytes("ETag", etag.as_bytes()).unwrap();
+            let same = req
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("If-None-Match") && h.value.as_str() == etag);
+            let _ = if same {
+                n.fetch_add(1, Ordering::Relaxed);
+                req.respond(tiny_http::Response::empty(304).with_header(header))
+            } else {
+                req.respond(tiny_http::Response::from_data(body).with_header(header))
+            };
+        }
+    });
+    (port, server, not_modified)
+}
+
+#[test]
+fn serve_polls_an_artifacts_url() {
+    let e = env();
+    e.init();
+    let (valid, _) = e.issue("billing-service", &["invoices:read"]);
+    let (leaky, _) = e.issue("leaky", &["invoices:read"]);
+    e.publish(&[]);
+    let (origin_port, origin, not_modified) = origin(e.out.clone());
+    let port = 30000 + ((std::process::id() + 7) % 20000) as u16;
+    let mut child = e
+        .cmd()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--poll",
+            "200ms",
+            "--scope",
+            "invoices:read",
+            "--artifacts-url",
+            &format!("http://127.0.0.1:{origin_port}/"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let auth = |k: &str| http_get(port, "/auth", &[("Authorization", &format!("Bearer {k}"))]).0;
+    assert_eq!(auth(&valid), 200);
+    // A truncated snapshot on the origin is refused; the current one stays.
+    let snap = e.out.join("snapshot.kgs");
+    let good = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &good[..good.len() / 2]).unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            auth(&valid),
+            200,
+            "a bad snapshot on the origin broke a valid key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(60));
+    }
+    std::fs::write(&snap, &good).unwrap();
+    // Revocation through the fast update on the origin, within poll + 1 s.
+    assert_eq!(auth(&leaky), 200);
+    e.json(&["revoke", "--key", &leaky]);
+    e.publish(&["--revocations-only"]);
+    let t = std::time::Instant::now();
+    while auth(&leaky) == 200 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1200),
+            "revocation not enforced within poll + 1 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(auth(&valid), 200);
+    assert!(
+        not_modified.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "unchanged artifacts were fetched again instead of answered 304"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    origin.unblock();
+}
