@@ -43,6 +43,9 @@ pub(crate) enum Sources {
 
 const NAMES: [&str; 3] = ["trust.kgt", "snapshot.kgs", "revocations.kgr"];
 
+/// An artifact's bytes and its ETag (from an origin URL), or `None`.
+type Fetched = Option<(Vec<u8>, Option<String>)>;
+
 impl Sources {
     pub(crate) fn url(base: &str) -> Self {
         let base = if base.ends_with('/') {
@@ -61,7 +64,7 @@ impl Sources {
 
     /// Artifact `i` of [`NAMES`]: `Ok(None)` when unchanged since it was last
     /// installed (HTTP 304) or, for the optional revocations, absent.
-    fn get(&self, i: usize) -> Result<Option<(Vec<u8>, Option<String>)>, String> {
+    fn get(&self, i: usize) -> Result<Fetched, String> {
         match self {
             Self::Files {
                 trust,
