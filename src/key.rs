@@ -180,10 +180,15 @@ fn check_with_prefix_bytes(b: &[u8], prefix: &[u8]) -> Result<(), KeyError> {
 /// `<prefix>_` (the verifier tested that to pick the native path): length,
 /// charset and checksum, without comparing the prefix a second time.
 pub(crate) fn check_after_prefix(b: &[u8], prefix_len: usize) -> Result<(), KeyError> {
-    if b.len() != prefix_len + 1 + TAIL_LEN {
+    if b.len() != key_len(prefix_len) {
         return Err(KeyError::BadLength);
     }
     check_tail(b)
+}
+
+/// The length of every key whose prefix is `prefix_len` bytes long.
+pub(crate) const fn key_len(prefix_len: usize) -> usize {
+    prefix_len + 1 + TAIL_LEN
 }
 
 /// Finds whether `s` *looks like* a key with `prefix` (starts with `prefix_`), the

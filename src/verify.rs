@@ -831,8 +831,11 @@ fn decide(
     v.snapshot_version = h.version;
     v.outcome = Outcome::Malformed;
     let prefix = h.prefix.as_bytes();
-    if key::has_prefix_bytes(key.as_bytes(), prefix) {
-        if key::check_after_prefix(key.as_bytes(), prefix.len()).is_err() {
+    let native = key::has_prefix_bytes(key.as_bytes(), prefix);
+    if native {
+        // Only a string of a key's exact length can be one: anything else is
+        // malformed without hashing it.
+        if key.len() != key::key_len(prefix.len()) {
             return;
         }
     } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
@@ -846,7 +849,15 @@ fn decide(
         .as_ref()
         .is_some_and(|r| revocation::contains_in(&r.bytes, &r.header, &id));
     let Some(rec) = snapshot::lookup_in(bytes, h, &digest) else {
-        v.outcome = Outcome::Unknown;
+        // Charset and checksum are checked only to tell a typo (malformed)
+        // from an unknown key: a string that hashes to a stored digest is an
+        // issued (or imported) key, so a hit needs neither. Every miss, of a
+        // known id or not, does the same check.
+        if native && key::check_after_prefix(key.as_bytes(), prefix.len()).is_err() {
+            v.key_id = None;
+        } else {
+            v.outcome = Outcome::Unknown;
+        }
         return;
     };
     v.principal.set(rec.principal_bytes());

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use keygate::{Artifact, Config, Error, Installed, Outcome, Staleness, Verifier};
+use keygate::{
+    Artifact, Config, Digest, Error, Installed, Outcome, RecordSpec, Staleness, Verifier,
+};
 
 fn loaded() -> (Verifier, Reference) {
     let s = signer(1);
@@ -145,6 +147,39 @@ fn imported_key_verifies_by_digest() {
         v.verify("legacy-token-wrong", T0, None).outcome,
         Outcome::Unknown
     );
+}
+
+#[test]
+fn imported_key_shaped_like_ours_is_found_not_called_malformed() {
+    // A legacy token that happens to start with the keyset's prefix and have
+    // a key's length, but not its checksum: imported by digest, it verifies
+    // (only a miss is classified by charset and checksum). A string of that
+    // shape that is not in the snapshot is still malformed.
+    let lookalike = format!("{PREFIX}_{}", "x".repeat(39));
+    assert_eq!(lookalike.len(), r_valid_len());
+    let s = signer(1);
+    let v = Verifier::new(&trust(&s)).unwrap();
+    let mut recs = reference_records(&reference());
+    let mut i = RecordSpec::active(
+        Digest::of(lookalike.as_bytes()),
+        "legacy-app",
+        &["invoices:read"],
+    );
+    i.imported = true;
+    recs.push(i);
+    v.install_snapshot(&snapshot_with(&s, 1, recs)).unwrap();
+    let d = v.verify(&lookalike, T0, Some("invoices:read"));
+    assert_eq!(
+        (d.outcome, d.principal.as_str()),
+        (Outcome::Valid, "legacy-app")
+    );
+    let other = format!("{PREFIX}_{}", "y".repeat(39));
+    let d = v.verify(&other, T0, None);
+    assert_eq!((d.outcome, d.key_id), (Outcome::Malformed, None));
+}
+
+fn r_valid_len() -> usize {
+    reference().valid.expose_secret().len()
 }
 
 #[test]
