@@ -914,18 +914,12 @@ fn http_get(
     (status, h, body.to_string())
 }
 
-#[test]
-fn serve_answers_forward_auth_requests() {
-    let e = env();
-    e.init();
-    let (valid, valid_id) = e.issue("billing-service", &["invoices:read"]);
-    let (old, old_id) = e.issue("mobile-app", &["invoices:read"]);
-    e.json(&["rotate", "--principal", "mobile-app", "--grace", "7d"]);
-    let (noscope, _) = e.issue("search-indexer", &["search:read"]);
-    let (leaky, _) = e.issue("leaky", &["invoices:read"]);
-    e.publish(&[]);
-    let port = 30000 + (std::process::id() % 20000) as u16;
-    let mut child = e
+/// Starts `keygate serve` (poll 200 ms, scope invoices:read) on the artifact
+/// source `args`; returns its port once it accepts connections. `salt` keeps
+/// two tests' ports apart.
+fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
+    let port = 30000 + ((std::process::id() + salt) % 20000) as u16;
+    let child = e
         .cmd()
         .args([
             "serve",
@@ -933,11 +927,9 @@ fn serve_answers_forward_auth_requests() {
             &format!("127.0.0.1:{port}"),
             "--poll",
             "200ms",
-            "--scope",
-            "invoices:read",
-            "--artifacts-dir",
         ])
-        .arg(&e.out)
+        .args(["--scope", "invoices:read"])
+        .args(args)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -949,6 +941,36 @@ fn serve_answers_forward_auth_requests() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (port, child)
+}
+
+/// Revokes `key`, publishes the fast update, and waits until the serve on
+/// `port` refuses it: within one poll (200 ms) + 1 s.
+fn revoke_and_wait(e: &Env, port: u16, key: &str) {
+    e.json(&["revoke", "--key", key]);
+    e.publish(&["--revocations-only"]);
+    let t = std::time::Instant::now();
+    let bearer = format!("Bearer {key}");
+    while http_get(port, "/auth", &[("Authorization", &bearer)]).0 == 200 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1200),
+            "revocation not enforced within poll + 1 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_answers_forward_auth_requests() {
+    let e = env();
+    e.init();
+    let (valid, valid_id) = e.issue("billing-service", &["invoices:read"]);
+    let (old, old_id) = e.issue("mobile-app", &["invoices:read"]);
+    e.json(&["rotate", "--principal", "mobile-app", "--grace", "7d"]);
+    let (noscope, _) = e.issue("search-indexer", &["search:read"]);
+    let (leaky, _) = e.issue("leaky", &["invoices:read"]);
+    e.publish(&[]);
+    let (port, mut child) = start_serve(&e, 0, &["--artifacts-dir".as_ref(), e.out.as_os_str()]);
     let bearer = |k: &str| format!("Bearer {k}");
     let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&valid))]);
     assert_eq!(
@@ -998,16 +1020,7 @@ fn serve_answers_forward_auth_requests() {
         http_get(port, "/auth", &[("Authorization", &bearer(&leaky))]).0,
         200
     );
-    e.json(&["revoke", "--key", &leaky]);
-    e.publish(&["--revocations-only"]);
-    let t = std::time::Instant::now();
-    while http_get(port, "/auth", &[("Authorization", &bearer(&leaky))]).0 == 200 {
-        assert!(
-            t.elapsed() < std::time::Duration::from_millis(1200),
-            "revocation not enforced within poll + 1 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    revoke_and_wait(&e, port, &leaky);
     let (st, _, metrics) = http_get(port, "/metrics", &[]);
     assert_eq!(st, 200);
     assert!(metrics.contains("keygate_verify_total{outcome=\"revoked\"}"));
@@ -1119,31 +1132,8 @@ fn serve_polls_an_artifacts_url() {
     let (leaky, _) = e.issue("leaky", &["invoices:read"]);
     e.publish(&[]);
     let (origin_port, origin, not_modified) = origin(e.out.clone());
-    let port = 30000 + ((std::process::id() + 7) % 20000) as u16;
-    let mut child = e
-        .cmd()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--poll",
-            "200ms",
-            "--scope",
-            "invoices:read",
-            "--artifacts-url",
-            &format!("http://127.0.0.1:{origin_port}/"),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let url = format!("http://127.0.0.1:{origin_port}/");
+    let (port, mut child) = start_serve(&e, 7, &["--artifacts-url".as_ref(), url.as_ref()]);
     let auth = |k: &str| http_get(port, "/auth", &[("Authorization", &format!("Bearer {k}"))]).0;
     assert_eq!(auth(&valid), 200);
     // A truncated snapshot on the origin is refused; the current one stays.
@@ -1161,16 +1151,7 @@ fn serve_polls_an_artifacts_url() {
     std::fs::write(&snap, &good).unwrap();
     // Revocation through the fast update on the origin, within poll + 1 s.
     assert_eq!(auth(&leaky), 200);
-    e.json(&["revoke", "--key", &leaky]);
-    e.publish(&["--revocations-only"]);
-    let t = std::time::Instant::now();
-    while auth(&leaky) == 200 {
-        assert!(
-            t.elapsed() < std::time::Duration::from_millis(1200),
-            "revocation not enforced within poll + 1 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    revoke_and_wait(&e, port, &leaky);
     assert_eq!(auth(&valid), 200);
     assert!(
         not_modified.load(std::sync::atomic::Ordering::Relaxed) > 0,
