@@ -14,7 +14,9 @@ use zerocopy::IntoBytes;
 use crate::error::{Artifact, Error};
 use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
 use crate::revocation::{self, RevocationHeader, RevocationView};
-use crate::snapshot::{self, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN};
+use crate::snapshot::{
+    self, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPE_LEN,
+};
 use crate::trust::TrustSet;
 
 /// What a verify decided. The snake_case names ([`Outcome::as_str`]) are the
@@ -338,6 +340,53 @@ struct ThreadCache {
     generation: u64,
     state: Arc<State>,
     counters: Arc<ThreadCounters>,
+    /// The last required scope and its bit in `state`'s snapshot.
+    scope: ScopeMemo,
+}
+
+/// The scope a thread last asked about and its bit: a gateway location asks
+/// for the same scope on every request, and finding it by name in the
+/// snapshot's scope table costs ~5 ns per entry scanned (measured: 102 ns per
+/// verify with 1 scope, 408 ns with 64 and the last one required). Lives in
+/// the thread's cache, so a new snapshot starts with an empty memo.
+#[derive(Clone, Copy)]
+struct ScopeMemo {
+    /// Length of `name`; `u8::MAX` when empty.
+    len: u8,
+    name: [u8; MAX_SCOPE_LEN],
+    bit: Option<u64>,
+}
+
+impl ScopeMemo {
+    const EMPTY: Self = Self {
+        len: u8::MAX,
+        name: [0; MAX_SCOPE_LEN],
+        bit: None,
+    };
+
+    /// The bit of `scope` in the snapshot `bytes`/`h` (None: not in it).
+    fn bit(&mut self, bytes: &[u8], h: &SnapshotHeader, scope: &str) -> Option<u64> {
+        let s = scope.as_bytes();
+        if s.len() > MAX_SCOPE_LEN {
+            return None; // no scope of the snapshot is that long
+        }
+        // A byte loop, no early exit needed (scopes are not secret): short
+        // names, and a libc memcmp call would cost more than the compare.
+        if usize::from(self.len) == s.len()
+            && self
+                .name
+                .iter()
+                .zip(s)
+                .fold(true, |eq, (a, b)| eq & (a == b))
+        {
+            return self.bit;
+        }
+        let bit = snapshot::scope_bit_in(bytes, h, scope);
+        self.name[..s.len()].copy_from_slice(s);
+        self.len = s.len() as u8;
+        self.bit = bit;
+        bit
+    }
 }
 
 std::thread_local! {
@@ -708,7 +757,16 @@ impl Verifier {
             let Ok(mut slot) = cell.try_borrow_mut() else {
                 // Only reachable if verify re-entered itself on this thread.
                 let state = self.state.load_full();
-                decide(&state, self.config.staleness, key, now, scope, &mut v);
+                let mut memo = ScopeMemo::EMPTY;
+                decide(
+                    &state,
+                    self.config.staleness,
+                    key,
+                    now,
+                    scope,
+                    &mut memo,
+                    &mut v,
+                );
                 return;
             };
             let generation = self.generation.load(Ordering::Acquire);
@@ -718,8 +776,9 @@ impl Verifier {
             if !fresh {
                 self.refresh(&mut slot, generation);
             }
-            if let Some(c) = slot.as_ref() {
-                decide(&c.state, self.config.staleness, key, now, scope, &mut v);
+            if let Some(c) = slot.as_mut() {
+                let staleness = self.config.staleness;
+                decide(&c.state, staleness, key, now, scope, &mut c.scope, &mut v);
                 c.counters.bump(v.outcome);
             }
         });
@@ -748,6 +807,7 @@ impl Verifier {
             generation,
             state: self.state.load_full(),
             counters,
+            scope: ScopeMemo::EMPTY,
         });
     }
 
@@ -819,6 +879,7 @@ fn decide(
     key: &str,
     now: u64,
     scope: Option<&str>,
+    memo: &mut ScopeMemo,
     v: &mut Verdict,
 ) {
     v.revocation_seq = state.revocations.as_ref().map_or(0, |r| r.header.sequence);
@@ -877,7 +938,8 @@ fn decide(
     } else if expiry.is_some_and(|e| now >= e) {
         Outcome::Expired
     } else if scope.is_some_and(|s| {
-        snapshot::scope_bit_in(bytes, h, s).is_none_or(|bit| rec.scope_mask() & bit == 0)
+        memo.bit(bytes, h, s)
+            .is_none_or(|bit| rec.scope_mask() & bit == 0)
     }) {
         Outcome::InsufficientScope
     } else if v.stale

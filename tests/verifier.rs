@@ -178,6 +178,64 @@ fn imported_key_shaped_like_ours_is_found_not_called_malformed() {
     assert_eq!((d.outcome, d.key_id), (Outcome::Malformed, None));
 }
 
+#[test]
+fn required_scope_is_found_again_after_a_snapshot_renumbers_scopes() {
+    // Each thread remembers the last required scope's bit; a new snapshot
+    // can give the same name another bit, so the memory must not outlive it.
+    let s = signer(1);
+    let v = Verifier::new(&trust(&s)).unwrap();
+    let one = |version, recs: Vec<RecordSpec>| snapshot_with(&s, version, recs);
+    v.install_snapshot(&one(
+        1,
+        vec![RecordSpec::active(key(1).digest(), "app", &["m:read"])],
+    ))
+    .unwrap();
+    let k = key(1);
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some("m:read")).outcome,
+        Outcome::Valid
+    );
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some("a:read")).outcome,
+        Outcome::InsufficientScope
+    );
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some("m:read")).outcome,
+        Outcome::Valid
+    );
+    // Version 2 adds a scope that sorts first: "m:read" moves to another bit.
+    v.install_snapshot(&one(
+        2,
+        vec![
+            RecordSpec::active(key(1).digest(), "app", &["m:read"]),
+            RecordSpec::active(key(2).digest(), "other", &["a:read"]),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some("m:read")).outcome,
+        Outcome::Valid
+    );
+    assert_eq!(
+        v.verify(key(2).expose_secret(), T0, Some("m:read")).outcome,
+        Outcome::InsufficientScope
+    );
+    assert_eq!(
+        v.verify(key(2).expose_secret(), T0, Some("a:read")).outcome,
+        Outcome::Valid
+    );
+    // Longer than any scope name can be; and the empty name.
+    let long = "s".repeat(65);
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some(&long)).outcome,
+        Outcome::InsufficientScope
+    );
+    assert_eq!(
+        v.verify(k.expose_secret(), T0, Some("")).outcome,
+        Outcome::InsufficientScope
+    );
+}
+
 fn r_valid_len() -> usize {
     reference().valid.expose_secret().len()
 }
