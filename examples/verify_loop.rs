@@ -1,8 +1,17 @@
-//! A fixed loop of verifies, for instruction counting:
-//! `valgrind --tool=callgrind target/release/examples/verify_loop`.
+//! A fixed loop of verifies over 10 000 keys, for instruction counting and
+//! profiling (`valgrind --tool=callgrind target/release/examples/verify_loop`,
+//! `perf record`), and for what a keyset's number of scopes costs:
+//! `cargo run --release --example verify_loop -- 64` gives every key 64 scopes
+//! and requires the last one (docs/PERFORMANCE.md, the scope memo).
 use keygate::{ApiKey, Name, Prefix, RecordSpec, Signer, SnapshotBuilder, Verifier};
 
 fn main() {
+    let scopes: usize = std::env::args()
+        .nth(1)
+        .map_or(1, |s| s.parse().expect("number of scopes, 1..=64"));
+    let names: Vec<String> = (0..scopes).map(|i| format!("service{i:02}:read")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let required = *names.last().expect("at least one scope");
     let n = 10_000usize;
     let signer = Signer::from_seed(&[7; 32]);
     let ks = Name::new("bench").unwrap();
@@ -16,22 +25,30 @@ fn main() {
         b.push(RecordSpec::active(
             k.digest(),
             &format!("service-{}", i / 10),
-            &["invoices:read"],
+            &names,
         ));
         keys.push(k.expose_secret().to_string());
     }
     let trust = keygate::build_bundle(&ks, 1, 0, &[signer.trusted()], &[&signer]);
     let v = Verifier::new(&trust).unwrap();
     v.install_snapshot(&b.build(&signer).unwrap()).unwrap();
+    let mut best = f64::MAX;
     let mut ok = 0u64;
-    for round in 0..200 {
-        for k in &keys {
-            ok += u64::from(
-                v.verify(k, 1 + round, Some("invoices:read"))
-                    .outcome
-                    .is_accepted(),
-            );
+    for round in 0..5 {
+        let t = std::time::Instant::now();
+        for r in 0..40 {
+            for k in &keys {
+                ok += u64::from(
+                    v.verify(k, 1 + round * 40 + r, Some(required))
+                        .outcome
+                        .is_accepted(),
+                );
+            }
         }
+        best = best.min(t.elapsed().as_nanos() as f64 / (40 * n) as f64);
     }
-    println!("{ok} accepted");
+    assert_eq!(ok, 200 * n as u64, "every key accepted");
+    println!(
+        "{scopes} scope(s), the last one required: {best:.1} ns per verify (best of 5 x 400 000)"
+    );
 }
