@@ -1,19 +1,9 @@
 -- LuaJIT FFI smoke test over libkeygate: luajit smoke.lua LIB FIXTURES_DIR
 local ffi = require("ffi")
-ffi.cdef[[
-typedef struct keygate_verifier keygate_verifier;
-typedef struct keygate_verdict {
-  int outcome; uint8_t key_id[16]; char principal[128]; size_t principal_len;
-  uint64_t expires_at, deprecated_at, sunset_at, snapshot_version, revocation_seq; bool stale;
-} keygate_verdict;
-int keygate_verifier_new(const uint8_t *trust, size_t trust_len, keygate_verifier **out);
-void keygate_verifier_free(keygate_verifier *verifier);
-int keygate_verifier_load_snapshot(keygate_verifier *v, const uint8_t *bytes, size_t len);
-int keygate_verifier_verify(const keygate_verifier *v, const char *key, size_t key_len,
-  const char *scope, size_t scope_len, uint64_t now_unix, keygate_verdict *out);
-const char *keygate_outcome_name(int outcome);
-const char *keygate_version(void);
-]]
+-- The declarations are resty.keygate's own (loading it needs no nginx), so this
+-- also checks the cdef the OpenResty module ships against the library.
+package.path = arg[0]:gsub("[^/]*$", "") .. "../../nginx/lua/lib/?.lua;" .. package.path
+require("resty.keygate")
 local lib = ffi.load(arg[1])
 local dir = arg[2]
 local function slurp(name)

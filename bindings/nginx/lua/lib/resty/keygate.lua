@@ -28,6 +28,7 @@ int keygate_verifier_stats_prometheus_size(const keygate_verifier *v, size_t *ou
 int keygate_verifier_stats_prometheus(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
 const char *keygate_result_message(int result);
 const char *keygate_outcome_name(int outcome);
+const char *keygate_version(void);
 ]]
 
 local _M = { _VERSION = "0.1.0" }
