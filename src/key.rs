@@ -351,12 +351,24 @@ impl KeyId {
     }
 }
 
+impl KeyId {
+    /// The id as 32 lowercase hex digits (how it is shown everywhere), without
+    /// allocating: bindings write it straight into their output buffers.
+    pub fn to_hex(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        // Hex digits are ASCII, so this never takes the error branch.
+        f.write_str(core::str::from_utf8(&self.to_hex()).map_err(|_| fmt::Error)?)
     }
 }
 

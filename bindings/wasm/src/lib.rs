@@ -32,7 +32,8 @@ mod io {
     /// principal byte length when the number is new (-1: already known),
     /// principal-numbering epoch.
     pub const OUT_AT: usize = 768;
-    /// The key id in lowercase hex (32 bytes), when out field `KEY_ID_FLAG` is 1.
+    /// The key id in lowercase hex (32 bytes), when bit 8 of `__verifyRaw`'s
+    /// return value is set.
     pub const HEX_AT: usize = 848;
     /// A new principal name's bytes.
     pub const NAME_AT: usize = 896;
@@ -103,16 +104,6 @@ extern "C" {
 
 /// Outcomes in the order of the JS table above (and of the C enum).
 const OUTCOMES: [keygate::Outcome; 9] = keygate::Outcome::ALL;
-
-fn hex(id: keygate::KeyId) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(32);
-    for b in id.0 {
-        s.push(H[usize::from(b >> 4)] as char);
-        s.push(H[usize::from(b & 15)] as char);
-    }
-    s
-}
 
 /// Verifies API keys against signed keygate artifacts.
 #[wasm_bindgen]
@@ -217,11 +208,14 @@ impl Verifier {
         };
         let now = now.unwrap_or_else(|| (js_sys::Date::now() / 1000.0) as u64);
         let v = self.inner.verify(key, now, scope.as_deref());
+        let key_id = v.key_id.map(|id| id.to_hex());
         let none = -1.0;
         Ok(make_verdict(
             OUTCOMES.iter().position(|o| *o == v.outcome).unwrap_or(0) as u32,
             v.principal.as_str(),
-            &v.key_id.map(hex).unwrap_or_default(),
+            key_id
+                .as_ref()
+                .map_or("", |h| std::str::from_utf8(h).unwrap_or("")),
             v.expires_at.map_or(none, |t| t as f64),
             v.deprecated_at.map_or(none, |t| t as f64),
             v.sunset_at.map_or(none, |t| t as f64),
@@ -274,11 +268,7 @@ impl Verifier {
                 buf[io::OUT_AT + 8 * i..][..8].copy_from_slice(&f.to_le_bytes());
             }
             if let Some(id) = v.key_id {
-                const H: &[u8; 16] = b"0123456789abcdef";
-                for (i, byte) in id.0.iter().enumerate() {
-                    buf[io::HEX_AT + 2 * i] = H[usize::from(byte >> 4)];
-                    buf[io::HEX_AT + 2 * i + 1] = H[usize::from(byte & 15)];
-                }
+                buf[io::HEX_AT..][..32].copy_from_slice(&id.to_hex());
             }
             outcome as u32 | u32::from(v.key_id.is_some()) << 8
         })
