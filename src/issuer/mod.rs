@@ -393,9 +393,7 @@ impl Issuer {
         let (signer, pkcs8) = Signer::generate();
         publish::write_private_new(&me.signer_path(&signer.id().to_string()), &pkcs8)?;
         let bundle = build_bundle(&name, 1, now, &[signer.trusted()], &[&signer]);
-        let tx = me
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = me.write()?;
         store::set_meta(&tx, "keyset", keyset)?;
         store::set_meta(&tx, "prefix", prefix)?;
         tx.execute(
@@ -408,7 +406,7 @@ impl Issuer {
         )?;
         audit::note(
             &tx,
-            &me.actor,
+            actor,
             now,
             "init",
             None,
@@ -419,7 +417,6 @@ impl Issuer {
             )),
         )?;
         tx.commit()?;
-        me.actor = actor.into();
         Ok(me)
     }
 
@@ -449,6 +446,15 @@ impl Issuer {
     /// The issuer's current time.
     pub fn now(&self) -> u64 {
         self.now.unwrap_or_else(system_now)
+    }
+
+    /// Starts a mutation: an immediate (write-locking) transaction, and who
+    /// is making it, for the audit entry the mutation records in it.
+    fn write(&mut self) -> Result<(rusqlite::Transaction<'_>, &str)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok((tx, &self.actor))
     }
 
     /// The store directory.
@@ -512,10 +518,7 @@ impl Issuer {
         let req = &req;
         let prefix = self.prefix()?;
         let now = self.now();
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         let mut out = Vec::with_capacity(count as usize);
         for i in 0..count {
             let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
@@ -525,7 +528,7 @@ impl Issuer {
                 let reason = (count > 1000).then(|| format!("bulk issue of {count} keys"));
                 audit::note(
                     &tx,
-                    &actor,
+                    actor,
                     now,
                     "issue",
                     Some(&info.key_id),
@@ -560,14 +563,11 @@ impl Issuer {
         };
         let mut info = KeyInfo::active(digest.key_id().to_string(), &req, true, now);
         info.expires_at = expires_at;
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         insert_key(&tx, &digest, &info)?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "import",
             Some(&info.key_id),
@@ -609,16 +609,13 @@ impl Issuer {
         };
         let prefix = self.prefix()?;
         let sunset = now.saturating_add(grace);
-        let actor = self.actor.clone();
         let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         let info = KeyInfo::active(key.key_id().to_string(), &req, false, now);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         insert_key(&tx, &key.digest(), &info)?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "rotate",
             Some(&info.key_id),
@@ -635,7 +632,7 @@ impl Issuer {
             )?;
             audit::note(
                 &tx,
-                &actor,
+                actor,
                 now,
                 "deprecate",
                 Some(&old.key_id),
@@ -657,10 +654,7 @@ impl Issuer {
     /// nothing is changed.
     pub fn revoke(&mut self, target: &RevokeTarget, reason: Option<&str>) -> Result<Vec<Revoked>> {
         let now = self.now();
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         let rows: Vec<(String, String, String)> = match target {
             RevokeTarget::Ids(ids) => {
                 let mut v = Vec::new();
@@ -700,7 +694,7 @@ impl Issuer {
                 )?;
                 audit::note(
                     &tx,
-                    &actor,
+                    actor,
                     now,
                     "revoke",
                     Some(&id),
@@ -815,10 +809,7 @@ impl Issuer {
             &[&old, &new],
         );
         publish::write_private_new(&self.signer_path(&new.id().to_string()), &pkcs8)?;
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         tx.execute(
             "UPDATE signers SET state = 'retiring', published_since = 0 WHERE id = ?1",
             [old.id().to_string()],
@@ -833,7 +824,7 @@ impl Issuer {
         )?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "signer-rotate",
             None,
@@ -858,7 +849,6 @@ impl Issuer {
         let prefix = Prefix::new(&self.prefix()?)
             .ok_or_else(|| IssuerError::Corrupt("bad prefix".into()))?;
         let signer = self.active_signer()?;
-        let actor = self.actor.clone();
         // Finish a signer rotation whose two-signer bundle was already published.
         let retiring: Option<(String, u64)> = self
             .conn
@@ -868,9 +858,7 @@ impl Issuer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         if let Some((old_id, published)) = &retiring {
             if *published > 0 {
                 let version: u64 =
@@ -885,7 +873,7 @@ impl Issuer {
                     "UPDATE signers SET state = 'retired' WHERE id = ?1",
                     [old_id],
                 )?;
-                audit::note(&tx, &actor, now, "signer-retire", None, None, Some(old_id))?;
+                audit::note(&tx, actor, now, "signer-retire", None, None, Some(old_id))?;
             } else {
                 tx.execute(
                     "UPDATE signers SET published_since = 1 WHERE id = ?1",
@@ -925,7 +913,7 @@ impl Issuer {
         let head = audit::head(&tx)?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "publish",
             None,
@@ -1000,10 +988,7 @@ impl Issuer {
         let now = self.now();
         let keyset = self.keyset()?;
         let signer = self.active_signer()?;
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         let seq = if store::get_meta_u64(&tx, "snapshot_version")? == base {
             store::get_meta_u64(&tx, "revocation_seq")? + 1
         } else {
@@ -1014,7 +999,7 @@ impl Issuer {
         store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "publish-revocations",
             None,

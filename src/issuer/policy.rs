@@ -10,7 +10,7 @@ use std::prelude::rust_2021::*;
 #[allow(unused_imports)]
 use std::{format, vec};
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::audit;
@@ -107,10 +107,7 @@ impl Issuer {
             ));
         }
         let now = self.now();
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         tx.execute(
             "INSERT INTO policy (class, max_age, grace, rotate_before) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(class) DO UPDATE SET max_age = excluded.max_age, grace = excluded.grace,
@@ -125,7 +122,7 @@ impl Issuer {
         );
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "policy-set",
             None,
@@ -182,10 +179,7 @@ impl Issuer {
     pub fn set_principal_class(&mut self, principal: &str, class: &str) -> Result<()> {
         self.policy(class)?;
         let now = self.now();
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, actor) = self.write()?;
         tx.execute(
             "INSERT INTO principal_class (principal, class) VALUES (?1, ?2)
              ON CONFLICT(principal) DO UPDATE SET class = excluded.class",
@@ -193,7 +187,7 @@ impl Issuer {
         )?;
         audit::note(
             &tx,
-            &actor,
+            actor,
             now,
             "principal-class",
             None,
