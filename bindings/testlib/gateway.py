@@ -2,6 +2,7 @@
 the CLI, and free loopback ports."""
 import http.server
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -52,6 +53,24 @@ def free_port():
         if port not in _given:
             _given.add(port)
             return port
+
+
+class Checks:
+    """`check(cond, msg)`: counts checks (`.count`); on the first failure prints
+    the message and the tail of each log `logs()` names, and exits 1."""
+
+    def __init__(self, logs):
+        self.logs, self.count = logs, 0
+
+    def __call__(self, cond, msg):
+        self.count += 1
+        if not cond:
+            print("FAIL:", msg)
+            for path in self.logs():
+                if os.path.exists(path):
+                    tail = open(path, errors="replace").read().splitlines()[-30:]
+                    print(f"--- {os.path.basename(path)}\n" + "\n".join(tail))
+            raise SystemExit(1)
 
 
 def serve(handler):

@@ -28,14 +28,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "bindings/testlib"))
-from gateway import Store, free_port, serve, upstream_handler  # noqa: E402
+from gateway import Checks, Store, free_port, serve, upstream_handler  # noqa: E402
 
 BIN, VENV_PY, ENVOY = sys.argv[1], sys.argv[2], sys.argv[3]
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 work = tempfile.mkdtemp(prefix="keygate-docs-")
 os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
 store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
-procs, checks = [], 0
+procs = []
 
 
 # --- the blocks ---------------------------------------------------------------
@@ -71,14 +71,7 @@ def take(page, i, lang, how):
 
 # --- helpers ------------------------------------------------------------------
 
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        print("FAIL:", msg)
-        for log in sorted(f for f in os.listdir(work) if f.endswith(".log")):
-            print(f"--- {log}\n" + "\n".join(open(os.path.join(work, log), errors="replace").read().splitlines()[-12:]))
-        raise SystemExit(1)
+check = Checks(lambda: sorted(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".log")))
 
 
 def sh(script, cwd=ROOT, env=None):
@@ -448,7 +441,7 @@ console.log(r.outcome, r.principal);""", pub, keys["valid"]], cwd=ROOT, capture_
           ", ".join(f"docs/{p} #{i} ({ALL[(p, i)][0] or 'text'})" for p, i in missed))
     for (page, i), how in sorted(taken.items()):
         print(f"  docs/{page} #{i}: {how}")
-    print(f"docs: {len(taken)} blocks on {len(PAGES)} pages, {checks} checks passed")
+    print(f"docs: {len(taken)} blocks on {len(PAGES)} pages, {check.count} checks passed")
 finally:
     for p in procs:
         p.terminate()

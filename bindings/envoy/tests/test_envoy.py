@@ -11,14 +11,13 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
-from gateway import Store, free_port, serve, upstream_handler  # noqa: E402
+from gateway import Checks, Store, free_port, serve, upstream_handler  # noqa: E402
 
 ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
 BENCH = int(sys.argv[sys.argv.index("--bench") + 1]) if "--bench" in sys.argv else 0
@@ -115,16 +114,7 @@ cfg = os.path.join(work, "envoy.json")
 json.dump(config, open(cfg, "w"))
 log = open(os.path.join(work, "envoy.log"), "w")
 envoy = subprocess.Popen((["taskset", "-c", "0"] if PIN else []) + [ENVOY, "-c", cfg, "--concurrency", "1", "--log-level", "warn"], stdout=log, stderr=log)
-checks = 0
-
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        print("FAIL:", msg)
-        print(open(os.path.join(work, "envoy.log")).read()[-3000:])
-        raise SystemExit(1)
+check = Checks(lambda: [os.path.join(work, "envoy.log")])
 
 
 def get(key=None, header="authorization", p=None):
@@ -189,7 +179,7 @@ try:
     check(b"keygate" not in open(os.path.join(work, "envoy.log"), "rb").read() or
           all(k.encode() not in open(os.path.join(work, "envoy.log"), "rb").read() for k in keys.values()),
           "keys never logged")
-    print(f"envoy filter: {checks} checks passed")
+    print(f"envoy filter: {check.count} checks passed")
 
     if PROBE:
         get(keys["valid"], p=probe)

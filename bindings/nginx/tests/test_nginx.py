@@ -3,7 +3,6 @@ proxied upstream, a revocation enforced within one reload interval, reloads
 under traffic (including corrupted artifacts) with 0 non-2xx, and no key in
 the logs. Usage: python3 test_nginx.py KEYGATE_BIN MODULE_SO"""
 import http.client
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
-from gateway import Store, free_port  # noqa: E402
+from gateway import Checks, Store, free_port  # noqa: E402
 
 BIN, MODULE = sys.argv[1], sys.argv[2]
 MODE = sys.argv[3] if len(sys.argv) > 3 else "native"  # or "lua" (resty.keygate; MODULE = libkeygate .so)
@@ -120,16 +119,7 @@ http {{
 }}
 """)
 nginx = subprocess.Popen(["nginx", "-p", work, "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-checks = 0
-
-
-def check(cond, msg):
-    global checks
-    checks += 1
-    if not cond:
-        print("FAIL:", msg)
-        print(open(os.path.join(work, "error.log")).read()[-3000:])
-        raise SystemExit(1)
+check = Checks(lambda: [os.path.join(work, "error.log")])
 
 
 def get(path, key=None, header="Authorization"):
@@ -226,7 +216,7 @@ try:
     if MODE == "native":
         check(" valid_deprecated mobile-app " in logs, "variables in the access log")
     print(f"nginx {MODE}: revocation and reload checks done")
-    print(f"nginx module: {checks} checks passed ({MODE})")
+    print(f"nginx module: {check.count} checks passed ({MODE})")
 finally:
     if serve:
         serve.kill()
