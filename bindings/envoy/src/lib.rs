@@ -377,7 +377,8 @@ impl HttpContext for Filter {
         };
         if c.header_floor {
             self.set_http_request_header(from, None);
-            self.set_http_request_header(&c.principal_header, Some(key.get(..4).unwrap_or("")));
+            // A constant stands in for the principal: nothing of the key goes upstream.
+            self.set_http_request_header(&c.principal_header, Some("header-floor"));
             return Action::Continue;
         }
         let Some(v) = s.verifier.as_ref() else {
