@@ -135,11 +135,37 @@ fn hex(d: &[u8]) -> String {
 struct Line([u8; 64]);
 
 fn sizes() -> Vec<usize> {
+    // KEYGATE_BENCH_SIZES=10000 (comma-separated) measures only those sizes.
+    if let Ok(s) = std::env::var("KEYGATE_BENCH_SIZES") {
+        return s
+            .split(',')
+            .map(|n| n.trim().parse().expect("KEYGATE_BENCH_SIZES: numbers"))
+            .collect();
+    }
     let mut v = vec![10_000, 1_000_000];
     if std::env::var_os("KEYGATE_BENCH_10M").is_some() {
         v.push(10_000_000);
     }
     v
+}
+
+/// Runs one step, then waits for it to finish before the next may start.
+///
+/// The next index depends on each answer, but an answer reached through
+/// predicted branches (keygate's and the naive peer's outcomes are) lets the
+/// CPU start the next verify speculatively and overlap the two, while the
+/// floor's branch-free compare cannot: without the fence the contenders are
+/// not measured alike. `lfence` lets no later instruction start before every
+/// earlier one has completed, so every contender is measured as latency.
+#[inline(always)]
+fn fenced(f: &dyn Fn(usize) -> usize, i: usize) -> usize {
+    let next = f(i);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: lfence has no memory effects; SSE2 is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_lfence()
+    };
+    next
 }
 
 /// One verify step of each contender: takes the key index, returns the next
@@ -162,6 +188,11 @@ impl Contenders<'_> {
         let dep =
             (d.snapshot_version >> 40) as usize + usize::from(d.outcome == Outcome::Malformed);
         (i + 1 + dep) % self.fx.keys.len()
+    }
+
+    /// No work: the loop and fence overhead every step carries.
+    fn empty(&self, i: usize) -> usize {
+        (black_box(i) + 1) % self.fx.keys.len()
     }
 
     fn floor(&self, i: usize) -> usize {
@@ -215,14 +246,20 @@ fn contenders(fx: &Fixture) -> Contenders<'_> {
 
 /// Ratios measured in alternating rounds (keygate, floor, naive, keygate, ...),
 /// so a machine that speeds up or slows down mid-run shifts all three alike.
-/// Prints the median per-round ratio.
+/// Prints the median per-round ratio. Each contender is warmed up before it
+/// is timed, as criterion does.
 fn paired_ratios(c: &Contenders<'_>, n: usize) {
     const STEPS: usize = 20_000;
     let time = |f: &dyn Fn(usize) -> usize, start: usize| {
-        let t = Instant::now();
+        // Untimed warm-up: the previous contender's tables evicted this one's
+        // from cache, and a gateway verifies with its own tables warm.
         let mut i = start;
+        for _ in 0..STEPS / 2 {
+            i = fenced(f, i);
+        }
+        let t = Instant::now();
         for _ in 0..STEPS {
-            i = f(i);
+            i = fenced(f, i);
         }
         black_box(i);
         t.elapsed().as_nanos() as f64 / STEPS as f64
@@ -230,22 +267,24 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
     let (mut vs_floor, mut vs_naive, mut ns) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..41 {
         let start = round * 7919 % c.fx.keys.len();
-        let k = time(&|i| c.keygate(i), start);
-        let f = time(&|i| c.floor(i), start);
-        let nv = time(&|i| c.naive(i), start);
+        // What the loop and the fence cost alone, subtracted from each.
+        let e = time(&|i| c.empty(i), start);
+        let k = time(&|i| c.keygate(i), start) - e;
+        let f = time(&|i| c.floor(i), start) - e;
+        let nv = time(&|i| c.naive(i), start) - e;
         vs_floor.push(k / f);
         vs_naive.push(nv / k);
-        ns.push((k, f, nv));
+        ns.push((k, f, nv, e));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
     ns.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let (k, f, nv) = ns[ns.len() / 2];
+    let (k, f, nv, e) = ns[ns.len() / 2];
     println!(
-        "paired {n} keys (41 alternating rounds): keygate {k:.0} ns, floor {f:.0} ns, naive {nv:.0} ns; \
-         keygate/floor {:.2}x (median), naive/keygate {:.2}x (median)",
+        "paired {n} keys (41 alternating rounds, loop+fence {e:.0} ns subtracted): keygate {k:.0} ns, \
+         floor {f:.0} ns, naive {nv:.0} ns; keygate/floor {:.2}x (median), naive/keygate {:.2}x (median)",
         median(&mut vs_floor),
         median(&mut vs_naive)
     );
@@ -262,9 +301,10 @@ fn bench_verify(c: &mut Criterion) {
             ("keygate", &(|i| ct.keygate(i)) as &dyn Fn(usize) -> usize),
             ("floor", &|i| ct.floor(i)),
             ("naive_hashmap", &|i| ct.naive(i)),
+            ("loop_and_fence_only", &|i| ct.empty(i)),
         ] {
             let mut i = 0usize;
-            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| i = f(i)));
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| i = fenced(f, i)));
         }
         drop(ct);
         if n == *sizes().last().unwrap() {

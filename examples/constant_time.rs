@@ -98,10 +98,10 @@ fn slot_of(snapshot: &[u8], h: &keygate::SnapshotHeader, id: u128) -> usize {
     let bucket = scale((id >> 64) as u64, h.bucket_count);
     let at = 256 + 64 * h.slot_count as usize + 2 * bucket;
     let pilot = u16::from_le_bytes([snapshot[at], snapshot[at + 1]]);
-    let x = (id as u64)
-        ^ h.hash_seed
-            .wrapping_add(u64::from(pilot).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    scale(fmix64(x), h.slot_count)
+    let k = fmix64(id as u64 ^ h.hash_seed);
+    let x = (k ^ u64::from(pilot).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_mul(0xd6e8_feb8_6659_fd93);
+    scale(x, h.slot_count)
 }
 const BATCH: usize = 8;
 const KEYS: usize = 128;
@@ -312,6 +312,13 @@ fn main() {
         .map(|known| {
             let id = known.key_id().to_u128();
             let want = slot_of(&snapshot, &h, id);
+            // The formula of docs/format.md finds the key's own record.
+            let at = 256 + 64 * want;
+            assert_eq!(
+                snapshot[at..at + 16],
+                known.0[..16],
+                "docs/format.md slot formula"
+            );
             loop {
                 let other = (id >> 64) << 64 | u128::from(rng.next());
                 if other != id && slot_of(&snapshot, &h, other) == want {

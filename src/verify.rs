@@ -260,6 +260,7 @@ impl AlignedBytes {
         Self::Heap(lines)
     }
 
+    #[inline]
     fn bytes(&self, len: usize) -> &[u8] {
         match self {
             #[cfg(unix)]
@@ -277,6 +278,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         self.lines.bytes(self.len)
     }
@@ -365,6 +367,7 @@ impl ScopeMemo {
     };
 
     /// The bit of `scope` in the snapshot `bytes`/`h` (None: not in it).
+    #[inline]
     fn bit(&mut self, bytes: &[u8], h: &SnapshotHeader, scope: &str) -> Option<u64> {
         let s = scope.as_bytes();
         if s.len() > MAX_SCOPE_LEN {
