@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use keygate::{ApiKey, Name, Outcome, Prefix, RecordSpec, Signer, SnapshotBuilder, Verifier};
+use keygate::{
+    build_update, ApiKey, Name, Outcome, Prefix, RecordSpec, Signer, SnapshotBuilder, UpdateSpec,
+    Verifier,
+};
 use sha2::{Digest as _, Sha256};
 
 const T0: u64 = 1_767_225_600;
@@ -51,6 +54,8 @@ impl Keys {
 struct Fixture {
     keys: Keys,
     snapshot: Vec<u8>,
+    /// An update revoking 1% of the snapshot's keys.
+    revocations: Vec<u8>,
     trust: Vec<u8>,
 }
 
@@ -60,6 +65,7 @@ fn fixture(n: usize) -> Fixture {
     let mut b = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, T0)
         .valid_until(T0 + 86_400);
     let mut keys = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     // Ten keys per principal by default (a customer with several services and
     // environments); docs/PERFORMANCE.md shows the cost when each key has its own.
     let per_principal: usize = std::env::var("KEYGATE_BENCH_KEYS_PER_PRINCIPAL")
@@ -79,6 +85,7 @@ fn fixture(n: usize) -> Fixture {
             &principals[i / per_principal],
             &["invoices:read"],
         ));
+        ids.push(k.digest().key_id());
         keys.push(k.expose_secret().to_string());
     }
     // Present keys in a shuffled order so record reads are random.
@@ -99,6 +106,16 @@ fn fixture(n: usize) -> Fixture {
     };
     let snapshot = b.build(&signer).unwrap();
     let trust = keygate::build_bundle(&keyset, 1, T0, &[signer.trusted()], &[&signer]);
+    // A gateway normally has a revocation update applied: 1% of keys revoked.
+    let revoked: Vec<_> = ids.iter().step_by(100).copied().collect();
+    let spec = UpdateSpec {
+        keyset,
+        base_version: 1,
+        sequence: 1,
+        created_at: T0,
+        valid_until: T0 + 86_400,
+    };
+    let revocations = build_update(&spec, &ids, &revoked, &signer).unwrap();
     println!(
         "snapshot {n} keys: {:.1} MB ({:.1} B/key, slot table at 99% load)",
         snapshot.len() as f64 / 1e6,
@@ -107,6 +124,7 @@ fn fixture(n: usize) -> Fixture {
     Fixture {
         keys,
         snapshot,
+        revocations,
         trust,
     }
 }
@@ -173,21 +191,27 @@ fn fenced(f: &dyn Fn(usize) -> usize, i: usize) -> usize {
 struct Contenders<'a> {
     fx: &'a Fixture,
     verifier: Verifier,
+    /// The same snapshot with the revocation update applied.
+    with_revocations: Verifier,
     table: Vec<Line>,
     naive: HashMap<String, NaiveRecord>,
 }
 
 impl Contenders<'_> {
     fn keygate(&self, i: usize) -> usize {
-        let d = self.verifier.verify(
-            black_box(self.fx.keys.get(i)),
-            T0 + 1,
-            Some("invoices:read"),
-        );
+        Self::verify_step(&self.verifier, self.fx, i)
+    }
+
+    fn keygate_revocations(&self, i: usize) -> usize {
+        Self::verify_step(&self.with_revocations, self.fx, i)
+    }
+
+    fn verify_step(v: &Verifier, fx: &Fixture, i: usize) -> usize {
+        let d = v.verify(black_box(fx.keys.get(i)), T0 + 1, Some("invoices:read"));
         // Always 0, but only known after the verify: a data dependency.
         let dep =
             (d.snapshot_version >> 40) as usize + usize::from(d.outcome == Outcome::Malformed);
-        (i + 1 + dep) % self.fx.keys.len()
+        (i + 1 + dep) % fx.keys.len()
     }
 
     /// No work: the loop and fence overhead every step carries.
@@ -219,6 +243,11 @@ impl Contenders<'_> {
 fn contenders(fx: &Fixture) -> Contenders<'_> {
     let verifier = Verifier::new(&fx.trust).unwrap();
     verifier.install_snapshot(&fx.snapshot).unwrap();
+    let with_revocations = Verifier::new(&fx.trust).unwrap();
+    with_revocations.install_snapshot(&fx.snapshot).unwrap();
+    with_revocations
+        .install_revocations(&fx.revocations)
+        .unwrap();
     // The floor's table has the byte size of keygate's slot table.
     let table: Vec<Line> = (0..fx.snapshot.len() / 64)
         .map(|i| Line([i as u8; 64]))
@@ -239,6 +268,7 @@ fn contenders(fx: &Fixture) -> Contenders<'_> {
     Contenders {
         fx,
         verifier,
+        with_revocations,
         table,
         naive,
     }
@@ -264,7 +294,8 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
         black_box(i);
         t.elapsed().as_nanos() as f64 / STEPS as f64
     };
-    let (mut vs_floor, mut vs_naive, mut ns) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut vs_floor, mut vs_naive, mut rev_vs_floor, mut ns) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..41 {
         let start = round * 7919 % c.fx.keys.len();
         // What the loop and the fence cost alone, subtracted from each.
@@ -272,21 +303,25 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
         let k = time(&|i| c.keygate(i), start) - e;
         let f = time(&|i| c.floor(i), start) - e;
         let nv = time(&|i| c.naive(i), start) - e;
+        let kr = time(&|i| c.keygate_revocations(i), start) - e;
         vs_floor.push(k / f);
         vs_naive.push(nv / k);
-        ns.push((k, f, nv, e));
+        rev_vs_floor.push(kr / f);
+        ns.push((k, f, nv, e, kr));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
     ns.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let (k, f, nv, e) = ns[ns.len() / 2];
+    let (k, f, nv, e, kr) = ns[ns.len() / 2];
     println!(
         "paired {n} keys (41 alternating rounds, loop+fence {e:.0} ns subtracted): keygate {k:.0} ns, \
-         floor {f:.0} ns, naive {nv:.0} ns; keygate/floor {:.2}x (median), naive/keygate {:.2}x (median)",
+         floor {f:.0} ns, naive {nv:.0} ns; keygate/floor {:.2}x (median), naive/keygate {:.2}x (median); \
+         with a 1% revocation update applied {kr:.0} ns, {:.2}x floor",
         median(&mut vs_floor),
-        median(&mut vs_naive)
+        median(&mut vs_naive),
+        median(&mut rev_vs_floor),
     );
 }
 
@@ -299,12 +334,15 @@ fn bench_verify(c: &mut Criterion) {
         paired_ratios(&ct, n);
         for (name, f) in [
             ("keygate", &(|i| ct.keygate(i)) as &dyn Fn(usize) -> usize),
+            ("keygate_1pct_revoked", &|i| ct.keygate_revocations(i)),
             ("floor", &|i| ct.floor(i)),
             ("naive_hashmap", &|i| ct.naive(i)),
             ("loop_and_fence_only", &|i| ct.empty(i)),
         ] {
             let mut i = 0usize;
-            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| i = fenced(f, i)));
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| i = fenced(f, i))
+            });
         }
         drop(ct);
         if n == *sizes().last().unwrap() {

@@ -46,19 +46,23 @@ pub struct Level {
 }
 
 impl Level {
+    #[inline]
     fn cells(&self) -> usize {
         3 * self.block_len as usize
     }
 
+    #[inline]
     fn data_len(&self) -> usize {
         (self.cells() * usize::from(self.bits)).div_ceil(8) + PAD
     }
 
+    #[inline]
     fn mask(&self) -> u32 {
         (1u32 << self.bits) - 1
     }
 
     /// The three cells and the fingerprint of `id` at this level.
+    #[inline]
     fn hash(&self, id: u128) -> ([usize; 3], u32) {
         let lo = id as u64;
         let hi = (id >> 64) as u64;
@@ -71,6 +75,7 @@ impl Level {
         (cells, fp)
     }
 
+    #[inline]
     fn read(&self, data: &[u8], cell: usize) -> u32 {
         let bit = cell * usize::from(self.bits);
         let at = bit / 8;
@@ -80,6 +85,7 @@ impl Level {
         (w >> (bit % 8)) & self.mask()
     }
 
+    #[inline]
     fn query(&self, data: &[u8], id: u128) -> bool {
         let ([a, b, c], fp) = self.hash(id);
         let v = self.read(data, a) ^ self.read(data, b) ^ self.read(data, c);
@@ -114,6 +120,7 @@ pub struct RevocationHeader {
 }
 
 impl RevocationHeader {
+    #[inline]
     fn levels(&self) -> &[Level] {
         &self.levels[..usize::from(self.level_count)]
     }
@@ -269,6 +276,7 @@ impl<'a> RevocationView<'a> {
 
 /// [`RevocationView::contains`] over checked bytes and their header, without
 /// copying the header into a view (the verifier's hot path).
+#[inline]
 pub(crate) fn contains_in(bytes: &[u8], h: &RevocationHeader, id: &KeyId) -> bool {
     let id = id.to_u128();
     let mut at = HEADER_LEN;
