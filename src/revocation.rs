@@ -23,7 +23,7 @@ use core::fmt;
 use crate::artifact::{Fields, Name, SIGNATURE_LEN};
 use crate::error::{Artifact, Error};
 use crate::key::KeyId;
-use crate::snapshot::fmix64;
+use crate::snapshot::{fmix64, scale};
 use crate::trust::{SignerId, TrustSet};
 
 const MAGIC: &[u8; 4] = b"KGR\0";
@@ -67,8 +67,7 @@ impl Level {
         let lo = id as u64;
         let hi = (id >> 64) as u64;
         let h = fmix64(lo ^ self.seed);
-        let bl = u64::from(self.block_len);
-        let r = |x: u64| ((u128::from(x) * u128::from(bl)) >> 64) as usize;
+        let r = |x: u64| scale(x, self.block_len);
         let b = self.block_len as usize;
         let cells = [r(h), b + r(h.rotate_left(21)), 2 * b + r(h.rotate_left(42))];
         let fp = (fmix64(hi ^ self.seed.rotate_left(32)) >> 32) as u32 & self.mask();

@@ -177,9 +177,28 @@ impl SnapshotHeader {
     }
 }
 
-/// `x` scaled to `0..n` (Lemire's multiply-shift range reduction).
-fn scale(x: u64, n: u32) -> usize {
-    ((u128::from(x) * u128::from(n)) >> 64) as usize
+/// `x` scaled to `0..n` (Lemire's multiply-shift range reduction):
+/// `x · n >> 64`.
+#[inline]
+pub(crate) fn scale(x: u64, n: u32) -> usize {
+    #[cfg(target_pointer_width = "64")]
+    return ((u128::from(x) * u128::from(n)) >> 64) as usize;
+    // 32-bit targets (WASM) have no 64×64→128 multiply: there a u128 product
+    // is a `__multi3` call.
+    #[cfg(not(target_pointer_width = "64"))]
+    return scale_split(x, n);
+}
+
+/// [`scale`] with two 64-bit products: x·n = hi·n·2³² + lo·n, and the carry
+/// of lo·n into the high word is its top 32 bits. Exact, and no sum overflows
+/// (hi·n ≤ (2³²−1)², lo·n >> 32 < 2³²).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[inline]
+fn scale_split(x: u64, n: u32) -> usize {
+    let n = u64::from(n);
+    let hi = (x >> 32) * n;
+    let lo = (x & 0xffff_ffff) * n;
+    ((hi + (lo >> 32)) >> 32) as usize
 }
 
 /// MurmurHash3's 64-bit finalizer.
@@ -1050,5 +1069,27 @@ mod builder {
             return Ok((phf, pilots, positions));
         }
         Err(BuildError::TooLarge)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 32-bit targets' range reduction equals the 128-bit product's.
+    #[test]
+    fn scale_split_equals_the_wide_product() {
+        let wide = |x: u64, n: u32| ((u128::from(x) * u128::from(n)) >> 64) as usize;
+        for (x, n) in [
+            (u64::MAX, u32::MAX),
+            (u64::MAX, 1),
+            (0, u32::MAX),
+            (1 << 63, 3),
+        ] {
+            assert_eq!(scale_split(x, n), wide(x, n), "{x} {n}");
+        }
+        proptest::proptest!(|(x: u64, n: u32)| {
+            proptest::prop_assert_eq!(scale_split(x, n), wide(x, n));
+        });
     }
 }

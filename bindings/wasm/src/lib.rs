@@ -344,6 +344,32 @@ pub fn version() -> String {
 mod floors {
     use wasm_bindgen::prelude::*;
 
+    use super::Verifier;
+
+    #[wasm_bindgen]
+    impl Verifier {
+        /// Nanoseconds per core verify inside WASM, without the JS glue: the
+        /// newline-separated `keys` in order, `iters` times in all.
+        #[wasm_bindgen(js_name = benchCoreVerify)]
+        pub fn bench_core_verify(&self, keys: &str, scope: &str, now: f64, iters: u32) -> f64 {
+            let keys: Vec<&str> = keys.lines().collect();
+            let mut ok = 0u32;
+            let mut j = 0usize;
+            let t = js_sys::Date::now();
+            for _ in 0..iters {
+                let v = self.inner.verify(keys[j], now as u64, Some(scope));
+                ok += u32::from(v.outcome.is_accepted());
+                j = (j + 7919) % keys.len();
+            }
+            let ns = (js_sys::Date::now() - t) * 1e6 / f64::from(iters);
+            if ok == iters {
+                ns
+            } else {
+                f64::NAN // not every key verified: the figure would mean nothing
+            }
+        }
+    }
+
     /// Nanoseconds per one-block SHA-256 of a 50-byte key (what every verify pays).
     #[wasm_bindgen(js_name = floorSha256)]
     pub fn floor_sha256(iters: u32) -> f64 {
