@@ -106,3 +106,28 @@ fn committed_vectors_verify_as_recorded() {
     v.install_revocations(&read("revocations.kgr")).unwrap();
     check(4);
 }
+
+/// The fuzz targets' seed artifacts are these vectors (the truncated seed is
+/// their first 600 bytes): after a format change a stale seed would be
+/// refused at the version check and the fuzzer would start from nothing.
+#[test]
+fn fuzz_seeds_are_the_vectors() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let snapshot = std::fs::read(dir().join("snapshot.kgs")).unwrap();
+    let revocations = std::fs::read(dir().join("revocations.kgr")).unwrap();
+    let trust = std::fs::read(dir().join("trust.kgt")).unwrap();
+    for (seed, want) in [
+        ("fuzz/corpus/verifier/snapshot.kgs", &snapshot[..]),
+        ("fuzz/corpus/snapshot_view/reference.kgs", &snapshot[..]),
+        ("fuzz/corpus/snapshot_view/truncated.kgs", &snapshot[..600]),
+        ("fuzz/corpus/verifier/revocations.kgr", &revocations[..]),
+        ("fuzz/corpus/verifier/trust.kgt", &trust[..]),
+        ("fuzz/corpus/c_api/trust.kgt", &trust[..]),
+    ] {
+        let got = std::fs::read(root.join(seed)).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert!(
+            got == want,
+            "{seed} is not the current vector; copy it from tests/vectors"
+        );
+    }
+}
