@@ -105,8 +105,8 @@ impl Principal {
     /// Copies a snapshot principal (≤ 128 bytes by format) into this
     /// (zeroed) buffer. A byte loop: names are short, and a variable-length
     /// `copy_from_slice` is a libc call. (Eight-byte words plus an
-    /// overlapping last word ran ~60 fewer instructions but measured slower:
-    /// the verdict is read back soon after, across the overlapping stores.)
+    /// overlapping last word saved no instructions and measured slower: the
+    /// verdict is read back soon after, across the overlapping stores.)
     #[inline]
     fn set(&mut self, s: &[u8]) {
         let n = s.len().min(MAX_PRINCIPAL_LEN);
