@@ -1,19 +1,23 @@
 //! Verify hot path against the floor and a naive peer, in the same run.
 //!
-//! - keygate: `Verifier::verify` (parse + checksum, SHA-256, revocation filter,
-//!   one-line lookup, constant-time compare, verdict with principal copy).
+//! - keygate: `Verifier::verify` (prefix and length, SHA-256, one-line
+//!   lookup, constant-time compare, scope bit, verdict with principal copy),
+//!   without and with a 1%-revoked revocation update applied.
 //! - floor: CRC32 of the key + one-block SHA-256 + one random 64-byte read in a
 //!   table of the same byte size + a 32-byte compare: the least any design can do.
 //! - naive: `HashMap<String, Record>` keyed by hex SHA-256, then `==`.
 //!
 //! Every variant measures *latency*: the next key's index depends on the
-//! previous answer, so iterations cannot overlap their cache misses. That is
-//! the cost a gateway sees per request; a tight independent loop would instead
-//! reward the shortest code with memory-level parallelism no gateway has.
+//! previous answer and an `lfence` follows every step (see [`fenced`]), so
+//! no verify overlaps the next. That is the cost a gateway sees per request;
+//! a tight independent loop would instead reward the shortest code with
+//! memory-level parallelism no gateway has. The `paired` line subtracts what
+//! the loop and fence cost alone.
 //!
-//! Sizes: 10 000 and 1 000 000 keys; set KEYGATE_BENCH_10M=1 for 10 000 000.
-//! Also prints install time for the largest size and 2-thread scaling while a
-//! third thread installs snapshots 10×/s.
+//! Sizes: 10 000 and 1 000 000 keys; KEYGATE_BENCH_10M=1 adds 10 000 000,
+//! KEYGATE_BENCH_SIZES=10000,... picks sizes. Also prints install time for the
+//! largest size and 2-thread scaling while a third thread installs snapshots
+//! 10×/s (and without it).
 
 use std::collections::HashMap;
 use std::hint::black_box;
