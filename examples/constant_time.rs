@@ -154,6 +154,24 @@ impl Rng {
     }
 }
 
+/// 24 secret bytes from the harness's randomness.
+fn random_secret(rng: &mut Rng) -> [u8; 24] {
+    let mut s = [0u8; 24];
+    for c in s.chunks_exact_mut(8) {
+        c.copy_from_slice(&rng.next().to_le_bytes());
+    }
+    s
+}
+
+/// The key string of `secret`, in an input line.
+fn key_line(secret: &[u8; 24]) -> KeyLine {
+    KeyLine::new(
+        ApiKey::from_secret_bytes("acme_live", secret)
+            .unwrap()
+            .expose_secret(),
+    )
+}
+
 /// Times `n` measurements of BATCH calls each. Per chunk: the classes are
 /// drawn at random, `prepare(rng, class, slot)` writes each measurement's
 /// inputs into the next line of the buffer, then every measurement is timed
@@ -247,18 +265,10 @@ fn main() {
     // earlier i-in-the-secret pattern gave every decoy a high bit the issued
     // keys lacked, and so different leading characters).
     let mut srng = Rng(0x5eed_0fc0_ffee);
-    let secrets: Vec<[u8; 24]> = (0..2 * KEYS)
-        .map(|_| {
-            let mut s = [0u8; 24];
-            for c in s.chunks_exact_mut(8) {
-                c.copy_from_slice(&srng.next().to_le_bytes());
-            }
-            s
-        })
-        .collect();
-    let secret_of = |i: u32| secrets[i as usize];
-    let keys: Vec<ApiKey> = (0..KEYS as u32)
-        .map(|i| ApiKey::from_secret_bytes("acme_live", &secret_of(i)).unwrap())
+    let secrets: Vec<[u8; 24]> = (0..2 * KEYS).map(|_| random_secret(&mut srng)).collect();
+    let keys: Vec<ApiKey> = secrets[..KEYS]
+        .iter()
+        .map(|s| ApiKey::from_secret_bytes("acme_live", s).unwrap())
         .collect();
     for (i, k) in keys.iter().enumerate() {
         let mut r = RecordSpec::active(k.digest(), "svc", &["read"]);
@@ -271,59 +281,52 @@ fn main() {
     let trust = keygate::build_bundle(&keyset, 1, T0, &[signer.trusted()], &[&signer]);
     let v = Verifier::new(&trust).unwrap();
     v.install_snapshot(&snapshot).unwrap();
+    // Every full-verify pair times the same call.
+    let verify = |k: &KeyLine| {
+        black_box(v.verify(black_box(k.as_str()), T0, Some("read")).outcome);
+    };
+    // Secret `base` with one bit flipped in a random byte of `bytes`.
+    let near = |rng: &mut Rng, base: usize, bytes: std::ops::Range<usize>| {
+        let mut s = secrets[base];
+        s[bytes.start + rng.below(bytes.len())] ^= 1 << rng.below(8);
+        key_line(&s)
+    };
+
     // Pair 1: one secret byte changed, at a random place, in an issued key
     // (class 0) or in a key of the same shape that was never issued (class
     // 1); the checksum is recomputed, so both reach the hash and the lookup.
     // Both classes present strings of one structure, so the only difference
     // is whether the guess is one byte away from a real key.
-    let near = |rng: &mut Rng, base: u32| {
-        let mut s = secret_of(base);
-        s[rng.below(24)] ^= 1 << rng.below(8);
-        KeyLine::new(
-            ApiKey::from_secret_bytes("acme_live", &s)
-                .unwrap()
-                .expose_secret(),
-        )
-    };
     let r1 = confirmed(|seed| {
         measure(
             n,
             seed,
             KeyLine::new(""),
             |rng, class, input| {
-                let i = rng.below(KEYS) as u32;
-                *input = near(rng, if class == 0 { i } else { KEYS as u32 + i });
+                let i = rng.below(KEYS);
+                *input = near(rng, if class == 0 { i } else { KEYS + i }, 0..24);
             },
-            |k| {
-                black_box(v.verify(black_box(k.as_str()), T0, Some("read")).outcome);
-            },
+            verify,
         )
     });
 
     // Pair 1b (reported only): an issued key with the changed byte among the
-    // first four (class 0) or the last four (class 1) of its secret. The two
+    // first four (class 0) or the last four (class 1) of its secret. Its
     // classes present differently structured strings: class 1 strings share
-    // their first ~38 characters with one of the 128 issued keys' and so with
-    // each other, class 0 strings do not. The CPU runs repeated inputs a
-    // little faster, and that shows here; the same pair over fresh random
-    // secrets (no repetition) stays well under 4.5.
+    // their first ~38 characters with an issued key's, and so with each
+    // other; class 0 strings differ from the start. With the earlier harness
+    // (128 keys whose secrets embedded their index) that showed at 10^6; with
+    // this one it passes 10^7 too (docs/security.md), but what it compares is
+    // the presented strings, not the stored secret, so it is not gated.
     let (t1b, w1b) = measure(
         n / 4,
         0,
         KeyLine::new(""),
         |rng, class, input| {
-            let mut s = secret_of(rng.below(KEYS) as u32);
-            let at = rng.below(4) + if class == 0 { 0 } else { 20 };
-            s[at] ^= 1 << rng.below(8);
-            *input = KeyLine::new(
-                ApiKey::from_secret_bytes("acme_live", &s)
-                    .unwrap()
-                    .expose_secret(),
-            );
+            let i = rng.below(KEYS);
+            *input = near(rng, i, if class == 0 { 0..4 } else { 20..24 });
         },
-        |k| {
-            black_box(v.verify(black_box(k.as_str()), T0, Some("read")).outcome);
-        },
+        verify,
     );
 
     // Pair 2: a known id with its digest wrong right after the id (byte 16)
@@ -406,20 +409,10 @@ fn main() {
             *input = if class == 0 {
                 revoked[rng.below(revoked.len())]
             } else {
-                let mut s = [0u8; 24];
-                for b in s.chunks_mut(8) {
-                    b.copy_from_slice(&rng.next().to_le_bytes());
-                }
-                KeyLine::new(
-                    ApiKey::from_secret_bytes("acme_live", &s)
-                        .unwrap()
-                        .expose_secret(),
-                )
+                key_line(&random_secret(rng))
             };
         },
-        |k| {
-            black_box(v.verify(black_box(k.as_str()), T0, Some("read")).outcome);
-        },
+        verify,
     );
 
     println!("constant time, {n} measurements per pair (batches of {BATCH}, TSC cycles); |t| < 4.5 = no leak detected");
