@@ -627,9 +627,8 @@ pub(crate) fn scope_bit_in(bytes: &[u8], h: &SnapshotHeader, scope: &str) -> Opt
     let mut at = 1usize;
     for i in 0..b.first().copied().unwrap_or(0) {
         let len = usize::from(*b.get(at)?);
-        // A byte loop: scope names are short, a libc memcmp call is not.
         let name = b.get(at + 1..at + 1 + len)?;
-        if len == want.len() && name.iter().zip(want).all(|(x, y)| x == y) {
+        if crate::key::public_eq(name, want) {
             return Some(1u64 << i);
         }
         at += 1 + len;
