@@ -368,9 +368,7 @@ impl KeyId {
     pub fn to_u128(self) -> u128 {
         u128::from_be_bytes(self.0)
     }
-}
 
-impl KeyId {
     /// The id as 32 lowercase hex digits (how it is shown everywhere), without
     /// allocating: bindings write it straight into their output buffers.
     pub fn to_hex(&self) -> [u8; 32] {
