@@ -10,6 +10,7 @@ use std::prelude::rust_2021::*;
 use serde::Serialize;
 
 use super::{IssuerError, Result};
+use crate::key::KeyId;
 
 /// What the gateways reported for one key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -18,6 +19,14 @@ pub struct Usage {
     pub uses: u64,
     /// Latest verify (unix seconds), the maximum over the exports.
     pub last_seen: u64,
+}
+
+impl Usage {
+    /// Merges another report of the same key: uses add up, the latest time wins.
+    fn add(&mut self, other: Usage) {
+        self.uses = self.uses.saturating_add(other.uses);
+        self.last_seen = self.last_seen.max(other.last_seen);
+    }
 }
 
 /// Key use by key id (32 hex chars), merged over gateway metrics exports.
@@ -57,25 +66,20 @@ impl UsageReport {
                 .split(',')
                 .find_map(|l| l.strip_prefix("key_id=\""))
                 .and_then(|v| v.strip_suffix('"'))
-                .filter(|id| {
-                    id.len() == 32
-                        && id
-                            .bytes()
-                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                })
+                .and_then(KeyId::from_hex)
                 .ok_or_else(bad)?;
             let value: u64 = value.trim().parse().map_err(|_| bad())?;
-            let u = seen.entry(key_id.to_string()).or_default();
-            if metric == USES {
-                u.uses = u.uses.saturating_add(value);
+            let (uses, last_seen) = if metric == USES {
+                (value, 0)
             } else {
-                u.last_seen = u.last_seen.max(value);
-            }
+                (0, value)
+            };
+            seen.entry(key_id.to_string())
+                .or_default()
+                .add(Usage { uses, last_seen });
         }
         for (id, u) in seen {
-            let total = self.keys.entry(id).or_default();
-            total.uses = total.uses.saturating_add(u.uses);
-            total.last_seen = total.last_seen.max(u.last_seen);
+            self.keys.entry(id).or_default().add(u);
         }
         Ok(())
     }
