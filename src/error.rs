@@ -16,6 +16,18 @@ pub enum Artifact {
     Trust,
 }
 
+impl Artifact {
+    /// The file `keygate publish` writes it to (and gateways fetch):
+    /// `trust.kgt`, `snapshot.kgs`, `revocations.kgr`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot.kgs",
+            Self::Revocations => "revocations.kgr",
+            Self::Trust => "trust.kgt",
+        }
+    }
+}
+
 impl fmt::Display for Artifact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

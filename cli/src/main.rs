@@ -731,9 +731,9 @@ fn run(cli: &Cli) -> Res<u8> {
             let sources = match (artifacts_dir, artifacts_url) {
                 (_, Some(u)) => serve::Sources::url(u),
                 (Some(d), None) => serve::Sources::Files {
-                    trust: d.join("trust.kgt"),
-                    snapshot: d.join("snapshot.kgs"),
-                    revocations: Some(d.join("revocations.kgr")),
+                    trust: d.join(keygate::Artifact::Trust.file_name()),
+                    snapshot: d.join(keygate::Artifact::Snapshot.file_name()),
+                    revocations: Some(d.join(keygate::Artifact::Revocations.file_name())),
                 },
                 (None, None) => serve::Sources::Files {
                     trust: trust

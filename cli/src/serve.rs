@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keygate::{Outcome, Verifier};
+use keygate::{Artifact, Outcome, Verifier};
 use tiny_http::{Header, Request, Response, Server};
 
 use crate::{input, Fail, Res};
@@ -36,12 +36,14 @@ pub(crate) enum Sources {
     Url {
         base: String,
         agent: ureq::Agent,
-        /// ETags of the last installed trust, snapshot, revocations.
+        /// ETag of the last installed artifact of each kind (`Artifact as usize`).
         etags: Mutex<[Option<String>; 3]>,
     },
 }
 
-const NAMES: [&str; 3] = ["trust.kgt", "snapshot.kgs", "revocations.kgr"];
+/// The order artifacts are loaded in: trust first, so a snapshot from a
+/// rotated signer is never refused, and revocations after their snapshot.
+const ORDER: [Artifact; 3] = [Artifact::Trust, Artifact::Snapshot, Artifact::Revocations];
 
 /// An artifact's bytes and its ETag (from an origin URL), or `None`.
 type Fetched = Option<(Vec<u8>, Option<String>)>;
@@ -62,19 +64,19 @@ impl Sources {
         }
     }
 
-    /// Artifact `i` of [`NAMES`]: `Ok(None)` when unchanged since it was last
-    /// installed (HTTP 304) or, for the optional revocations, absent.
-    fn get(&self, i: usize) -> Result<Fetched, String> {
+    /// Artifact `a`: `Ok(None)` when unchanged since it was last installed
+    /// (HTTP 304) or, for the optional revocations, absent.
+    fn get(&self, a: Artifact) -> Result<Fetched, String> {
         match self {
             Self::Files {
                 trust,
                 snapshot,
                 revocations,
             } => {
-                let path = match i {
-                    0 => trust,
-                    1 => snapshot,
-                    _ => match revocations {
+                let path = match a {
+                    Artifact::Trust => trust,
+                    Artifact::Snapshot => snapshot,
+                    Artifact::Revocations => match revocations {
                         Some(p) if p.exists() => p,
                         _ => return Ok(None),
                     },
@@ -84,15 +86,17 @@ impl Sources {
                     .map_err(|e| format!("{}: {e}", path.display()))
             }
             Self::Url { base, agent, etags } => {
-                let url = format!("{base}{}", NAMES[i]);
+                let url = format!("{base}{}", a.file_name());
                 let mut req = agent.get(&url);
-                if let Some(e) = &etags.lock().unwrap_or_else(|e| e.into_inner())[i] {
+                if let Some(e) = &etags.lock().unwrap_or_else(|e| e.into_inner())[a as usize] {
                     req = req.set("If-None-Match", e);
                 }
                 let resp = match req.call() {
                     Ok(r) if r.status() == 304 => return Ok(None),
                     Ok(r) => r,
-                    Err(ureq::Error::Status(404, _)) if i == 2 => return Ok(None),
+                    Err(ureq::Error::Status(404, _)) if a == Artifact::Revocations => {
+                        return Ok(None)
+                    }
                     Err(e) => return Err(format!("{url}: {e}")),
                 };
                 let etag = resp.header("ETag").map(str::to_string);
@@ -110,9 +114,9 @@ impl Sources {
 
     /// Remembers the ETag of an installed artifact, so the next poll asks
     /// whether it changed (a refused one is fetched again).
-    fn installed(&self, i: usize, etag: Option<String>) {
+    fn installed(&self, a: Artifact, etag: Option<String>) {
         if let Self::Url { etags, .. } = self {
-            etags.lock().unwrap_or_else(|e| e.into_inner())[i] = etag;
+            etags.lock().unwrap_or_else(|e| e.into_inner())[a as usize] = etag;
         }
     }
 }
@@ -130,32 +134,31 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-/// Loads what changed, in the order trust → snapshot → revocations (so a
-/// snapshot from a rotated signer is never refused); a missing, unreachable or
-/// refused artifact keeps the current state and is logged on stderr.
+/// Loads what changed, in [`ORDER`]; a missing, unreachable or refused
+/// artifact keeps the current state and is logged on stderr.
 fn load(v: &Verifier, s: &Sources) {
-    for (i, what) in ["trust", "snapshot", "revocations"].into_iter().enumerate() {
-        let (bytes, etag) = match s.get(i) {
+    for a in ORDER {
+        let (bytes, etag) = match s.get(a) {
             Ok(Some(got)) => got,
             Ok(None) => continue,
             Err(e) => {
-                eprintln!("keygate serve: {what} not fetched: {e}");
+                eprintln!("keygate serve: {a} not fetched: {e}");
                 continue;
             }
         };
-        let r = match i {
-            0 => v.install_trust(&bytes),
-            1 => v.install_snapshot(&bytes),
-            _ => v.install_revocations(&bytes),
+        let r = match a {
+            Artifact::Trust => v.install_trust(&bytes),
+            Artifact::Snapshot => v.install_snapshot(&bytes),
+            Artifact::Revocations => v.install_revocations(&bytes),
         };
         match r {
             Ok(installed) => {
                 if let keygate::Installed::Updated { from, to } = installed {
-                    eprintln!("keygate serve: {what} {from} -> {to}");
+                    eprintln!("keygate serve: {a} {from} -> {to}");
                 }
-                s.installed(i, etag);
+                s.installed(a, etag);
             }
-            Err(e) => eprintln!("keygate serve: {what} not installed: {e}"),
+            Err(e) => eprintln!("keygate serve: {a} not installed: {e}"),
         }
     }
 }
@@ -266,9 +269,13 @@ fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor
 }
 
 pub(crate) fn run(s: Settings) -> Res<u8> {
-    let (trust, etag) = s.sources.get(0).map_err(input)?.unwrap_or_default();
+    let (trust, etag) = s
+        .sources
+        .get(Artifact::Trust)
+        .map_err(input)?
+        .unwrap_or_default();
     let v = Arc::new(Verifier::new(&trust).map_err(|e| input(format!("trust: {e}")))?);
-    s.sources.installed(0, etag);
+    s.sources.installed(Artifact::Trust, etag);
     load(&v, &s.sources);
     let server = Server::http(&s.listen).map_err(|e| input(format!("listen {}: {e}", s.listen)))?;
     eprintln!("keygate serve: listening on {}", s.listen);

@@ -32,6 +32,7 @@ pub use scan::Finding;
 pub use usage::{Usage, UsageReport};
 
 use crate::artifact::Name;
+use crate::error::Artifact;
 use crate::key::{ApiKey, Digest, KeyId};
 use crate::revocation::{build_update, UpdateSpec};
 use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status};
@@ -940,9 +941,9 @@ impl Issuer {
         let (trust, trust_version) = self.trust_chain()?;
         // Trust first: a snapshot by a new signer must never arrive before it.
         write_atomic(&self.dir.join(PUBLISHED), &snapshot, 0o600)?;
-        write_atomic(&out.join("trust.kgt"), &trust, 0o644)?;
-        write_atomic(&out.join("snapshot.kgs"), &snapshot, 0o644)?;
-        write_atomic(&out.join("revocations.kgr"), &update, 0o644)?;
+        write_atomic(&out.join(Artifact::Trust.file_name()), &trust, 0o644)?;
+        write_atomic(&out.join(Artifact::Snapshot.file_name()), &snapshot, 0o644)?;
+        write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
         Ok(PublishReport {
             dir: out.to_path_buf(),
             snapshot_version: version,
@@ -1020,7 +1021,7 @@ impl Issuer {
             .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         tx.commit()?;
         std::fs::create_dir_all(out)?;
-        write_atomic(&out.join("revocations.kgr"), &update, 0o644)?;
+        write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
         Ok(PublishReport {
             dir: out.to_path_buf(),
             snapshot_version: base,
