@@ -944,14 +944,23 @@ fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::proc
     (port, child)
 }
 
+/// The status the serve on `port` answers for `key` as a bearer token.
+fn bearer_status(port: u16, key: &str) -> u16 {
+    http_get(
+        port,
+        "/auth",
+        &[("Authorization", &format!("Bearer {key}"))],
+    )
+    .0
+}
+
 /// Revokes `key`, publishes the fast update, and waits until the serve on
 /// `port` refuses it: within one poll (200 ms) + 1 s.
 fn revoke_and_wait(e: &Env, port: u16, key: &str) {
     e.json(&["revoke", "--key", key]);
     e.publish(&["--revocations-only"]);
     let t = std::time::Instant::now();
-    let bearer = format!("Bearer {key}");
-    while http_get(port, "/auth", &[("Authorization", &bearer)]).0 == 200 {
+    while bearer_status(port, key) == 200 {
         assert!(
             t.elapsed() < std::time::Duration::from_millis(1200),
             "revocation not enforced within poll + 1 s"
@@ -1016,10 +1025,7 @@ fn serve_answers_forward_auth_requests() {
     let (st, _, body) = http_get(port, "/healthz", &[]);
     assert_eq!((st, body.trim()), (200, "ok snapshot 1"));
     // Revocation through the fast update, picked up by the poll.
-    assert_eq!(
-        http_get(port, "/auth", &[("Authorization", &bearer(&leaky))]).0,
-        200
-    );
+    assert_eq!(bearer_status(port, &leaky), 200);
     revoke_and_wait(&e, port, &leaky);
     let (st, _, metrics) = http_get(port, "/metrics", &[]);
     assert_eq!(st, 200);
@@ -1134,7 +1140,7 @@ fn serve_polls_an_artifacts_url() {
     let (origin_port, origin, not_modified) = origin(e.out.clone());
     let url = format!("http://127.0.0.1:{origin_port}/");
     let (port, mut child) = start_serve(&e, 7, &["--artifacts-url".as_ref(), url.as_ref()]);
-    let auth = |k: &str| http_get(port, "/auth", &[("Authorization", &format!("Bearer {k}"))]).0;
+    let auth = |k: &str| bearer_status(port, k);
     assert_eq!(auth(&valid), 200);
     // A truncated snapshot on the origin is refused; the current one stays.
     let snap = e.out.join("snapshot.kgs");
