@@ -36,18 +36,7 @@ for n in 10000 100000; do
     wasm=$(node bench/verify.js "$work/pub-$n" "$work/keys-$n.txt")
     # The same verify inside WASM with no JS around it (the bench-floors
     # build's loop over the same keys): what the glue costs is the difference.
-    core=$(node -e '
-const fs = require("node:fs"), path = require("node:path");
-const f = require(process.argv[1]);
-const [dir, keysFile] = process.argv.slice(2);
-const read = (n) => new Uint8Array(fs.readFileSync(path.join(dir, n)));
-const v = new f.Verifier(read("trust.kgt"));
-v.loadSnapshot(read("snapshot.kgs"));
-const keys = fs.readFileSync(keysFile, "utf8").trim();
-let best = Infinity;
-for (let r = 0; r < 5; r++) best = Math.min(best, v.benchCoreVerify(keys, "bench:read", Math.floor(Date.now() / 1000), 400000));
-if (!(best > 0)) throw new Error("core verify loop: not every key was valid");
-console.log(best.toFixed(1));' "$floors/keygate.js" "$work/pub-$n" "$work/keys-$n.txt")
+    core=$(node bench/verify.js "$work/pub-$n" "$work/keys-$n.txt" --core "$floors/keygate.js")
     awk -v n="$n" -v a="$wasm" -v b="$native" -v s="$sha" -v c="$core" 'BEGIN {
         printf "verify N=%d: native Rust %s ns, WASM in node %s ns: %.2fx native (budget 3x), %.2fx the WASM SHA-256 floor\n",
             n, b, a, a / b, a / s

@@ -1,12 +1,14 @@
 // Verify latency of the WASM package in Node: the loop of
 // examples/native_verify.rs, over the same artifacts and keys.
-// node bench/verify.js DIR KEYS_FILE  → prints ns per verify (best of 5)
+//   node bench/verify.js DIR KEYS_FILE          → ns per verify through the package (best of 5)
+//   node bench/verify.js DIR KEYS_FILE --core M → ns per verify inside WASM, no JS around it:
+//     M is a build with the bench-floors feature, whose benchCoreVerify runs the loop in Rust
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
-const { Verifier } = require("../pkg/node");
 
-const [dir, keysFile] = process.argv.slice(2);
+const [dir, keysFile, flag, core] = process.argv.slice(2);
+const { Verifier } = require(flag === "--core" ? path.resolve(core) : "../pkg/node");
 const keys = fs.readFileSync(keysFile, "utf8").trim().split("\n");
 const read = (n) => new Uint8Array(fs.readFileSync(path.join(dir, n)));
 const v = new Verifier(read("trust.kgt"));
@@ -16,6 +18,12 @@ const iters = 400000;
 const opts = { scope: "bench:read", now: Math.floor(Date.now() / 1000) };
 let best = Infinity;
 for (let round = 0; round < 5; round++) {
+  if (flag === "--core") {
+    const ns = v.benchCoreVerify(keys.join("\n"), opts.scope, opts.now, iters);
+    if (!(ns > 0)) throw new Error("core verify loop: not every key was valid");
+    best = Math.min(best, ns);
+    continue;
+  }
   const t = process.hrtime.bigint();
   let j = 0;
   let ok = 0;
