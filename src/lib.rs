@@ -77,7 +77,7 @@ pub use key::{
 pub use revocation::{RevocationHeader, RevocationView};
 pub use snapshot::{
     Prefix, Record, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPES,
-    MAX_SCOPE_LEN, RECORD_LEN,
+    MAX_SCOPE_LEN, MAX_TIME, RECORD_LEN,
 };
 pub use trust::{SignerId, TrustSet, TrustedSigner, MAX_SIGNERS};
 

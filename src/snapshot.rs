@@ -33,6 +33,9 @@ pub const MAX_PRINCIPAL_LEN: usize = 128;
 pub const MAX_SCOPES: usize = 64;
 /// Longest scope name, in bytes.
 pub const MAX_SCOPE_LEN: usize = 64;
+/// The latest time a key record can hold (unix seconds, 2106-02-07): record
+/// times are 32-bit. Issuers refuse later times at input.
+pub const MAX_TIME: u64 = u32::MAX as u64;
 
 const MAGIC: &[u8; 4] = b"KGS\0";
 /// 2: the slot formula of docs/format.md that mixes the id before the pilot

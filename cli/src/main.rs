@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use keygate::issuer::{IssueRequest, Issuer, IssuerError, RevokeTarget};
+use keygate::issuer::{printable, IssueRequest, Issuer, IssuerError, RevokeTarget};
 use keygate::{Digest, KeyId, RevocationView, SnapshotView, Verdict, Verifier};
 use serde_json::{json, Value};
 
@@ -128,6 +128,10 @@ enum Cmd {
         /// Revoke the active keys found (reason "leaked").
         #[arg(long)]
         revoke: bool,
+        /// Skip files that .gitignore/.ignore exclude (by default they are
+        /// scanned: an ignored .env is where a leaked key usually sits).
+        #[arg(long)]
+        respect_gitignore: bool,
     },
     /// Signing-key management.
     Signer {
@@ -300,8 +304,14 @@ struct ImportArgs {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Recompute the chain; name the first entry changed, removed or reordered.
-    Verify,
+    /// Recompute the chain; name the first entry changed, removed or
+    /// reordered, entries cut off its end, or a key row changed outside keygate.
+    Verify {
+        /// Check against the audit head signed into this published snapshot
+        /// (default: the store's copy of the last one published).
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+    },
     /// Print the entries.
     Log,
 }
@@ -363,11 +373,18 @@ pub(crate) fn parse_time(s: &str) -> Res<u64> {
         })
 }
 
+/// RFC 3339 for times humantime can show (to year 9999); a later one, which
+/// only a hostile artifact or export holds, as its number of seconds.
 fn fmt_time(t: Option<u64>) -> String {
-    t.map_or("-".into(), |t| {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
-            .to_string()
-    })
+    const YEAR_9999_END: u64 = 253_402_300_799;
+    match t {
+        None => "-".into(),
+        Some(t) if t > YEAR_9999_END => format!("@{t}"),
+        Some(t) => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
+                .to_string()
+        }
+    }
 }
 
 fn actor(cli: &Cli) -> String {
@@ -556,7 +573,7 @@ fn run(cli: &Cli) -> Res<u8> {
                     println!(
                         "{:<32}  {:<20}  {:<10}  {:<20}  {:<20}  {:<20}  {last}",
                         k.key_id,
-                        k.principal,
+                        printable(&k.principal),
                         k.status,
                         fmt_time(Some(k.created_at)),
                         fmt_time(k.expires_at),
@@ -631,8 +648,14 @@ fn run(cli: &Cli) -> Res<u8> {
         Cmd::Audit { cmd } => {
             let i = open(cli)?;
             match cmd {
-                AuditCmd::Verify => {
-                    let r = i.audit_verify()?;
+                AuditCmd::Verify { snapshot } => {
+                    let r = match snapshot {
+                        Some(f) => i.audit_verify_against(
+                            &std::fs::read(f)
+                                .map_err(|e| input(format!("{}: {e}", f.display())))?,
+                        )?,
+                        None => i.audit_verify()?,
+                    };
                     if cli.json {
                         print_json(&json!(r));
                     }
@@ -640,12 +663,18 @@ fn run(cli: &Cli) -> Res<u8> {
                         None => {
                             if !cli.json {
                                 println!(
-                                    "audit chain intact: {} entries, head {}",
-                                    r.entries, r.head
+                                    "audit chain intact: {} entries, head {}; {} key rows match it{}",
+                                    r.entries,
+                                    r.head,
+                                    r.keys,
+                                    r.signed_snapshot.map_or(String::new(), |v| format!(
+                                        "; holds the head signed into snapshot v{v}"
+                                    ))
                                 );
                             }
                             Ok(0)
                         }
+                        Some((0, why)) => Err(Fail(1, format!("audit check failed: {why}"))),
                         Some((seq, why)) => {
                             Err(Fail(1, format!("audit chain broken at entry {seq}: {why}")))
                         }
@@ -661,11 +690,11 @@ fn run(cli: &Cli) -> Res<u8> {
                                 "{:>5}  {}  {:<10} {:<20} {:<32} {:<20} {}",
                                 e.seq,
                                 fmt_time(Some(e.at)),
-                                e.actor,
-                                e.action,
-                                e.key_id.as_deref().unwrap_or("-"),
-                                e.principal.as_deref().unwrap_or("-"),
-                                e.reason.as_deref().unwrap_or("")
+                                printable(&e.actor),
+                                printable(&e.action),
+                                printable(e.key_id.as_deref().unwrap_or("-")),
+                                printable(e.principal.as_deref().unwrap_or("-")),
+                                printable(e.reason.as_deref().unwrap_or(""))
                             );
                         }
                     }
@@ -673,23 +702,31 @@ fn run(cli: &Cli) -> Res<u8> {
                 }
             }
         }
-        Cmd::Scan { paths, revoke } => {
+        Cmd::Scan {
+            paths,
+            revoke,
+            respect_gitignore,
+        } => {
             if paths.is_empty() {
                 return Err(input("scan needs at least one PATH"));
             }
             let mut i = open(cli)?;
-            let found = i.scan(paths, *revoke)?;
+            let opts = keygate::issuer::ScanOptions {
+                respect_gitignore: *respect_gitignore,
+            };
+            let r = i.scan(paths, &opts, *revoke)?;
+            let found = &r.findings;
             if cli.json {
                 print_json(&json!(found));
             } else {
-                for f in &found {
+                for f in found {
                     println!(
                         "{}:{}  {}  {}  {}",
-                        f.path.display(),
+                        printable(&f.path.to_string_lossy()),
                         f.line,
                         f.key_id,
                         f.status,
-                        f.principal.as_deref().unwrap_or("-")
+                        printable(f.principal.as_deref().unwrap_or("-"))
                     );
                 }
                 eprintln!(
@@ -697,6 +734,22 @@ fn run(cli: &Cli) -> Res<u8> {
                     found.len(),
                     if *revoke { ", active ones revoked" } else { "" }
                 );
+            }
+            for u in &r.unreadable {
+                eprintln!(
+                    "keygate: scan: cannot read {}: {}",
+                    printable(&u.path.to_string_lossy()),
+                    printable(&u.error)
+                );
+            }
+            if !r.unreadable.is_empty() {
+                return Err(Fail(
+                    3,
+                    format!(
+                        "scan incomplete: {} path(s) could not be read",
+                        r.unreadable.len()
+                    ),
+                ));
             }
             Ok(0)
         }

@@ -480,18 +480,61 @@ fn scan_finds_planted_keys_and_revokes() {
         [b"\0\0\0".as_slice(), k1.as_bytes()].concat(),
     )
     .unwrap();
+    // UTF-16 (Windows editors, PowerShell logs) with its byte-order mark.
+    let utf16: Vec<u8> = "\u{feff}token="
+        .encode_utf16()
+        .chain(k1.encode_utf16())
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    std::fs::write(tree.join("src/notes.txt"), utf16).unwrap();
     let out = e.cmd().args(["scan"]).arg(&tree).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("config.py:2") && text.contains(&id1) && text.contains("active"),
         "{text}"
     );
+    // Ignored files and files with NUL bytes are where leaked keys sit: scanned.
+    for f in ["target/ignored.txt:1", "src/blob.bin:1", "src/notes.txt:1"] {
+        assert!(text.contains(f), "{f} not reported: {text}");
+    }
     assert_eq!(
         text.lines().count(),
-        1,
-        "lookalike, ignored and binary files skipped: {text}"
+        4,
+        "only the lookalike is skipped: {text}"
     );
     assert!(!text.contains(&k1[10..]), "scan printed the secret");
+    let out = e
+        .cmd()
+        .args(["scan", "--respect-gitignore"])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("ignored.txt") && text.lines().count() == 3,
+        "{text}"
+    );
+    // A path that cannot be read is named on stderr and fails the scan (as
+    // root no directory is unreadable; /proc/self/mem fails with EIO for
+    // anyone, and a missing path is unreadable too).
+    let out = e
+        .cmd()
+        .args(["scan"])
+        .arg(&tree)
+        .arg("/proc/self/mem")
+        .arg(e.root.join("missing"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("cannot read /proc/self/mem")
+            && err.contains("missing")
+            && err.contains("2 path(s)"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
     let v = e.json(&["scan", "--revoke", tree.to_str().unwrap()]);
     assert_eq!(v[0]["status"], "revoked");
     let list = e.json(&["list", "--status", "revoked"]);

@@ -25,17 +25,17 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-pub use audit::{AuditEntry, AuditReport};
+pub use audit::{AuditEntry, AuditReport, SignedHead};
 pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};
 pub use publish::write_atomic;
-pub use scan::Finding;
+pub use scan::{find_in, Finding, ScanOptions, Unreadable};
 pub use usage::{Usage, UsageReport};
 
 use crate::artifact::Name;
 use crate::error::Artifact;
 use crate::key::{ApiKey, Digest, KeyId};
 use crate::revocation::{build_update, UpdateSpec};
-use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status};
+use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status, MAX_TIME};
 use crate::trust::{build_bundle, Signer};
 
 /// Why an issuer operation failed. Nothing is changed when one is returned.
@@ -58,6 +58,9 @@ pub enum IssuerError {
     Io(std::io::Error),
     /// An artifact was refused.
     Artifact(Box<crate::Error>),
+    /// The audit chain or the keys table was changed outside keygate; nothing
+    /// is published from a store in this state.
+    AuditBroken(String),
 }
 
 impl fmt::Display for IssuerError {
@@ -77,6 +80,7 @@ impl fmt::Display for IssuerError {
             Self::Db(e) => write!(f, "database error: {e}"),
             Self::Io(e) => write!(f, "i/o error: {e}"),
             Self::Artifact(e) => write!(f, "{e}"),
+            Self::AuditBroken(m) => write!(f, "audit check failed: {m}"),
         }
     }
 }
@@ -199,6 +203,17 @@ pub enum RevokeTarget {
     Principal(String),
 }
 
+/// What a scan found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScanReport {
+    /// Every key found, in walk and file order.
+    pub findings: Vec<Finding>,
+    /// Paths that could not be read: the scan is incomplete for them.
+    pub unreadable: Vec<Unreadable>,
+    /// Keys revoked (with `revoke`).
+    pub revoked: u64,
+}
+
 /// What a publish wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct PublishReport {
@@ -299,6 +314,56 @@ fn check_principal(p: &str) -> Result<()> {
     Ok(())
 }
 
+/// A time a key record will hold must fit the format (see [`MAX_TIME`]).
+fn check_time(what: &str, t: u64) -> Result<u64> {
+    if t > MAX_TIME {
+        return Err(IssuerError::Invalid(format!(
+            "{what} is beyond 2106-02-07, the latest time a key can hold"
+        )));
+    }
+    Ok(t)
+}
+
+/// Actor names go into the audit log: 1-128 bytes, no control characters.
+fn check_actor(a: &str) -> Result<()> {
+    if a.is_empty() || a.len() > 128 || a.chars().any(is_unsafe_char) {
+        return Err(IssuerError::Invalid(format!(
+            "actor must be 1-128 bytes without control characters: {a:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Characters that could forge or hide text on a terminal: controls (newline,
+/// escape) and the invisible or direction-changing format characters.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `s` as safe to print on a terminal or in a log line: unsafe characters
+/// (see [`is_unsafe_char`]) and backslashes are escaped (`\n`, `\u{1b}`).
+/// Text from the store (reasons, actors, principals) or from scanned paths
+/// goes through this before it is shown as text; JSON output is escaped by
+/// its encoder.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe_char(c) || c == '\\') {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe_char(c) || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// Most bytes a revoke reason may have.
+pub const MAX_REASON_LEN: usize = 1024;
+
 fn check_scopes(scopes: &[String]) -> Result<()> {
     for s in scopes {
         let ok = !s.is_empty()
@@ -318,7 +383,7 @@ fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
 }
 
 /// A `KeyInfo` from the `KEY_COLUMNS` of a row, starting at column `at`.
-fn row_info_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyInfo> {
+pub(crate) fn row_info_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyInfo> {
     let scopes: String = r.get(at + 2)?;
     Ok(KeyInfo {
         key_id: r.get(at)?,
@@ -360,7 +425,7 @@ impl KeyInfo {
     }
 }
 
-const KEY_COLUMNS: &str =
+pub(crate) const KEY_COLUMNS: &str =
     "key_id, principal, scopes, status, imported, created_at, not_before, expires_at,
      deprecated_at, sunset_at, revoked_at, revoke_reason";
 
@@ -378,12 +443,17 @@ impl Issuer {
                 "prefix must be 1-15 chars of [a-z][a-z0-9_]* not ending in '_': {prefix:?}"
             ))
         })?;
-        std::fs::create_dir_all(dir)?;
+        check_actor(actor)?;
+        create_private_dir(dir)?;
         let db = dir.join(DB);
         if db.exists() {
             return Err(IssuerError::AlreadyInitialized(dir.to_path_buf()));
         }
         let conn = store::open(&db)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600))?;
+        }
         let mut me = Self {
             dir: dir.to_path_buf(),
             conn,
@@ -427,6 +497,7 @@ impl Issuer {
         if !db.is_file() {
             return Err(IssuerError::NoStore(dir.to_path_buf()));
         }
+        check_actor(actor)?;
         let conn = store::open(&db)?;
         if store::get_meta(&conn, "keyset")?.is_none() {
             return Err(IssuerError::NoStore(dir.to_path_buf()));
@@ -504,6 +575,9 @@ impl Issuer {
     ) -> Result<Vec<IssuedKey>> {
         check_principal(&req.principal)?;
         check_scopes(&req.scopes)?;
+        if let Some(t) = req.not_before {
+            check_time("--not-before", t)?;
+        }
         if count == 0 {
             return Err(IssuerError::Invalid("count must be at least 1".into()));
         }
@@ -519,26 +593,46 @@ impl Issuer {
         let req = &req;
         let prefix = self.prefix()?;
         let now = self.now();
+        if let Some(d) = req.expires_in {
+            check_time("the expiry", now.saturating_add(d))?;
+        }
         let (tx, actor) = self.write()?;
         let mut out = Vec::with_capacity(count as usize);
+        // Up to 1000 keys get an entry each; a larger bulk issue gets one
+        // entry whose digest covers every row it inserted.
+        let bulk = count > 1000;
+        let batch_seq = audit::next_seq(&tx)?;
+        let mut rows = Vec::new();
         for i in 0..count {
             let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
             let info = KeyInfo::active(key.key_id().to_string(), req, false, now);
-            insert_key(&tx, &key.digest(), &info)?;
-            if count <= 1000 || i == 0 {
-                let reason = (count > 1000).then(|| format!("bulk issue of {count} keys"));
-                audit::note(
-                    &tx,
-                    actor,
-                    now,
-                    "issue",
-                    Some(&info.key_id),
-                    Some(&info.principal),
-                    reason.as_deref(),
-                )?;
+            if bulk {
+                insert_key(&tx, &key.digest(), &info, batch_seq)?;
+                let h = audit::key_row_hash(&key.digest().0, &info, batch_seq);
+                rows.push((info.key_id.clone(), h));
+            } else {
+                record_created(&tx, actor, now, "issue", &key.digest(), &info, None)?;
             }
             out.push(IssuedKey { key, info });
             progress(i + 1);
+        }
+        if bulk {
+            let seq = audit::append(
+                &tx,
+                actor,
+                now,
+                audit::Event {
+                    action: "issue-batch",
+                    key_id: None,
+                    principal: Some(&req.principal),
+                    reason: Some(&format!("bulk issue of {count} keys")),
+                    row: Some(audit::RowChange {
+                        after: audit::batch_digest(&mut rows),
+                        before: None,
+                    }),
+                },
+            )?;
+            debug_assert_eq!(seq, batch_seq);
         }
         tx.commit()?;
         Ok(out)
@@ -554,6 +648,9 @@ impl Issuer {
     ) -> Result<KeyInfo> {
         check_principal(principal)?;
         check_scopes(scopes)?;
+        if let Some(t) = expires_at {
+            check_time("expires_at", t)?;
+        }
         let now = self.now();
         let req = IssueRequest {
             principal: principal.into(),
@@ -565,16 +662,7 @@ impl Issuer {
         let mut info = KeyInfo::active(digest.key_id().to_string(), &req, true, now);
         info.expires_at = expires_at;
         let (tx, actor) = self.write()?;
-        insert_key(&tx, &digest, &info)?;
-        audit::note(
-            &tx,
-            actor,
-            now,
-            "import",
-            Some(&info.key_id),
-            Some(principal),
-            None,
-        )?;
+        record_created(&tx, actor, now, "import", &digest, &info, None)?;
         tx.commit()?;
         Ok(info)
     }
@@ -609,36 +697,43 @@ impl Issuer {
             class: None,
         };
         let prefix = self.prefix()?;
-        let sunset = now.saturating_add(grace);
+        let sunset = check_time("the end of the grace window", now.saturating_add(grace))?;
+        if let Some(d) = req.expires_in {
+            check_time("the new key's expiry", now.saturating_add(d))?;
+        }
         let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         let info = KeyInfo::active(key.key_id().to_string(), &req, false, now);
         let (tx, actor) = self.write()?;
-        insert_key(&tx, &key.digest(), &info)?;
-        audit::note(
+        record_created(
             &tx,
             actor,
             now,
             "rotate",
-            Some(&info.key_id),
-            Some(principal),
+            &key.digest(),
+            &info,
             Some("new key"),
         )?;
         let mut deprecated = Vec::new();
         for old in &current {
-            tx.execute(
-                "UPDATE keys SET status = 'deprecated', deprecated_at = ?2, sunset_at = ?3,
-                   expires_at = CASE WHEN expires_at IS NULL OR expires_at > ?3 THEN ?3 ELSE expires_at END
-                 WHERE key_id = ?1",
-                params![old.key_id, now, sunset],
-            )?;
-            audit::note(
+            record_changed(
                 &tx,
                 actor,
                 now,
-                "deprecate",
-                Some(&old.key_id),
-                Some(principal),
-                Some(&format!("rotated; sunset {sunset}")),
+                audit::Event {
+                    action: "deprecate",
+                    key_id: Some(&old.key_id),
+                    principal: Some(principal),
+                    reason: Some(&format!("rotated; sunset {sunset}")),
+                    row: None,
+                },
+                |tx| {
+                    tx.execute(
+                        "UPDATE keys SET status = 'deprecated', deprecated_at = ?2, sunset_at = ?3,
+                           expires_at = CASE WHEN expires_at IS NULL OR expires_at > ?3 THEN ?3 ELSE expires_at END
+                         WHERE key_id = ?1",
+                        params![old.key_id, now, sunset],
+                    )
+                },
             )?;
             let mut o = old.clone();
             o.status = "deprecated".into();
@@ -654,6 +749,11 @@ impl Issuer {
     /// Revokes keys, immediately and idempotently. Unknown ids are an error and
     /// nothing is changed.
     pub fn revoke(&mut self, target: &RevokeTarget, reason: Option<&str>) -> Result<Vec<Revoked>> {
+        if reason.is_some_and(|r| r.len() > MAX_REASON_LEN) {
+            return Err(IssuerError::Invalid(format!(
+                "reason must be at most {MAX_REASON_LEN} bytes"
+            )));
+        }
         let now = self.now();
         let (tx, actor) = self.write()?;
         let rows: Vec<(String, String, String)> = match target {
@@ -689,18 +789,23 @@ impl Issuer {
         for (id, principal, status) in rows {
             let already = status == "revoked";
             if !already {
-                tx.execute(
-                    "UPDATE keys SET status = 'revoked', revoked_at = ?2, revoke_reason = ?3 WHERE key_id = ?1",
-                    params![id, now, reason],
-                )?;
-                audit::note(
+                record_changed(
                     &tx,
                     actor,
                     now,
-                    "revoke",
-                    Some(&id),
-                    Some(&principal),
-                    reason,
+                    audit::Event {
+                        action: "revoke",
+                        key_id: Some(&id),
+                        principal: Some(&principal),
+                        reason,
+                        row: None,
+                    },
+                    |tx| {
+                        tx.execute(
+                            "UPDATE keys SET status = 'revoked', revoked_at = ?2, revoke_reason = ?3 WHERE key_id = ?1",
+                            params![id, now, reason],
+                        )
+                    },
                 )?;
             }
             out.push(Revoked {
@@ -845,6 +950,8 @@ impl Issuer {
     /// before any file is written, so a crash never reuses a version number.
     pub fn publish(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
         std::fs::create_dir_all(out)?;
+        let _publishing = self.publish_lock()?;
+        let signed = self.signed_head()?;
         let now = self.now();
         let keyset = self.keyset()?;
         let prefix = Prefix::new(&self.prefix()?)
@@ -860,6 +967,7 @@ impl Issuer {
             )
             .optional()?;
         let (tx, actor) = self.write()?;
+        check_audit(&tx, signed)?;
         if let Some((old_id, published)) = &retiring {
             if *published > 0 {
                 let version: u64 =
@@ -898,16 +1006,20 @@ impl Issuer {
                 );
                 let i = row_info_at(r, 1)?;
                 universe.push(digest.key_id());
+                // Times are bounded at input; a row from before that bound
+                // is clamped to the format's end rather than blocking every
+                // publish (a revocation above all must still go out).
+                let t = |t: u64| t.min(MAX_TIME);
                 b.push(RecordSpec {
                     digest,
                     principal: i.principal,
                     scopes: i.scopes,
                     status: parse_status(&i.status)?,
                     imported: i.imported,
-                    not_before: i.not_before,
-                    expires_at: i.expires_at,
-                    deprecated_at: i.deprecated_at,
-                    sunset_at: i.sunset_at,
+                    not_before: t(i.not_before),
+                    expires_at: i.expires_at.map(t),
+                    deprecated_at: i.deprecated_at.map(t),
+                    sunset_at: i.sunset_at.map(t),
                 });
             }
         }
@@ -960,10 +1072,17 @@ impl Issuer {
 
     /// Writes just a new revocation update against the last published
     /// snapshot: every key of it revoked since, the fast path after `revoke`.
+    ///
+    /// The revoked set is read under the store's write lock and the update is
+    /// written under the publish lock, so an update never lacks a revoke
+    /// acknowledged before it was built, and a newer sequence is never
+    /// replaced on disk by an older one.
     pub fn publish_revocations(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
+        let _publishing = self.publish_lock()?;
         let published = std::fs::read(self.dir.join(PUBLISHED)).map_err(|_| {
             IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
         })?;
+        let signed = self.signed_head()?;
         let view = SnapshotView::parse_unverified(&published)?;
         let base = view.header().version;
         let universe: Vec<KeyId> = view.records().map(|r| r.key_id()).collect();
@@ -972,10 +1091,13 @@ impl Issuer {
             .filter(|r| r.status() == Status::Revoked)
             .map(|r| r.key_id())
             .collect();
+        let now = self.now();
+        let keyset = self.keyset()?;
+        let signer = self.active_signer()?;
+        let (tx, actor) = self.write()?;
+        check_audit(&tx, signed)?;
         let revoked_now: std::collections::HashSet<String> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT key_id FROM keys WHERE status = 'revoked'")?;
+            let mut st = tx.prepare("SELECT key_id FROM keys WHERE status = 'revoked'")?;
             let v = st
                 .query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -986,15 +1108,11 @@ impl Issuer {
             .filter(|id| !in_snapshot_revoked.contains(id) && revoked_now.contains(&id.to_string()))
             .copied()
             .collect();
-        let now = self.now();
-        let keyset = self.keyset()?;
-        let signer = self.active_signer()?;
-        let (tx, actor) = self.write()?;
         let seq = if store::get_meta_u64(&tx, "snapshot_version")? == base {
             store::get_meta_u64(&tx, "revocation_seq")? + 1
         } else {
             return Err(IssuerError::Corrupt(
-                "published snapshot copy does not match the store".into(),
+                "published snapshot copy does not match the store: run `keygate publish`".into(),
             ));
         };
         store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
@@ -1041,23 +1159,108 @@ impl Issuer {
         audit::log(&self.conn)
     }
 
-    /// Recomputes the audit chain.
+    /// Recomputes the audit chain, checks it against the head signed into the
+    /// last published snapshot (the store's copy), and replays it against
+    /// the keys table.
     pub fn audit_verify(&self) -> Result<AuditReport> {
-        audit::verify(&self.conn)
+        audit::verify(&self.conn, self.signed_head()?)
     }
 
-    /// Finds this keyset's keys in files under `paths`; with `revoke`, revokes
-    /// the active and deprecated ones found, reason "leaked".
-    pub fn scan(&mut self, paths: &[PathBuf], revoke: bool) -> Result<Vec<Finding>> {
-        let prefix = self.prefix()?;
-        let mut out = Vec::new();
-        for f in scan::files(paths) {
-            let Some(text) = scan::read_text(&f) else {
-                continue;
-            };
-            for (line, id) in scan::find_in(&text, &prefix) {
-                let k = self.key(&id)?;
-                out.push(Finding {
+    /// [`Issuer::audit_verify`] against the head signed into `snapshot` (a
+    /// published `.kgs`, e.g. a gateway's copy, which someone with access to
+    /// the store cannot rewrite without the signing key). Its signature is
+    /// checked against the store's trust chain.
+    pub fn audit_verify_against(&self, snapshot: &[u8]) -> Result<AuditReport> {
+        let head = self.head_of(snapshot)?;
+        audit::verify(&self.conn, Some(head))
+    }
+
+    fn head_of(&self, snapshot: &[u8]) -> Result<SignedHead> {
+        let trust = crate::TrustSet::from_chain(&self.trust_bytes()?)?;
+        let view = SnapshotView::new(snapshot, &trust)?;
+        Ok(SignedHead {
+            snapshot_version: view.header().version,
+            head: view.header().audit_head,
+        })
+    }
+
+    /// The audit head signed into the store's copy of the last published
+    /// snapshot, if anything was published.
+    fn signed_head(&self) -> Result<Option<SignedHead>> {
+        match std::fs::read(self.dir.join(PUBLISHED)) {
+            Ok(b) => self.head_of(&b).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if store::get_meta_u64(&self.conn, "snapshot_version")? > 0 {
+                    return Err(IssuerError::AuditBroken(format!(
+                        "the store has published snapshots but its copy {PUBLISHED} is missing"
+                    )));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Serializes publishers (also across processes): held from reading the
+    /// store until the artifacts are on disk.
+    fn publish_lock(&self) -> Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.dir.join("publish.lock"))?;
+        f.lock()?;
+        Ok(f)
+    }
+
+    /// Finds this keyset's keys in files under `paths` (see [`ScanOptions`]);
+    /// with `revoke`, revokes the active and deprecated ones found, reason
+    /// "leaked". Paths that could not be read are in the report, not an error.
+    pub fn scan(
+        &mut self,
+        paths: &[PathBuf],
+        opts: &ScanOptions,
+        revoke: bool,
+    ) -> Result<ScanReport> {
+        let matcher = scan::Matcher::new(&self.prefix()?);
+        let mut report = ScanReport::default();
+        let mut known: std::collections::HashMap<KeyId, Option<KeyInfo>> =
+            std::collections::HashMap::new();
+        let mut failed: Option<IssuerError> = None;
+        let mut files = Vec::new();
+        scan::walk(
+            paths,
+            opts,
+            |f| files.push(f.to_path_buf()),
+            &mut report.unreadable,
+        );
+        for f in files {
+            let mut hits = Vec::new();
+            let r = std::fs::File::open(&f)
+                .and_then(|file| matcher.scan(file, |line, id| hits.push((line, id))));
+            if let Err(e) = r {
+                report.unreadable.push(Unreadable {
+                    path: f.clone(),
+                    error: e.to_string(),
+                });
+            }
+            for (line, id) in hits {
+                let k = match known.get(&id) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = self.key(&id).unwrap_or_else(|e| {
+                            failed.get_or_insert(e);
+                            None
+                        });
+                        known.insert(id, k.clone());
+                        k
+                    }
+                };
+                report.findings.push(Finding {
                     path: f.clone(),
                     line,
                     key_id: id.to_string(),
@@ -1066,25 +1269,27 @@ impl Issuer {
                 });
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let live = |s: &str| s == "active" || s == "deprecated";
         if revoke {
-            let ids: Vec<KeyId> = out
+            let ids: Vec<KeyId> = report
+                .findings
                 .iter()
-                .filter(|f| f.status == "active" || f.status == "deprecated")
+                .filter(|f| live(&f.status))
                 .filter_map(|f| KeyId::from_hex(&f.key_id))
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
             if !ids.is_empty() {
-                self.revoke(&RevokeTarget::Ids(ids), Some("leaked"))?;
-                for f in out
-                    .iter_mut()
-                    .filter(|f| f.status == "active" || f.status == "deprecated")
-                {
+                report.revoked = self.revoke(&RevokeTarget::Ids(ids), Some("leaked"))?.len() as u64;
+                for f in report.findings.iter_mut().filter(|f| live(&f.status)) {
                     f.status = "revoked".into();
                 }
             }
         }
-        Ok(out)
+        Ok(report)
     }
 
     /// Test and drill hook: the raw SQLite connection.
@@ -1094,7 +1299,153 @@ impl Issuer {
     }
 }
 
-fn insert_key(tx: &rusqlite::Transaction<'_>, digest: &Digest, i: &KeyInfo) -> Result<()> {
+/// Inserts a new key's row and its audit entry, which records the row's hash.
+fn record_created(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &str,
+    now: u64,
+    action: &str,
+    digest: &Digest,
+    info: &KeyInfo,
+    reason: Option<&str>,
+) -> Result<()> {
+    let seq = audit::next_seq(tx)?;
+    insert_key(tx, digest, info, seq)?;
+    let after = audit::key_row_hash(&digest.0, info, seq);
+    audit::append(
+        tx,
+        actor,
+        now,
+        audit::Event {
+            action,
+            key_id: Some(&info.key_id),
+            principal: Some(&info.principal),
+            reason,
+            row: Some(audit::RowChange {
+                after,
+                before: None,
+            }),
+        },
+    )?;
+    Ok(())
+}
+
+/// Changes one key's row with `update` and appends `ev`, recording the row's
+/// hash before and after.
+fn record_changed(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &str,
+    now: u64,
+    mut ev: audit::Event<'_>,
+    update: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<usize>,
+) -> Result<()> {
+    let id = ev.key_id.unwrap_or_default();
+    let before = row_hash_in(tx, id)?;
+    update(tx)?;
+    ev.row = Some(audit::RowChange {
+        after: row_hash_in(tx, id)?,
+        before: Some(before),
+    });
+    audit::append(tx, actor, now, ev)?;
+    Ok(())
+}
+
+/// The hash of key `id`'s row as stored.
+fn row_hash_in(conn: &Connection, id: &str) -> Result<[u8; 32]> {
+    let sql = format!("SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys WHERE key_id = ?1");
+    let (digest, origin, info): (Vec<u8>, u64, KeyInfo) = conn
+        .query_row(&sql, [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, row_info_at(r, 2)?))
+        })
+        .optional()?
+        .ok_or_else(|| IssuerError::NotFound(format!("key {id}")))?;
+    Ok(audit::key_row_hash(&digest, &info, origin))
+}
+
+/// Puts every row not yet covered by the audit chain (`origin_seq` 0: a store
+/// from before the chain covered keys) under one `checkpoint` entry. Runs once,
+/// in the migration that adds the columns.
+pub(crate) fn checkpoint_rows(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let uncovered: u64 =
+        tx.query_row("SELECT count(*) FROM keys WHERE origin_seq = 0", [], |r| {
+            r.get(0)
+        })?;
+    if uncovered == 0 {
+        return Ok(());
+    }
+    let seq = audit::next_seq(tx)?;
+    tx.execute(
+        "UPDATE keys SET origin_seq = ?1 WHERE origin_seq = 0",
+        [seq],
+    )?;
+    let mut rows = Vec::new();
+    {
+        let mut st = tx.prepare(&format!(
+            "SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys WHERE origin_seq = ?1"
+        ))?;
+        let mut q = st.query([seq])?;
+        while let Some(r) = q.next()? {
+            let digest: Vec<u8> = r.get(0)?;
+            let info = row_info_at(r, 2)?;
+            rows.push((
+                info.key_id.clone(),
+                audit::key_row_hash(&digest, &info, seq),
+            ));
+        }
+    }
+    let now = system_now();
+    audit::append(
+        tx,
+        "keygate-migration",
+        now,
+        audit::Event {
+            action: "checkpoint",
+            key_id: None,
+            principal: None,
+            reason: Some(&format!(
+                "{uncovered} keys from before the audit chain covered key rows"
+            )),
+            row: Some(audit::RowChange {
+                after: audit::batch_digest(&mut rows),
+                before: None,
+            }),
+        },
+    )?;
+    Ok(())
+}
+
+/// Refuses to go on from a store whose audit chain or keys table was changed
+/// outside keygate.
+fn check_audit(conn: &Connection, signed: Option<SignedHead>) -> Result<()> {
+    let r = audit::verify(conn, signed)?;
+    match r.first_bad {
+        None => Ok(()),
+        Some((0, why)) => Err(IssuerError::AuditBroken(why)),
+        Some((seq, why)) => Err(IssuerError::AuditBroken(format!("entry {seq}: {why}"))),
+    }
+}
+
+/// Creates the store directory (and missing parents) readable by its owner
+/// only, whatever the umask; an existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+fn insert_key(
+    tx: &rusqlite::Transaction<'_>,
+    digest: &Digest,
+    i: &KeyInfo,
+    origin_seq: u64,
+) -> Result<()> {
     let exists: bool = tx
         .query_row("SELECT 1 FROM keys WHERE key_id = ?1", [&i.key_id], |_| {
             Ok(true)
@@ -1108,9 +1459,9 @@ fn insert_key(tx: &rusqlite::Transaction<'_>, digest: &Digest, i: &KeyInfo) -> R
         )));
     }
     tx.execute(
-        "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at],
+        "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
     )?;
     Ok(())
 }

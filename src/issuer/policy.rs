@@ -101,6 +101,11 @@ impl Issuer {
                 "max-age and grace must be positive".into(),
             ));
         }
+        if p.max_age > crate::snapshot::MAX_TIME {
+            return Err(IssuerError::Invalid(
+                "max-age is longer than a key record can hold (until 2106)".into(),
+            ));
+        }
         if p.grace >= p.max_age || p.rotate_before() >= p.max_age {
             return Err(IssuerError::Invalid(
                 "grace and rotate-before must be shorter than max-age".into(),

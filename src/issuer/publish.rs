@@ -11,10 +11,11 @@ use std::path::Path;
 
 use super::IssuerError;
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory,
-/// fsync, rename over the target, fsync the directory.
+/// Writes `bytes` to `path` atomically: a temp file with a random name
+/// created `O_EXCL` in the same directory (a planted file or symlink is never
+/// opened), fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IssuerError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -23,17 +24,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IssuerEr
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("artifact");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    // The umask may have narrowed the mode; artifacts must be readable as asked.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| IssuerError::Io(e.error))?;
     File::open(dir)?.sync_all()?;
     Ok(())
 }

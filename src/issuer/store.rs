@@ -54,7 +54,15 @@ const MIGRATIONS: &[&str] = &[
     // 2: rotation policy classes (issue 10 builds on these).
     "CREATE TABLE policy (class TEXT PRIMARY KEY, max_age INTEGER NOT NULL, grace INTEGER NOT NULL, rotate_before INTEGER);
      CREATE TABLE principal_class (principal TEXT PRIMARY KEY, class TEXT NOT NULL REFERENCES policy(class));",
+    // 3: the audit chain covers the keys table (see audit.rs); the rows of an
+    // older store are put under one checkpoint entry (`COVER_KEYS`).
+    "ALTER TABLE audit ADD COLUMN row_hash TEXT;
+     ALTER TABLE audit ADD COLUMN prev_row_hash TEXT;
+     ALTER TABLE keys ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The migration after which existing key rows are checkpointed into the chain.
+const COVER_KEYS: usize = 3;
 
 /// Opens (and migrates) the database with WAL and a busy timeout, so several
 /// CLI invocations at once wait for each other instead of failing.
@@ -98,6 +106,9 @@ fn migrate(conn: &Connection) -> Result<(), IssuerError> {
     for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(m)?;
+        if i + 1 == COVER_KEYS {
+            super::checkpoint_rows(&tx)?;
+        }
         tx.execute(
             "INSERT INTO meta (name, value) VALUES ('schema_version', ?1)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
