@@ -7,94 +7,8 @@ use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use serde_json::Value;
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    store: PathBuf,
-    out: PathBuf,
-    root: PathBuf,
-}
-
-fn env() -> Env {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    Env {
-        store: root.join("store"),
-        out: root.join("pub"),
-        root,
-        _tmp: tmp,
-    }
-}
-
-impl Env {
-    fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("keygate").unwrap();
-        c.env("KEYGATE_STORE", &self.store)
-            .env("KEYGATE_ACTOR", "tester")
-            .env_remove("KEYGATE_NOW");
-        c
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let o = self.cmd().arg("--json").args(args).output().unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn init(&self) {
-        self.cmd()
-            .args(["init", "--keyset", "acme", "--prefix", "acme_live"])
-            .assert()
-            .success();
-    }
-
-    fn issue(&self, principal: &str, scopes: &[&str]) -> (String, String) {
-        let mut args = vec!["issue", "--principal", principal];
-        for s in scopes {
-            args.extend(["--scope", s]);
-        }
-        let v = self.json(&args);
-        (
-            v["key"].as_str().unwrap().to_string(),
-            v["key_id"].as_str().unwrap().to_string(),
-        )
-    }
-
-    fn verify(&self, key: &str, extra: &[&str]) -> (i32, Value) {
-        let o = self
-            .cmd()
-            .args(["--json", "verify", "--trust"])
-            .arg(self.out.join("trust.kgt"))
-            .arg("--snapshot")
-            .arg(self.out.join("snapshot.kgs"))
-            .arg("--revocations")
-            .arg(self.out.join("revocations.kgr"))
-            .args(extra)
-            .arg(key)
-            .output()
-            .unwrap();
-        let code = o.status.code().unwrap();
-        let v = if code == 2 {
-            Value::Null
-        } else {
-            serde_json::from_slice(&o.stdout).unwrap()
-        };
-        (code, v)
-    }
-
-    fn publish(&self, extra: &[&str]) {
-        self.cmd()
-            .arg("publish")
-            .arg("--out")
-            .arg(&self.out)
-            .args(extra)
-            .assert()
-            .success();
-    }
-}
+mod common;
+use common::*;
 
 #[test]
 fn issue_publish_verify_rotate_revoke() {
@@ -414,10 +328,6 @@ fn inspect_every_artifact() {
     );
     let t = e.json(&["inspect", e.out.join("trust.kgt").to_str().unwrap()]);
     assert_eq!(t["signers"].as_array().unwrap().len(), 1);
-}
-
-fn db(e: &Env) -> rusqlite::Connection {
-    rusqlite::Connection::open(e.store.join("keygate.db")).unwrap()
 }
 
 #[test]

@@ -426,15 +426,17 @@ fn replay_keys(
         checked += 1;
         let id = info.key_id.as_str();
         match expected.remove(id) {
-            Some((want, seq)) if want != h => return Ok((
-                checked,
-                Some((
-                    seq,
-                    format!(
+            Some((want, seq)) if want != h => {
+                return Ok((
+                    checked,
+                    Some((
+                        seq,
+                        format!(
                         "key {id}: its row differs from the audit chain (edited outside keygate)"
                     ),
-                )),
-            )),
+                    )),
+                ))
+            }
             Some(_) => {
                 if let Some(first) = bulk_origin.get(id) {
                     members
