@@ -68,7 +68,7 @@ pub struct RustIntegrationPage;
 
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};
-pub use http::http_date;
+pub use http::{http_date, presented_key, Presented};
 pub use key::{
     check_prefix, check_with_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError,
     KeyId, ParsedKey, CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN,
@@ -89,7 +89,8 @@ pub use snapshot::{BuildError, RecordSpec, SnapshotBuilder};
 pub use trust::{build_bundle, Signer};
 #[cfg(feature = "std")]
 pub use verify::{
-    Config, DeprecatedUse, Installed, Outcome, Principal, Staleness, Stats, Verdict, Verifier,
+    Config, DeprecatedUse, HighWater, Installed, Outcome, Principal, Staleness, StateError, Stats,
+    Verdict, Verifier,
 };
 
 /// The zero-copy views with no allocator, against the committed vectors.

@@ -122,7 +122,17 @@ impl TrustSet {
             }
             prev = Some((b.version, set));
         }
-        Ok(cur)
+        // A chain that ends below the version we trust is a rollback, even if
+        // it is validly self-signed: a forged anchor of a lower version must
+        // not pass as "nothing new".
+        match prev {
+            Some((newest, _)) if newest < self.version => Err(Error::Rollback {
+                artifact: Artifact::Trust,
+                installed: self.version,
+                offered: newest,
+            }),
+            _ => Ok(cur),
+        }
     }
 
     /// The keyset this trust is for.

@@ -1,5 +1,6 @@
 //! The Verifier and its Verdicts: the hot path.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -318,6 +319,124 @@ struct State {
     trust: TrustSet,
     snapshot: Option<Arc<Snapshot>>,
     revocations: Option<Arc<Revocations>>,
+    /// Fresh until: the snapshot's valid-until, or the applied update's if
+    /// earlier. An update that stops arriving (a frozen origin withholding
+    /// revocations) makes the keys it could have revoked stale, not valid.
+    valid_until: u64,
+}
+
+impl State {
+    fn new(
+        trust: TrustSet,
+        snapshot: Option<Arc<Snapshot>>,
+        revocations: Option<Arc<Revocations>>,
+    ) -> Self {
+        let snap = snapshot.as_ref().map_or(0, |s| s.header.valid_until);
+        let valid_until = revocations
+            .as_ref()
+            .map_or(snap, |r| snap.min(r.header.valid_until));
+        Self {
+            trust,
+            snapshot,
+            revocations,
+            valid_until,
+        }
+    }
+}
+
+/// The highest trust version, snapshot version and update sequence a
+/// verifier has installed. A gateway persists it ([`HighWater::to_text`]) and
+/// gives it back after a restart ([`Verifier::set_floor`]), so an origin
+/// cannot roll it back to an older signed artifact across the restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HighWater {
+    /// Trust bundle version.
+    pub trust_version: u64,
+    /// Snapshot version.
+    pub snapshot_version: u64,
+    /// Update sequence, for the snapshot version it was built against.
+    pub update_seq: u64,
+    /// The snapshot version `update_seq` belongs to.
+    pub update_base: u64,
+}
+
+/// Why a high-water state file was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A line is not `name value(s)` of the format, or a number is bad.
+    Malformed {
+        /// 1-based line.
+        line: usize,
+    },
+    /// The file is for another keyset.
+    WrongKeyset {
+        /// The keyset in the file.
+        found: String,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed { line } => write!(f, "state file line {line} is malformed"),
+            Self::WrongKeyset { found } => write!(f, "state file is for keyset '{found}'"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+const STATE_MAGIC: &str = "keygate-state 1";
+
+impl HighWater {
+    /// The later of two marks, field by field (the update pair together).
+    pub fn max(self, o: HighWater) -> HighWater {
+        let (update_base, update_seq) =
+            (self.update_base, self.update_seq).max((o.update_base, o.update_seq));
+        HighWater {
+            trust_version: self.trust_version.max(o.trust_version),
+            snapshot_version: self.snapshot_version.max(o.snapshot_version),
+            update_seq,
+            update_base,
+        }
+    }
+
+    /// The state file text for keyset `keyset`: a few `name value` lines.
+    pub fn to_text(&self, keyset: &str) -> String {
+        format!(
+            "{STATE_MAGIC}\nkeyset {keyset}\ntrust {}\nsnapshot {}\nupdate {} {}\n",
+            self.trust_version, self.snapshot_version, self.update_base, self.update_seq
+        )
+    }
+
+    /// Parses [`HighWater::to_text`] output for keyset `keyset`.
+    pub fn parse(text: &str, keyset: &str) -> Result<HighWater, StateError> {
+        let mut hw = HighWater::default();
+        let mut lines = text.lines().enumerate();
+        if lines.next().map(|l| l.1) != Some(STATE_MAGIC) {
+            return Err(StateError::Malformed { line: 1 });
+        }
+        for (i, l) in lines {
+            let bad = StateError::Malformed { line: i + 1 };
+            let mut w = l.split(' ');
+            let num = |v: Option<&str>| v.and_then(|v| v.parse::<u64>().ok());
+            match (w.next(), w.next(), w.next(), w.next()) {
+                (Some("keyset"), Some(k), None, None) if k == keyset => {}
+                (Some("keyset"), Some(k), None, None) => {
+                    return Err(StateError::WrongKeyset { found: k.into() })
+                }
+                (Some("trust"), v, None, None) => hw.trust_version = num(v).ok_or(bad)?,
+                (Some("snapshot"), v, None, None) => hw.snapshot_version = num(v).ok_or(bad)?,
+                (Some("update"), b, s, None) => {
+                    hw.update_base = num(b).ok_or(bad.clone())?;
+                    hw.update_seq = num(s).ok_or(bad)?;
+                }
+                _ => return Err(bad),
+            }
+        }
+        Ok(hw)
+    }
 }
 
 /// One thread's per-outcome counters for one verifier. Only the owning thread
@@ -547,7 +666,8 @@ fn escape_label(v: &str) -> String {
 pub struct Verifier {
     state: ArcSwap<State>,
     config: Config,
-    install: Mutex<()>,
+    /// Held by installs; guards the floor set from a persisted high-water mark.
+    install: Mutex<HighWater>,
     id: u64,
     generation: AtomicU64,
     counters: Mutex<HashMap<std::thread::ThreadId, Arc<ThreadCounters>>>,
@@ -583,13 +703,9 @@ impl Verifier {
     pub fn with_config(trust: &[u8], config: Config) -> Result<Self, Error> {
         let trust = TrustSet::from_chain(trust)?;
         Ok(Self {
-            state: ArcSwap::from_pointee(State {
-                trust,
-                snapshot: None,
-                revocations: None,
-            }),
+            state: ArcSwap::from_pointee(State::new(trust, None, None)),
             config,
-            install: Mutex::new(()),
+            install: Mutex::new(HighWater::default()),
             id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
@@ -616,10 +732,17 @@ impl Verifier {
     /// Follows a new `.kgt` chain (signer rotation). Refused unless every step is
     /// signed by a signer trusted at that point.
     pub fn install_trust(&self, bytes: &[u8]) -> Result<Installed, Error> {
-        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = self.install.lock().unwrap_or_else(|e| e.into_inner());
         let r = (|| {
             let cur = self.state.load_full();
             let next = cur.trust.follow(bytes)?;
+            if next.version() < floor.trust_version {
+                return Err(Error::Rollback {
+                    artifact: Artifact::Trust,
+                    installed: floor.trust_version,
+                    offered: next.version(),
+                });
+            }
             if next == cur.trust {
                 return Ok(Installed::Unchanged);
             }
@@ -640,7 +763,7 @@ impl Verifier {
     /// installed; the same version again is a no-op. A newer snapshot drops the
     /// applied revocation update (its revocations are in the snapshot).
     pub fn install_snapshot(&self, bytes: &[u8]) -> Result<Installed, Error> {
-        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = self.install.lock().unwrap_or_else(|e| e.into_inner());
         let r = (|| {
             let cur = self.state.load_full();
             let lines = AlignedBytes::copy_of(bytes);
@@ -649,10 +772,11 @@ impl Verifier {
             if cur.snapshot.is_some() && header.version == from {
                 return Ok(Installed::Unchanged);
             }
-            if header.version < from {
+            let highest = from.max(floor.snapshot_version);
+            if header.version < highest {
                 return Err(Error::Rollback {
                     artifact: Artifact::Snapshot,
-                    installed: from,
+                    installed: highest,
                     offered: header.version,
                 });
             }
@@ -661,12 +785,7 @@ impl Verifier {
                 len: bytes.len(),
                 header,
             };
-            let st = State {
-                trust: cur.trust,
-                snapshot: Some(Arc::new(snap)),
-                revocations: None,
-            };
-            self.publish(st);
+            self.publish(State::new(cur.trust, Some(Arc::new(snap)), None));
             Ok(Installed::Updated {
                 from,
                 to: header.version,
@@ -679,7 +798,7 @@ impl Verifier {
     /// malformed, badly signed, for another keyset or another base snapshot, or
     /// older than the applied one; the same sequence again is a no-op.
     pub fn install_revocations(&self, bytes: &[u8]) -> Result<Installed, Error> {
-        let _w = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let floor = self.install.lock().unwrap_or_else(|e| e.into_inner());
         let r = (|| {
             let cur = self.state.load_full();
             let header = *RevocationView::new(bytes, &cur.trust)?.header();
@@ -694,10 +813,16 @@ impl Verifier {
             if cur.revocations.is_some() && header.sequence == from {
                 return Ok(Installed::Unchanged);
             }
-            if header.sequence < from {
+            let floor = if floor.update_base == header.base_version {
+                floor.update_seq
+            } else {
+                0
+            };
+            let highest = from.max(floor);
+            if header.sequence < highest {
                 return Err(Error::Rollback {
                     artifact: Artifact::Revocations,
-                    installed: from,
+                    installed: highest,
                     offered: header.sequence,
                 });
             }
@@ -705,15 +830,42 @@ impl Verifier {
                 bytes: bytes.to_vec(),
                 header,
             };
-            let mut st = State::clone(&cur);
-            st.revocations = Some(Arc::new(rev));
-            self.publish(st);
+            self.publish(State::new(
+                cur.trust,
+                cur.snapshot.clone(),
+                Some(Arc::new(rev)),
+            ));
             Ok(Installed::Updated {
                 from,
                 to: header.sequence,
             })
         })();
         self.count_install(Artifact::Revocations, r)
+    }
+
+    /// The highest versions installed (or set as the floor): what a gateway
+    /// persists so a restart is not a rollback window.
+    pub fn high_water(&self) -> HighWater {
+        let floor = *self.install.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.state.load();
+        let (update_base, update_seq) = st
+            .revocations
+            .as_ref()
+            .map_or((0, 0), |r| (r.header.base_version, r.header.sequence));
+        floor.max(HighWater {
+            trust_version: st.trust.version(),
+            snapshot_version: st.snapshot.as_ref().map_or(0, |s| s.header.version),
+            update_seq,
+            update_base,
+        })
+    }
+
+    /// Refuses, from now on, any artifact older than `floor` (a high-water
+    /// mark persisted before a restart), as if it had been installed. What is
+    /// installed now is not changed.
+    pub fn set_floor(&self, floor: HighWater) {
+        let mut f = self.install.lock().unwrap_or_else(|e| e.into_inner());
+        *f = f.max(floor);
     }
 
     /// Installed snapshot header, if any.
@@ -928,7 +1080,7 @@ fn decide(
         (e, s) => e.or(s),
     };
     v.expires_at = expiry;
-    v.stale = now > h.valid_until;
+    v.stale = now > state.valid_until;
     v.outcome = if filtered || rec.status() == Status::Revoked {
         Outcome::Revoked
     } else if now < rec.not_before() {
@@ -943,7 +1095,7 @@ fn decide(
     } else if v.stale
         && match staleness {
             Staleness::FailClosed => true,
-            Staleness::AcceptFor(grace) => now > h.valid_until.saturating_add(grace),
+            Staleness::AcceptFor(grace) => now > state.valid_until.saturating_add(grace),
         }
     {
         Outcome::Stale

@@ -141,37 +141,59 @@ enum Cmd {
     /// Forward-auth HTTP service (nginx auth_request, Traefik ForwardAuth,
     /// Envoy ext_authz, Caddy forward_auth).
     Serve {
-        /// Address to listen on.
+        /// Address to listen on: every request here is an authorization question.
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: String,
-        /// Trust chain file (or use --artifacts-dir / --artifacts-url).
-        #[arg(long, required_unless_present_any = ["artifacts_dir", "artifacts_url"])]
-        trust: Option<PathBuf>,
+        /// Address for /healthz and /metrics (none unless given): a separate
+        /// listener, so no forwarded request can reach them.
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// The pinned trust anchor (a local .kgt). Required: artifacts come
+        /// over untrusted channels, so the origin may only serve newer trust
+        /// bundles that chain from this one.
+        #[arg(long)]
+        trust: PathBuf,
         /// Snapshot file.
         #[arg(long, required_unless_present_any = ["artifacts_dir", "artifacts_url"])]
         snapshot: Option<PathBuf>,
         /// Revocation update file.
         #[arg(long)]
         revocations: Option<PathBuf>,
-        /// A publish directory holding trust.kgt, snapshot.kgs, revocations.kgr.
-        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations", "artifacts_url"])]
+        /// A publish directory holding snapshot.kgs, revocations.kgr (and
+        /// trust.kgt, followed from the pinned --trust).
+        #[arg(long, conflicts_with_all = ["snapshot", "revocations", "artifacts_url"])]
         artifacts_dir: Option<PathBuf>,
         /// A URL serving trust.kgt, snapshot.kgs, revocations.kgr (a static
         /// origin, bucket or CDN), polled with If-None-Match.
-        #[arg(long, conflicts_with_all = ["trust", "snapshot", "revocations"])]
+        #[arg(long, conflicts_with_all = ["snapshot", "revocations"])]
         artifacts_url: Option<String>,
         /// How often to re-read the artifacts.
         #[arg(long, default_value = "1s")]
         poll: String,
-        /// Required scope (a request's X-Keygate-Scope header overrides it).
+        /// Required scope.
         #[arg(long)]
         scope: Option<String>,
+        /// Take the required scope from the X-Keygate-Scope request header
+        /// when present (only behind a front proxy that sets it and removes
+        /// any client copy; otherwise a client picks its own scope).
+        #[arg(long)]
+        trust_scope_header: bool,
+        /// Persist the highest versions installed here, so a restart cannot
+        /// be rolled back to older signed artifacts.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// Realm in WWW-Authenticate.
         #[arg(long, default_value = "keygate")]
         realm: String,
         /// Worker threads.
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// Most connections open at once; more are closed at once.
+        #[arg(long, default_value_t = 16_384)]
+        max_connections: usize,
+        /// Time a client has to send a request's headers.
+        #[arg(long, default_value = "10s")]
+        header_timeout: String,
     },
     /// A simulated fleet under traffic: rotation, breach and bad-push drills.
     Drill {
@@ -771,6 +793,7 @@ fn run(cli: &Cli) -> Res<u8> {
         Cmd::Demo => demo::run(cli.json),
         Cmd::Serve {
             listen,
+            metrics_listen,
             trust,
             snapshot,
             revocations,
@@ -778,35 +801,46 @@ fn run(cli: &Cli) -> Res<u8> {
             artifacts_url,
             poll,
             scope,
+            trust_scope_header,
+            state,
             realm,
             threads,
+            max_connections,
+            header_timeout,
         } => {
             let sources = match (artifacts_dir, artifacts_url) {
                 (_, Some(u)) => serve::Sources::url(u),
                 (Some(d), None) => serve::Sources::Files {
-                    trust: d.join(keygate::Artifact::Trust.file_name()),
+                    trust: Some(d.join(keygate::Artifact::Trust.file_name())),
                     snapshot: d.join(keygate::Artifact::Snapshot.file_name()),
                     revocations: Some(d.join(keygate::Artifact::Revocations.file_name())),
                 },
                 (None, None) => serve::Sources::Files {
-                    trust: trust
-                        .clone()
-                        .ok_or_else(|| input("serve needs --trust or --artifacts-dir"))?,
+                    // The pinned file is re-read: an operator may append
+                    // newer bundles to it.
+                    trust: Some(trust.clone()),
                     snapshot: snapshot
                         .clone()
                         .ok_or_else(|| input("serve needs --snapshot or --artifacts-dir"))?,
                     revocations: revocations.clone(),
                 },
             };
-            let poll = humantime::parse_duration(poll)
-                .map_err(|e| input(format!("bad poll {poll:?}: {e}")))?;
+            let duration = |what: &str, s: &str| {
+                humantime::parse_duration(s).map_err(|e| input(format!("bad {what} {s:?}: {e}")))
+            };
             serve::run(serve::Settings {
                 listen: listen.clone(),
+                metrics_listen: metrics_listen.clone(),
+                trust: trust.clone(),
                 sources,
-                poll,
+                poll: duration("poll", poll)?,
                 scope: scope.clone(),
+                trust_scope_header: *trust_scope_header,
                 realm: realm.clone(),
                 threads: *threads,
+                max_connections: *max_connections,
+                header_timeout: duration("header timeout", header_timeout)?,
+                state: state.clone(),
             })
         }
         Cmd::Drill {

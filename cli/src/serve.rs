@@ -1,7 +1,7 @@
 //! `keygate serve`: a forward-auth HTTP service for proxies that cannot load a
 //! module — nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz (HTTP),
-//! Caddy `forward_auth`. Every request except `/healthz` and `/metrics` is an
-//! authorization question about the key it carries:
+//! Caddy `forward_auth`. Every request on `--listen` is an authorization
+//! question about the key it carries, whatever its path:
 //!
 //! - 200 with `X-Keygate-Principal`, `X-Keygate-Key-Id`, `X-Keygate-Outcome`
 //!   (and `Deprecation`/`Sunset` for a rotated key) — the proxy copies these
@@ -9,16 +9,30 @@
 //! - 401 with `WWW-Authenticate: Bearer realm=…[, error="invalid_token"]`;
 //! - 403 with `error="insufficient_scope"`; 503 when the artifacts are stale.
 //!
-//! The required scope is `--scope`, or per request the `X-Keygate-Scope` header
-//! (so one service can guard locations with different scopes).
+//! `/healthz` and `/metrics` live on their own listener (`--metrics-listen`),
+//! which no forwarded request can reach. The required scope is `--scope`; a
+//! proxy's `X-Keygate-Scope` header is read only with `--trust-scope-header`.
+//!
+//! Hardening: one HTTP stack (hyper on tokio) with bounded headers, a header
+//! read timeout, no body ever read, a connection cap, and an accept loop that
+//! survives errors (EMFILE included). Trust is pinned by `--trust`: the origin
+//! may only serve newer bundles that chain from it. With `--state FILE`, the
+//! highest versions installed survive a restart.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keygate::{Artifact, Outcome, Verifier};
-use tiny_http::{Header, Request, Response, Server};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use keygate::{Artifact, HighWater, Outcome, Presented, Verifier};
 
 use crate::{input, Fail, Res};
 
@@ -26,7 +40,7 @@ use crate::{input, Fail, Res};
 pub(crate) enum Sources {
     /// Local files (a publish directory, or each named).
     Files {
-        trust: PathBuf,
+        trust: Option<PathBuf>,
         snapshot: PathBuf,
         revocations: Option<PathBuf>,
     },
@@ -48,6 +62,9 @@ const ORDER: [Artifact; 3] = [Artifact::Trust, Artifact::Snapshot, Artifact::Rev
 /// An artifact's bytes and its ETag (from an origin URL), or `None`.
 type Fetched = Option<(Vec<u8>, Option<String>)>;
 
+/// The largest artifact fetched from an origin (66 MB per million keys).
+const MAX_ARTIFACT: u64 = 1 << 31;
+
 impl Sources {
     pub(crate) fn url(base: &str) -> Self {
         let base = if base.ends_with('/') {
@@ -65,7 +82,7 @@ impl Sources {
     }
 
     /// Artifact `a`: `Ok(None)` when unchanged since it was last installed
-    /// (HTTP 304) or, for the optional revocations, absent.
+    /// (HTTP 304) or, for the optional trust update and revocations, absent.
     fn get(&self, a: Artifact) -> Result<Fetched, String> {
         match self {
             Self::Files {
@@ -74,12 +91,12 @@ impl Sources {
                 revocations,
             } => {
                 let path = match a {
-                    Artifact::Trust => trust,
-                    Artifact::Snapshot => snapshot,
-                    Artifact::Revocations => match revocations {
-                        Some(p) if p.exists() => p,
-                        _ => return Ok(None),
-                    },
+                    Artifact::Trust => trust.as_ref(),
+                    Artifact::Snapshot => Some(snapshot),
+                    Artifact::Revocations => revocations.as_ref(),
+                };
+                let Some(path) = path.filter(|p| a == Artifact::Snapshot || p.exists()) else {
+                    return Ok(None);
                 };
                 std::fs::read(path)
                     .map(|b| Some((b, None)))
@@ -94,16 +111,13 @@ impl Sources {
                 let resp = match req.call() {
                     Ok(r) if r.status() == 304 => return Ok(None),
                     Ok(r) => r,
-                    Err(ureq::Error::Status(404, _)) if a == Artifact::Revocations => {
-                        return Ok(None)
-                    }
+                    Err(ureq::Error::Status(404, _)) if a != Artifact::Snapshot => return Ok(None),
                     Err(e) => return Err(format!("{url}: {e}")),
                 };
                 let etag = resp.header("ETag").map(str::to_string);
                 let mut body = Vec::new();
-                // Artifacts are at most a few hundred MB (66 MB per million keys).
                 std::io::Read::read_to_end(
-                    &mut std::io::Read::take(resp.into_reader(), 1 << 31),
+                    &mut std::io::Read::take(resp.into_reader(), MAX_ARTIFACT),
                     &mut body,
                 )
                 .map_err(|e| format!("{url}: {e}"))?;
@@ -123,20 +137,30 @@ impl Sources {
 
 pub(crate) struct Settings {
     pub listen: String,
+    pub metrics_listen: Option<String>,
+    /// The pinned trust anchor (a local `.kgt`).
+    pub trust: PathBuf,
     pub sources: Sources,
     pub poll: Duration,
     pub scope: Option<String>,
+    /// Read the required scope from `X-Keygate-Scope` (a trusted front proxy).
+    pub trust_scope_header: bool,
     pub realm: String,
     pub threads: usize,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    /// Where the high-water marks persist.
+    pub state: Option<PathBuf>,
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
+/// The largest request head (request line + headers) read.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// Loads what changed, in [`ORDER`]; a missing, unreachable or refused
-/// artifact keeps the current state and is logged on stderr.
-fn load(v: &Verifier, s: &Sources) {
+/// artifact keeps the current state and is logged on stderr. Returns whether
+/// anything was installed.
+fn load(v: &Verifier, s: &Sources) -> bool {
+    let mut changed = false;
     for a in ORDER {
         let (bytes, etag) = match s.get(a) {
             Ok(Some(got)) => got,
@@ -155,58 +179,44 @@ fn load(v: &Verifier, s: &Sources) {
             Ok(installed) => {
                 if let keygate::Installed::Updated { from, to } = installed {
                     eprintln!("keygate serve: {a} {from} -> {to}");
+                    changed = true;
                 }
                 s.installed(a, etag);
             }
             Err(e) => eprintln!("keygate serve: {a} not installed: {e}"),
         }
     }
+    changed
 }
 
-fn presented_key(req: &Request) -> Option<String> {
-    let get = |name: &str| {
-        req.headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().trim().to_string())
-    };
-    if let Some(a) = get("Authorization") {
-        let mut parts = a.splitn(2, ' ');
-        if parts
-            .next()
-            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
-        {
-            return parts
-                .next()
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty());
-        }
+/// Writes the verifier's high-water marks to `path` atomically.
+fn save_state(v: &Verifier, path: &std::path::Path) {
+    let text = v.high_water().to_text(v.trust().keyset().as_str());
+    if let Err(e) = keygate::issuer::write_atomic(path, text.as_bytes(), 0o600) {
+        eprintln!("keygate serve: state {} not saved: {e}", path.display());
     }
-    get("X-API-Key").filter(|k| !k.is_empty())
 }
 
 fn http_date(t: u64) -> String {
     String::from_utf8_lossy(&keygate::http_date(t)).into_owned()
 }
 
-fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor<Vec<u8>>> {
-    let text = |code: u16, body: &str| Response::from_string(body).with_status_code(code);
-    match req.url().split('?').next().unwrap_or("") {
-        "/healthz" => {
-            return match v.snapshot_header() {
-                Some(h) => text(200, &format!("ok snapshot {}\n", h.version)),
-                None => text(503, "no snapshot\n"),
-            }
-        }
-        "/metrics" => {
-            let r = text(200, &v.stats_prometheus());
-            return match header("Content-Type", "text/plain; version=0.0.4") {
-                Some(h) => r.with_header(h),
-                None => r,
-            };
-        }
-        _ => {}
+type Body = Full<Bytes>;
+
+fn text(code: u16, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+fn add(r: &mut Response<Body>, name: &'static str, value: &[u8]) {
+    if let Ok(v) = HeaderValue::from_bytes(value) {
+        r.headers_mut().append(HeaderName::from_static(name), v);
     }
+}
+
+/// The answer to one forward-auth request.
+fn answer(v: &Verifier, s: &Settings, req: &Request<Incoming>) -> Response<Body> {
     let challenge = |error: Option<(&str, &str)>| {
         let mut c = format!("Bearer realm=\"{}\"", s.realm);
         if let Some((e, d)) = error {
@@ -215,27 +225,36 @@ fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor
         c
     };
     let deny = |code: u16, error: Option<(&str, &str)>| {
-        let r = text(code, error.map_or("API key required\n", |e| e.0));
-        match header("WWW-Authenticate", &challenge(error)) {
-            Some(h) => r.with_header(h),
-            None => r,
-        }
+        let mut r = text(
+            code,
+            format!("{}\n", error.map_or("API key required", |e| e.0)),
+        );
+        add(&mut r, "www-authenticate", challenge(error).as_bytes());
+        r
     };
-    let Some(key) = presented_key(req) else {
-        return deny(401, None);
-    };
-    let scope = req
+    let headers = req
         .headers()
         .iter()
-        .find(|h| {
-            h.field
-                .as_str()
-                .as_str()
-                .eq_ignore_ascii_case("X-Keygate-Scope")
-        })
-        .map(|h| h.value.as_str().to_string())
-        .or_else(|| s.scope.clone());
-    let d = v.verify_now(&key, scope.as_deref());
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    let key = match keygate::presented_key(headers) {
+        Presented::None => return deny(401, None),
+        Presented::Conflict => {
+            return deny(
+                401,
+                Some(("invalid_request", "two different API keys presented")),
+            )
+        }
+        Presented::Key(k) => k,
+    };
+    let header_scope = s
+        .trust_scope_header
+        .then(|| req.headers().get("x-keygate-scope"))
+        .flatten()
+        .and_then(|h| h.to_str().ok());
+    let scope = header_scope.or(s.scope.as_deref());
+    // Bytes that are not UTF-8 cannot be a key: verified as the empty string,
+    // which is malformed.
+    let d = v.verify_now(std::str::from_utf8(key).unwrap_or(""), scope);
     let mut r = match d.outcome {
         Outcome::Valid | Outcome::ValidDeprecated => text(200, "ok\n"),
         Outcome::InsufficientScope => deny(
@@ -245,66 +264,175 @@ fn answer(v: &Verifier, s: &Settings, req: &Request) -> Response<std::io::Cursor
         Outcome::Stale => text(503, "keygate: key data stale\n"),
         o => deny(401, Some(("invalid_token", o.as_str()))),
     };
-    let mut add = |n: &str, val: &str| {
-        if let Some(h) = header(n, val) {
-            r.add_header(h);
-        }
-    };
-    add("X-Keygate-Outcome", d.outcome.as_str());
+    add(&mut r, "x-keygate-outcome", d.outcome.as_str().as_bytes());
     if d.outcome.is_accepted() {
-        add("X-Keygate-Principal", d.principal.as_str());
+        add(
+            &mut r,
+            "x-keygate-principal",
+            d.principal.as_str().as_bytes(),
+        );
         if let Some(id) = d.key_id {
-            add("X-Keygate-Key-Id", &id.to_string());
+            add(&mut r, "x-keygate-key-id", id.to_string().as_bytes());
         }
     }
     if d.outcome == Outcome::ValidDeprecated {
         if let Some(t) = d.deprecated_at {
-            add("Deprecation", &format!("@{t}"));
+            add(&mut r, "deprecation", format!("@{t}").as_bytes());
         }
         if let Some(t) = d.sunset_at {
-            add("Sunset", &http_date(t));
+            add(&mut r, "sunset", http_date(t).as_bytes());
         }
     }
     r
 }
 
+/// `/healthz` and `/metrics`, on the metrics listener only.
+fn admin(v: &Verifier, shed: u64, req: &Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/healthz" => match v.snapshot_header() {
+            Some(h) => text(200, format!("ok snapshot {}\n", h.version)),
+            None => text(503, "no snapshot\n"),
+        },
+        "/metrics" => {
+            let mut r = text(
+                200,
+                format!(
+                    "{}# HELP keygate_serve_connections_shed_total Connections closed at once because --max-connections were open.\n\
+                     # TYPE keygate_serve_connections_shed_total counter\n\
+                     keygate_serve_connections_shed_total {shed}\n",
+                    v.stats_prometheus()
+                ),
+            );
+            add(&mut r, "content-type", b"text/plain; version=0.0.4");
+            r
+        }
+        _ => text(404, "not found\n"),
+    }
+}
+
+/// Serves `listener` with `handle` until the process ends: at most `cap`
+/// connections at once (more are closed at once and counted), each with a
+/// bounded head and a header read timeout; an accept error (EMFILE, ENFILE,
+/// ECONNABORTED…) is logged and waited out, never fatal.
+async fn serve_listener<F>(
+    listener: tokio::net::TcpListener,
+    cap: usize,
+    header_timeout: Duration,
+    shed: Arc<AtomicU64>,
+    handle: F,
+) where
+    F: Fn(&Request<Incoming>) -> Response<Body> + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                eprintln!("keygate serve: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            shed.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let handle = Arc::clone(&handle);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let r = handle(&req);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service);
+            // A client that stops reading our answers holds its slot no
+            // longer than this.
+            let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn bind(addr: &str) -> Res<tokio::net::TcpListener> {
+    let a: SocketAddr = addr
+        .parse()
+        .map_err(|e| input(format!("listen {addr}: {e}")))?;
+    tokio::net::TcpListener::bind(a)
+        .await
+        .map_err(|e| input(format!("listen {addr}: {e}")))
+}
+
 pub(crate) fn run(s: Settings) -> Res<u8> {
-    let (trust, etag) = s
-        .sources
-        .get(Artifact::Trust)
-        .map_err(input)?
-        .unwrap_or_default();
-    let v = Arc::new(Verifier::new(&trust).map_err(|e| input(format!("trust: {e}")))?);
-    s.sources.installed(Artifact::Trust, etag);
-    load(&v, &s.sources);
-    let server = Server::http(&s.listen).map_err(|e| input(format!("listen {}: {e}", s.listen)))?;
-    eprintln!("keygate serve: listening on {}", s.listen);
+    let anchor =
+        std::fs::read(&s.trust).map_err(|e| input(format!("trust {}: {e}", s.trust.display())))?;
+    let v = Arc::new(
+        Verifier::new(&anchor).map_err(|e| input(format!("trust {}: {e}", s.trust.display())))?,
+    );
+    if let Some(path) = &s.state {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let hw = HighWater::parse(&text, v.trust().keyset().as_str())
+                    .map_err(|e| input(format!("state {}: {e}", path.display())))?;
+                v.set_floor(hw);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(input(format!("state {}: {e}", path.display()))),
+        }
+    }
+    if load(&v, &s.sources) {
+        if let Some(p) = &s.state {
+            save_state(&v, p);
+        }
+    }
+    // Each connection is a file: raise the soft limit to the hard one.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(s.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Fail(3, format!("runtime: {e}")))?;
     let s = Arc::new(s);
-    let stop = Arc::new(AtomicBool::new(false));
     {
-        let (v, s, stop) = (Arc::clone(&v), Arc::clone(&s), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(s.poll);
-                load(&v, &s.sources);
+        let (v, s) = (Arc::clone(&v), Arc::clone(&s));
+        std::thread::spawn(move || loop {
+            std::thread::sleep(s.poll);
+            if load(&v, &s.sources) {
+                if let Some(p) = &s.state {
+                    save_state(&v, p);
+                }
             }
         });
     }
-    let server = Arc::new(server);
-    let workers: Vec<_> = (0..s.threads.max(1))
-        .map(|_| {
-            let (server, v, s) = (Arc::clone(&server), Arc::clone(&v), Arc::clone(&s));
-            std::thread::spawn(move || {
-                for req in server.incoming_requests() {
-                    let resp = answer(&v, &s, &req);
-                    let _ = req.respond(resp);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
-    stop.store(true, Ordering::Relaxed);
+    rt.block_on(async move {
+        let main = bind(&s.listen).await?;
+        let metrics = match &s.metrics_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        eprintln!("keygate serve: listening on {}", s.listen);
+        let shed = Arc::new(AtomicU64::new(0));
+        if let Some(m) = metrics {
+            let (v, shed2) = (Arc::clone(&v), Arc::clone(&shed));
+            eprintln!(
+                "keygate serve: /healthz and /metrics on {}",
+                s.metrics_listen.as_deref().unwrap_or_default()
+            );
+            tokio::spawn(serve_listener(
+                m,
+                64,
+                s.header_timeout,
+                Arc::new(AtomicU64::new(0)),
+                move |req| admin(&v, shed2.load(Ordering::Relaxed), req),
+            ));
+        }
+        let (cap, timeout) = (s.max_connections.max(1), s.header_timeout);
+        serve_listener(main, cap, timeout, shed, move |req| answer(&v, &s, req)).await;
+        Ok::<_, Fail>(())
+    })?;
     Err(Fail(3, "server stopped".into()))
 }

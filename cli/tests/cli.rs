@@ -835,78 +835,6 @@ fn drill_passes_and_reports_the_fields() {
     assert_eq!(o.status.code(), Some(0), "drill failed: {v}");
 }
 
-/// A minimal HTTP/1.1 GET: status and lower-cased headers.
-fn http_get(
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, std::collections::HashMap<String, String>, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let h = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    (status, h, body.to_string())
-}
-
-/// Starts `keygate serve` (poll 200 ms, scope invoices:read) on the artifact
-/// source `args`; returns its port once it accepts connections. `salt` keeps
-/// two tests' ports apart.
-fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
-    let port = 30000 + ((std::process::id() + salt) % 20000) as u16;
-    let child = e
-        .cmd()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--poll",
-            "200ms",
-        ])
-        .args(["--scope", "invoices:read"])
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    (port, child)
-}
-
-/// The status the serve on `port` answers for `key` as a bearer token.
-fn bearer_status(port: u16, key: &str) -> u16 {
-    http_get(
-        port,
-        "/auth",
-        &[("Authorization", &format!("Bearer {key}"))],
-    )
-    .0
-}
-
 /// Revokes `key`, publishes the fast update, and waits until the serve on
 /// `port` refuses it: within one poll (200 ms) + 1 s.
 fn revoke_and_wait(e: &Env, port: u16, key: &str) {
@@ -965,7 +893,8 @@ fn serve_answers_forward_auth_requests() {
     let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&noscope))]);
     assert_eq!(st, 403);
     assert!(h["www-authenticate"].contains("error=\"insufficient_scope\""));
-    // A per-request scope from the proxy.
+    // A client cannot pick its own scope: the header is read only with
+    // --trust-scope-header (see serve_polls_an_artifacts_url).
     let (st, _, _) = http_get(
         port,
         "/auth",
@@ -974,13 +903,18 @@ fn serve_answers_forward_auth_requests() {
             ("X-Keygate-Scope", "search:read"),
         ],
     );
-    assert_eq!(st, 200);
-    let (st, _, body) = http_get(port, "/healthz", &[]);
+    assert_eq!(st, 403, "a client-sent X-Keygate-Scope overrode --scope");
+    // Health and metrics are not on the forward-auth listener: a keyless
+    // request for the backend's /healthz or /metrics?x is refused.
+    for path in ["/healthz", "/metrics", "/metrics?x"] {
+        assert_eq!(http_get(port, path, &[]).0, 401, "{path}");
+    }
+    let (st, _, body) = http_get(metrics_port(port), "/healthz", &[]);
     assert_eq!((st, body.trim()), (200, "ok snapshot 1"));
     // Revocation through the fast update, picked up by the poll.
     assert_eq!(bearer_status(port, &leaky), 200);
     revoke_and_wait(&e, port, &leaky);
-    let (st, _, metrics) = http_get(port, "/metrics", &[]);
+    let (st, _, metrics) = http_get(metrics_port(port), "/metrics", &[]);
     assert_eq!(st, 200);
     assert!(metrics.contains("keygate_verify_total{outcome=\"revoked\"}"));
     let _ = child.kill();
@@ -1092,9 +1026,33 @@ fn serve_polls_an_artifacts_url() {
     e.publish(&[]);
     let (origin_port, origin, not_modified) = origin(e.out.clone());
     let url = format!("http://127.0.0.1:{origin_port}/");
-    let (port, mut child) = start_serve(&e, 7, &["--artifacts-url".as_ref(), url.as_ref()]);
+    let (port, mut child) = start_serve(
+        &e,
+        7,
+        &[
+            "--artifacts-url".as_ref(),
+            url.as_ref(),
+            "--trust-scope-header".as_ref(),
+        ],
+    );
     let auth = |k: &str| bearer_status(port, k);
     assert_eq!(auth(&valid), 200);
+    // Behind a trusted front proxy, the proxy's scope header decides.
+    let with_scope = |scope: &str| {
+        http_get(
+            port,
+            "/auth",
+            &[
+                ("Authorization", &format!("Bearer {valid}")),
+                ("X-Keygate-Scope", scope),
+            ],
+        )
+        .0
+    };
+    assert_eq!(
+        (with_scope("invoices:read"), with_scope("admin")),
+        (200, 403)
+    );
     // A truncated snapshot on the origin is refused; the current one stays.
     let snap = e.out.join("snapshot.kgs");
     let good = std::fs::read(&snap).unwrap();

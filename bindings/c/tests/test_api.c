@@ -156,6 +156,10 @@ static void every_error_code_and_state_kept(const char *dir) {
     /* A signer rotation followed through the chain, then the new signer's snapshot. */
     buffer rotated = read_file(dir, "rotated-chain.kgt");
     CHECK_RESULT(keygate_verifier_load_trust(fresh, rotated.data, rotated.len), KEYGATE_RESULT_OK);
+    /* A forged, self-signed bundle of a lower version than the one followed:
+     * a rollback, refused (it used to return OK as "nothing new"). */
+    buffer forged = read_file(dir, "other-trust.kgt");
+    CHECK_RESULT(keygate_verifier_load_trust(fresh, forged.data, forged.len), KEYGATE_RESULT_ROLLBACK);
     CHECK_RESULT(keygate_verifier_load_snapshot(fresh, other.data, other.len), KEYGATE_RESULT_OK);
     keygate_verifier_free(fresh);
     /* Bad trust at creation: no handle written. */
@@ -192,6 +196,7 @@ static void every_error_code_and_state_kept(const char *dir) {
     free(untrusted.data);
     free(t.data);
     free(rotated.data);
+    free(forged.data);
     keygate_verifier_free(v);
 }
 

@@ -99,3 +99,94 @@ impl Env {
 pub fn db(e: &Env) -> rusqlite::Connection {
     rusqlite::Connection::open(e.store.join("keygate.db")).unwrap()
 }
+
+/// A minimal HTTP/1.1 GET: status and lower-cased headers.
+pub fn http_get(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, h, body.to_string())
+}
+
+/// Starts `keygate serve` (poll 200 ms, scope invoices:read, trust pinned
+/// from a copy of the published trust.kgt, /healthz and /metrics on
+/// [`metrics_port`]) on the artifact source `args`; returns its port once it
+/// accepts connections. `salt` keeps two tests' ports apart.
+pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
+    let port = 20000 + ((std::process::id() + salt * 101) % 20000) as u16;
+    let pinned = e.root.join(format!("pinned-{salt}.kgt"));
+    if !pinned.exists() {
+        std::fs::copy(e.out.join("trust.kgt"), &pinned).unwrap();
+    }
+    let child = e
+        .cmd()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{}", metrics_port(port)),
+            "--poll",
+            "200ms",
+        ])
+        .arg("--trust")
+        .arg(&pinned)
+        .args(["--scope", "invoices:read"])
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    (port, child)
+}
+
+/// The metrics listener of the serve on `port`.
+pub fn metrics_port(port: u16) -> u16 {
+    port + 20000
+}
+
+/// Waits until something accepts connections on `port` (10 s at most).
+pub fn wait_listening(port: u16) {
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The status the serve on `port` answers for `key` as a bearer token.
+pub fn bearer_status(port: u16, key: &str) -> u16 {
+    http_get(
+        port,
+        "/auth",
+        &[("Authorization", &format!("Bearer {key}"))],
+    )
+    .0
+}
