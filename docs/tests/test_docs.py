@@ -365,11 +365,18 @@ int main(int argc, char **argv) {{
     serve_port = free_port()
     serve_cmd = take(fa, 0, "sh", "started as written, answers /healthz").strip()
     check(serve_cmd.startswith("keygate serve "), f"forward-auth.md: {serve_cmd}")
-    argv = [BIN] + serve_cmd.replace("/srv/keygate", pub).replace("8787", str(serve_port)).split()[1:]
-    p = start("serve", argv)
+    metrics_port = free_port()
+    pinned = os.path.join(work, "pinned-trust.kgt")
+    shutil.copy(os.path.join(pub, "trust.kgt"), pinned)
+    FA = [("8787", str(serve_port)), ("8788", str(metrics_port))]
+    for a, b in FA + [("/srv/keygate", pub), ("/etc/keygate/trust.kgt", pinned), ("/var/lib/keygate", work)]:
+        serve_cmd = serve_cmd.replace(a, b)
+    p = start("serve", [BIN] + serve_cmd.split()[1:])
     wait_port(serve_port, "keygate serve", p)
-    check(get(serve_port, "/healthz")[0] == 200, "forward-auth.md: /healthz")
-    FA = [("8787", str(serve_port))]
+    wait_port(metrics_port, "keygate serve metrics", p)
+    check(get(metrics_port, "/healthz")[0] == 200, "forward-auth.md: /healthz on --metrics-listen")
+    check(get(serve_port, "/healthz")[0] == 401, "forward-auth.md: no /healthz on the forward-auth listener")
+    check(os.path.exists(os.path.join(work, "serve.state")), "forward-auth.md: --state written")
 
     conf = take(fa, 1, "nginx", "real nginx auth_request in front of keygate serve")
     for a, b in SRV + FA:

@@ -137,7 +137,8 @@ pub fn http_get(
 /// [`metrics_port`]) on the artifact source `args`; returns its port once it
 /// accepts connections. `salt` keeps two tests' ports apart.
 pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
-    let port = 20000 + ((std::process::id() + salt * 101) % 20000) as u16;
+    // Below the ephemeral range (32768+), so no client socket takes it.
+    let port = 10000 + ((std::process::id() + salt * 101) % 11000) as u16;
     let pinned = e.root.join(format!("pinned-{salt}.kgt"));
     if !pinned.exists() {
         std::fs::copy(e.out.join("trust.kgt"), &pinned).unwrap();
@@ -157,6 +158,9 @@ pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::
         .arg(&pinned)
         .args(["--scope", "invoices:read"])
         .args(args)
+        // A child left running by a failed test must not hold the test
+        // harness's output pipe open.
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -166,7 +170,7 @@ pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::
 
 /// The metrics listener of the serve on `port`.
 pub fn metrics_port(port: u16) -> u16 {
-    port + 20000
+    port + 11000
 }
 
 /// Waits until something accepts connections on `port` (10 s at most).
