@@ -28,6 +28,8 @@ step "tests (no default features)"   cargo test -p keygate --no-default-features
 step "tests (all features)"          cargo test --workspace --all-features
 step "concurrency: 4 threads, 10^7 verifies, 1000 installs (release)" \
                                      cargo test --release -p keygate --test concurrency
+step "hostile clients vs keygate serve (oversized, never-finished, 1000 idle, header floods, EMFILE; good client p99 <= 50 ms)" \
+                                     cargo test --release -p keygate-cli --test serve_hardening -- --nocapture
 step "constant time: dudect, 10^6 measurements per pair (|t| < 4.5)" \
                                      cargo run --release -q --example constant_time
 step "Miri: the core's parsers and lookups (nightly)" bash scripts/miri.sh

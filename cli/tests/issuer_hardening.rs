@@ -376,11 +376,11 @@ fn concurrent_revokes_and_publishes_lose_nothing() {
             .collect()
     };
     let mut ever_revoked = 0usize;
-    for round in 0..100 {
+    for (round, key) in keys.iter().enumerate() {
         let barrier = Arc::new(Barrier::new(3));
         let store = e.store.clone();
         let out = e.out.clone();
-        let id = keys[round].key.key_id();
+        let id = key.key.key_id();
         let revoker = {
             let (b, store) = (Arc::clone(&barrier), store.clone());
             std::thread::spawn(move || {

@@ -207,7 +207,7 @@ impl Matcher {
                     f.find_iter(hay)
                         .map(|p| p + from)
                         .take_while(|p| *p < limit)
-                        .filter(|p| *e == Encoding::Bytes || (base + p) % 2 == 0)
+                        .filter(|p| *e == Encoding::Bytes || (base + p).is_multiple_of(2))
                         .map(|p| (p, *e)),
                 );
             }
