@@ -342,7 +342,7 @@ fn is_unsafe_char(c: char) -> bool {
 }
 
 /// `s` as safe to print on a terminal or in a log line: unsafe characters
-/// (see [`is_unsafe_char`]) and backslashes are escaped (`\n`, `\u{1b}`).
+/// (controls, invisible and direction-changing characters) and backslashes are escaped (`\n`, `\u{1b}`).
 /// Text from the store (reasons, actors, principals) or from scanned paths
 /// goes through this before it is shown as text; JSON output is escaped by
 /// its encoder.
