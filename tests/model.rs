@@ -57,6 +57,8 @@ struct Model {
     seq: u64,
     revoked: HashSet<u32>,
     has_update: bool,
+    /// The applied update's valid-until: an update bounds freshness too.
+    update_valid_until: Option<u64>,
 }
 
 impl Model {
@@ -78,7 +80,12 @@ impl Model {
             Outcome::Expired
         } else if scope.is_some_and(|s| m.scopes >> s & 1 == 0) {
             Outcome::InsufficientScope
-        } else if now > self.valid_until + 86_400 {
+        } else if now
+            > self
+                .valid_until
+                .min(self.update_valid_until.unwrap_or(u64::MAX))
+                + 86_400
+        {
             Outcome::Stale
         } else if m.status == Status::Deprecated {
             Outcome::ValidDeprecated
@@ -132,6 +139,7 @@ proptest! {
                         m.seq = 0;
                         m.revoked.clear();
                         m.has_update = false;
+                        m.update_valid_until = None;
                     } else if version == m.version {
                         prop_assert_eq!(res, Ok(keygate::Installed::Unchanged));
                     } else {
@@ -151,6 +159,7 @@ proptest! {
                         m.seq = seq;
                         m.revoked = rev;
                         m.has_update = true;
+                        m.update_valid_until = Some(T0 + 3600); // common::update's
                     } else if m.version != 0 && base == m.version && seq == m.seq {
                         prop_assert_eq!(res, Ok(keygate::Installed::Unchanged));
                     } else {
