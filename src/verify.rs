@@ -410,9 +410,11 @@ impl HighWater {
         )
     }
 
-    /// Parses [`HighWater::to_text`] output for keyset `keyset`.
+    /// Parses [`HighWater::to_text`] output for keyset `keyset`. The keyset
+    /// line is required: a file that names no keyset is not trusted for one.
     pub fn parse(text: &str, keyset: &str) -> Result<HighWater, StateError> {
         let mut hw = HighWater::default();
+        let mut named = false;
         let mut lines = text.lines().enumerate();
         if lines.next().map(|l| l.1) != Some(STATE_MAGIC) {
             return Err(StateError::Malformed { line: 1 });
@@ -422,7 +424,7 @@ impl HighWater {
             let mut w = l.split(' ');
             let num = |v: Option<&str>| v.and_then(|v| v.parse::<u64>().ok());
             match (w.next(), w.next(), w.next(), w.next()) {
-                (Some("keyset"), Some(k), None, None) if k == keyset => {}
+                (Some("keyset"), Some(k), None, None) if k == keyset => named = true,
                 (Some("keyset"), Some(k), None, None) => {
                     return Err(StateError::WrongKeyset { found: k.into() })
                 }
@@ -434,6 +436,9 @@ impl HighWater {
                 }
                 _ => return Err(bad),
             }
+        }
+        if !named {
+            return Err(StateError::Malformed { line: 2 });
         }
         Ok(hw)
     }
@@ -813,12 +818,13 @@ impl Verifier {
             if cur.revocations.is_some() && header.sequence == from {
                 return Ok(Installed::Unchanged);
             }
-            let floor = if floor.update_base == header.base_version {
+            // The persisted sequence counts only for the snapshot it was for.
+            let seq_floor = if floor.update_base == header.base_version {
                 floor.update_seq
             } else {
                 0
             };
-            let highest = from.max(floor);
+            let highest = from.max(seq_floor);
             if header.sequence < highest {
                 return Err(Error::Rollback {
                     artifact: Artifact::Revocations,

@@ -91,6 +91,8 @@ fn a_persisted_high_water_mark_refuses_rollback_after_restart() {
     assert!(HighWater::parse(&text, "other").is_err());
     assert!(HighWater::parse("keygate-state 1\nsnapshot x\n", "acme").is_err());
     assert!(HighWater::parse("", "acme").is_err());
+    // A file that names no keyset is not taken for this one.
+    assert!(HighWater::parse("keygate-state 1\nsnapshot 3\n", "acme").is_err());
 
     // Restarted: the origin serves older signed artifacts.
     let after = Verifier::new(&trust(&s)).unwrap();
