@@ -156,6 +156,10 @@ pub(crate) struct Settings {
 /// The largest request head (request line + headers) read.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// How long one connection is kept (proxies keep connections alive and
+/// reconnect when one is closed).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
 /// Loads what changed, in [`ORDER`]; a missing, unreachable or refused
 /// artifact keeps the current state and is logged on stderr. Returns whether
 /// anything was installed.
@@ -238,9 +242,10 @@ fn answer(v: &Verifier, s: &Settings, req: &Request<Incoming>) -> Response<Body>
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
     let key = match keygate::presented_key(headers) {
         Presented::None => return deny(401, None),
+        // RFC 6750 3.1: a malformed request is 400 with invalid_request.
         Presented::Conflict => {
             return deny(
-                401,
+                400,
                 Some(("invalid_request", "two different API keys presented")),
             )
         }
@@ -350,9 +355,18 @@ async fn serve_listener<F>(
                 .header_read_timeout(header_timeout)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
-            // A client that stops reading our answers holds its slot no
-            // longer than this.
-            let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+            // No connection holds its slot forever (a client that stops
+            // reading our answers): after its lifetime it is shut down
+            // gracefully — a request in flight is answered first — and cut
+            // if even that stalls.
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(header_timeout, conn).await;
+                }
+            }
             drop(permit);
         });
     }

@@ -904,6 +904,14 @@ fn serve_answers_forward_auth_requests() {
         ],
     );
     assert_eq!(st, 403, "a client-sent X-Keygate-Scope overrode --scope");
+    // Two different keys: refused as a malformed request (RFC 6750 3.1).
+    let (st, h, _) = http_get(
+        port,
+        "/auth",
+        &[("Authorization", &bearer(&valid)), ("X-API-Key", &noscope)],
+    );
+    assert_eq!(st, 400);
+    assert!(h["www-authenticate"].contains("error=\"invalid_request\""));
     // Health and metrics are not on the forward-auth listener: a keyless
     // request for the backend's /healthz or /metrics?x is refused.
     for path in ["/healthz", "/metrics", "/metrics?x"] {

@@ -156,6 +156,25 @@ fn idle_connections_are_closed_after_the_header_timeout() {
     let n = idle.read(&mut b).unwrap_or(0);
     assert_eq!(n, 0, "expected the idle connection to be closed");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // The same for a kept-alive connection idle after its first answer.
+    let mut kept = connect(port);
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let t = Instant::now();
+    loop {
+        match kept.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401"));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "kept-alive idle for {:?}",
+        t.elapsed()
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
