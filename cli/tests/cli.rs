@@ -860,7 +860,7 @@ fn serve_answers_forward_auth_requests() {
     let (noscope, _) = e.issue("search-indexer", &["search:read"]);
     let (leaky, _) = e.issue("leaky", &["invoices:read"]);
     e.publish(&[]);
-    let (port, mut child) = start_serve(&e, 0, &["--artifacts-dir".as_ref(), e.out.as_os_str()]);
+    let (port, child) = start_serve(&e, 0, &["--artifacts-dir".as_ref(), e.out.as_os_str()]);
     let bearer = |k: &str| format!("Bearer {k}");
     let (st, h, _) = http_get(port, "/auth", &[("Authorization", &bearer(&valid))]);
     assert_eq!(
@@ -925,8 +925,7 @@ fn serve_answers_forward_auth_requests() {
     let (st, _, metrics) = http_get(metrics_port(port), "/metrics", &[]);
     assert_eq!(st, 200);
     assert!(metrics.contains("keygate_verify_total{outcome=\"revoked\"}"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     // `list --usage`: the gateway's export says the rotated-out key was used
     // once; nothing is known of the others (gateways count deprecated keys).
@@ -1034,7 +1033,7 @@ fn serve_polls_an_artifacts_url() {
     e.publish(&[]);
     let (origin_port, origin, not_modified) = origin(e.out.clone());
     let url = format!("http://127.0.0.1:{origin_port}/");
-    let (port, mut child) = start_serve(
+    let (port, child) = start_serve(
         &e,
         7,
         &[
@@ -1082,7 +1081,6 @@ fn serve_polls_an_artifacts_url() {
         not_modified.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "unchanged artifacts were fetched again instead of answered 304"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     origin.unblock();
 }

@@ -49,7 +49,7 @@ fn hostile_clients_do_not_stop_the_service() {
     let (port, mut child) = start_serve(&e, 11, &["--artifacts-dir".as_ref(), e.out.as_os_str()]);
     let good = format!("GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n");
     assert_eq!(status_of_head(port, good.as_bytes()), Some(200));
-    let rss_before = rss_kib(child.id());
+    let rss_before = rss_kib(child.0.id());
 
     // Declared bodies the service must never allocate or wait for.
     for cl in [
@@ -122,16 +122,15 @@ fn hostile_clients_do_not_stop_the_service() {
         flooded.is_empty() || flooded.contains(" 431 ") || flooded.contains(" 400 "),
         "{flooded}"
     );
-    let grown = rss_kib(child.id()).saturating_sub(rss_before);
+    let grown = rss_kib(child.0.id()).saturating_sub(rss_before);
     assert!(
         grown < 64 * 1024,
         "RSS grew by {grown} KiB under the attack"
     );
-    assert!(child.try_wait().unwrap().is_none(), "serve died");
+    assert!(child.alive(), "serve died");
     drop(held);
     assert_eq!(status_of_head(port, good.as_bytes()), Some(200));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
@@ -140,7 +139,7 @@ fn idle_connections_are_closed_after_the_header_timeout() {
     e.init();
     e.issue("svc", &[]);
     e.publish(&[]);
-    let (port, mut child) = start_serve(
+    let (port, child) = start_serve(
         &e,
         12,
         &[
@@ -175,8 +174,7 @@ fn idle_connections_are_closed_after_the_header_timeout() {
         "kept-alive idle for {:?}",
         t.elapsed()
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
@@ -190,19 +188,21 @@ fn an_exhausted_file_table_is_survived() {
     let port = 10000 + ((std::process::id() + 1717) % 11000) as u16;
     // 64 files in all: the connections below exhaust them (EMFILE on accept).
     let bin = assert_cmd::cargo::cargo_bin("keygate");
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 64; exec \"$0\" \"$@\"")
-        .arg(&bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--trust"])
-        .arg(e.root.join("pinned.kgt"))
-        .arg("--artifacts-dir")
-        .arg(&e.out)
-        .env("KEYGATE_STORE", &e.store)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64; exec \"$0\" \"$@\"")
+            .arg(&bin)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--trust"])
+            .arg(e.root.join("pinned.kgt"))
+            .arg("--artifacts-dir")
+            .arg(&e.out)
+            .env("KEYGATE_STORE", &e.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_listening(port);
     let held: Vec<TcpStream> = (0..150)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
@@ -227,9 +227,8 @@ fn an_exhausted_file_table_is_survived() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(child.try_wait().unwrap().is_none());
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(child.alive());
+    drop(child);
 }
 
 #[test]
@@ -250,7 +249,7 @@ fn the_origin_cannot_replace_the_anchor_or_roll_a_restart_back() {
     };
     let a = args(&state);
     let a: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-    let (port, mut child) = start_serve(&e, 13, &a);
+    let (port, child) = start_serve(&e, 13, &a);
     assert_eq!(bearer_status(port, &key), 200);
 
     // The origin is taken over: its own anchor, its own signing key, its own
@@ -288,19 +287,17 @@ fn the_origin_cannot_replace_the_anchor_or_roll_a_restart_back() {
         assert!(t.elapsed() < Duration::from_secs(5), "v2 not installed");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(std::fs::read_to_string(&state)
         .unwrap()
         .contains("snapshot 2"));
     std::fs::write(e.out.join("snapshot.kgs"), &v1).unwrap();
     std::fs::remove_file(e.out.join("revocations.kgr")).unwrap();
-    let (port, mut child) = start_serve(&e, 13, &a);
+    let (port, child) = start_serve(&e, 13, &a);
     assert_eq!(
         bearer_status(port, &key),
         503,
         "rolled back to snapshot v1 after a restart"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }

@@ -1230,7 +1230,6 @@ impl Issuer {
         let mut report = ScanReport::default();
         let mut known: std::collections::HashMap<KeyId, Option<KeyInfo>> =
             std::collections::HashMap::new();
-        let mut failed: Option<IssuerError> = None;
         let mut files = Vec::new();
         scan::walk(
             paths,
@@ -1249,13 +1248,11 @@ impl Issuer {
                 });
             }
             for (line, id) in hits {
+                // One store lookup per distinct key, however often it recurs.
                 let k = match known.get(&id) {
                     Some(k) => k.clone(),
                     None => {
-                        let k = self.key(&id).unwrap_or_else(|e| {
-                            failed.get_or_insert(e);
-                            None
-                        });
+                        let k = self.key(&id)?;
                         known.insert(id, k.clone());
                         k
                     }
@@ -1268,9 +1265,6 @@ impl Issuer {
                     principal: k.map(|k| k.principal),
                 });
             }
-        }
-        if let Some(e) = failed {
-            return Err(e);
         }
         let live = |s: &str| s == "active" || s == "deprecated";
         if revoke {

@@ -136,7 +136,7 @@ pub fn http_get(
 /// from a copy of the published trust.kgt, /healthz and /metrics on
 /// [`metrics_port`]) on the artifact source `args`; returns its port once it
 /// accepts connections. `salt` keeps two tests' ports apart.
-pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
+pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, Running) {
     // Below the ephemeral range (32768+), so no client socket takes it.
     let port = 10000 + ((std::process::id() + salt * 101) % 11000) as u16;
     let pinned = e.root.join(format!("pinned-{salt}.kgt"));
@@ -165,7 +165,25 @@ pub fn start_serve(e: &Env, salt: u32, args: &[&std::ffi::OsStr]) -> (u16, std::
         .spawn()
         .unwrap();
     wait_listening(port);
-    (port, child)
+    (port, Running(child))
+}
+
+/// A server process, killed and reaped when dropped: a failed assertion
+/// leaves nothing running (nor holding the test harness's pipes).
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// True while the process has not exited.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The metrics listener of the serve on `port`.
