@@ -371,28 +371,11 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn parse_duration(s: &str) -> Res<u64> {
-    humantime::parse_duration(s)
-        .map(|d| d.as_secs())
-        .map_err(|e| {
-            input(format!(
-                "bad duration {s:?} ({e}); use e.g. 30s, 15m, 7d, 90d"
-            ))
-        })
+    Ok(keygate::issuer::parse_duration(s)?)
 }
 
 pub(crate) fn parse_time(s: &str) -> Res<u64> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(n);
-    }
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .ok_or_else(|| {
-            input(format!(
-                "bad time {s:?}; use unix seconds or RFC 3339 (2026-01-01T00:00:00Z)"
-            ))
-        })
+    Ok(keygate::issuer::parse_time(s)?)
 }
 
 /// RFC 3339 for times humantime can show (to year 9999); a later one, which
@@ -1117,55 +1100,23 @@ fn revoke(cli: &Cli, a: &RevokeArgs) -> Res<u8> {
     Ok(0)
 }
 
-#[derive(serde::Deserialize)]
-struct ImportLine {
-    principal: String,
-    sha256: String,
-    #[serde(default)]
-    scopes: Vec<String>,
-    #[serde(default)]
-    expires_at: Option<u64>,
-}
-
 fn import(cli: &Cli, a: &ImportArgs) -> Res<u8> {
-    let mut items = Vec::new();
-    if let Some(f) = &a.from {
+    // Every line is parsed and checked before anything changes.
+    let items = if let Some(f) = &a.from {
         let text =
             std::fs::read_to_string(f).map_err(|e| input(format!("{}: {e}", f.display())))?;
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let l: ImportLine = serde_json::from_str(line)
-                .map_err(|e| input(format!("{}:{}: {e}", f.display(), n + 1)))?;
-            items.push(l);
-        }
+        keygate::issuer::parse_import_lines(&text, &f.display().to_string())?
     } else {
         let (Some(p), Some(h)) = (&a.principal, &a.sha256) else {
             return Err(input(
                 "import needs --principal and --sha256, or --from FILE",
             ));
         };
-        items.push(ImportLine {
-            principal: p.clone(),
-            sha256: h.clone(),
-            scopes: a.scopes.clone(),
-            expires_at: a.expires_at.as_deref().map(parse_time).transpose()?,
-        });
-    }
-    // Check every line before changing anything.
-    let mut parsed = Vec::new();
-    for l in &items {
-        let d = Digest::from_hex(&l.sha256.to_ascii_lowercase())
-            .ok_or_else(|| input(format!("bad sha256 {:?}: want 64 hex digits", l.sha256)))?;
-        parsed.push((l, d));
-    }
+        let expires_at = a.expires_at.as_deref().map(parse_time).transpose()?;
+        vec![keygate::issuer::Import::new(p, h, &a.scopes, expires_at)?]
+    };
     let mut i = open(cli)?;
-    let mut out = Vec::new();
-    for (l, d) in parsed {
-        out.push(i.import(&l.principal, d, &l.scopes, l.expires_at)?);
-    }
+    let out = i.import_many(&items)?;
     if cli.json {
         print_json(&json!(out));
     } else {

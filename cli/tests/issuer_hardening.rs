@@ -192,6 +192,32 @@ fn times_beyond_the_format_are_refused_at_input() {
             "{args:?}: {o:?}"
         );
     }
+    // A bad line anywhere in an import file imports nothing.
+    let lines = e.root.join("import.jsonl");
+    let h = |c: char| c.to_string().repeat(64);
+    std::fs::write(
+        &lines,
+        format!(
+            "{{\"principal\":\"a\",\"sha256\":\"{}\"}}\n{{\"principal\":\"b\",\"sha256\":\"{}\",\"expires_at\":99999999999}}\n",
+            h('b'),
+            h('c')
+        ),
+    )
+    .unwrap();
+    let o = e
+        .cmd()
+        .args(["import", "--from"])
+        .arg(&lines)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(
+        e.json(&["list", "--principal", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     assert_eq!(e.json(&["audit", "log"]).as_array().unwrap().len(), before);
     e.publish(&[]);
     // The longest lifetime that fits still works end to end.

@@ -13,6 +13,7 @@ use std::prelude::rust_2021::*;
 use std::{format, vec};
 
 mod audit;
+mod input;
 mod policy;
 mod publish;
 mod scan;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 pub use audit::{AuditEntry, AuditReport, SignedHead};
+pub use input::{parse_duration, parse_import_lines, parse_time, Import};
 pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};
 pub use publish::write_atomic;
 pub use scan::{find_in, Finding, ScanOptions, Unreadable};
@@ -646,25 +648,41 @@ impl Issuer {
         scopes: &[String],
         expires_at: Option<u64>,
     ) -> Result<KeyInfo> {
-        check_principal(principal)?;
-        check_scopes(scopes)?;
-        if let Some(t) = expires_at {
-            check_time("expires_at", t)?;
+        let one = Import {
+            principal: principal.into(),
+            digest,
+            scopes: scopes.to_vec(),
+            expires_at,
+        };
+        Ok(self.import_many(&[one])?.remove(0))
+    }
+
+    /// Imports keys by digest in one transaction: every item is checked
+    /// first, and a bad or duplicate one imports none of them.
+    pub fn import_many(&mut self, items: &[Import]) -> Result<Vec<KeyInfo>> {
+        for it in items {
+            check_principal(&it.principal)?;
+            check_scopes(&it.scopes)?;
+            if let Some(t) = it.expires_at {
+                check_time("expires_at", t)?;
+            }
         }
         let now = self.now();
-        let req = IssueRequest {
-            principal: principal.into(),
-            scopes: scopes.to_vec(),
-            expires_in: None,
-            not_before: None,
-            class: None,
-        };
-        let mut info = KeyInfo::active(digest.key_id().to_string(), &req, true, now);
-        info.expires_at = expires_at;
         let (tx, actor) = self.write()?;
-        record_created(&tx, actor, now, "import", &digest, &info, None)?;
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let req = IssueRequest {
+                principal: it.principal.clone(),
+                scopes: it.scopes.clone(),
+                ..Default::default()
+            };
+            let mut info = KeyInfo::active(it.digest.key_id().to_string(), &req, true, now);
+            info.expires_at = it.expires_at;
+            record_created(&tx, actor, now, "import", &it.digest, &info, None)?;
+            out.push(info);
+        }
         tx.commit()?;
-        Ok(info)
+        Ok(out)
     }
 
     /// Rotates a principal: a new key with the same scopes (and lifetime), and
