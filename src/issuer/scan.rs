@@ -168,7 +168,7 @@ impl Matcher {
         // need stay for the next chunk, with the two before it.
         const BEHIND: usize = 2;
         let ahead = 2 * (self.key_chars + 1);
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + ahead + BEHIND);
+        let mut buf: Vec<u8> = Vec::new();
         // In `buf`: where unsearched matches may start; where lines were
         // counted up to.
         let (mut from, mut counted) = (0usize, 0usize);
@@ -179,22 +179,10 @@ impl Matcher {
         let mut base = 0usize;
         let mut hits: Vec<(usize, Encoding)> = Vec::new();
         loop {
-            let want = buf.len() + CHUNK;
-            let mut eof = false;
-            while buf.len() < want {
-                let old = buf.len();
-                buf.resize(want, 0);
-                match r.read(&mut buf[old..]) {
-                    Ok(0) => {
-                        buf.truncate(old);
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => buf.truncate(old + n),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-                    Err(e) => return Err(e),
-                }
-            }
+            // read_to_end grows the buffer as data arrives: a small file
+            // costs its size, not a zero-filled chunk.
+            let got = (&mut r).take(CHUNK as u64).read_to_end(&mut buf)?;
+            let eof = got < CHUNK;
             let limit = if eof {
                 buf.len()
             } else {
