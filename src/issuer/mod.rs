@@ -205,11 +205,11 @@ pub enum RevokeTarget {
     Principal(String),
 }
 
-/// What a scan found.
+/// What a scan did (the findings themselves go to its callback).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ScanReport {
-    /// Every key found, in walk and file order.
-    pub findings: Vec<Finding>,
+    /// Keys found (each occurrence).
+    pub findings: u64,
     /// Paths that could not be read: the scan is incomplete for them.
     pub unreadable: Vec<Unreadable>,
     /// Keys revoked (with `revoke`).
@@ -1235,73 +1235,86 @@ impl Issuer {
         Ok(f)
     }
 
-    /// Finds this keyset's keys in files under `paths` (see [`ScanOptions`]);
-    /// with `revoke`, revokes the active and deprecated ones found, reason
-    /// "leaked". Paths that could not be read are in the report, not an error.
+    /// Finds this keyset's keys in files under `paths` (see [`ScanOptions`]),
+    /// calling `found` for each, in walk and file order, as the scan goes
+    /// (memory stays bounded by the distinct keys, not the findings). With
+    /// `revoke`, an active or deprecated key is revoked (reason "leaked") when
+    /// first found, and reported revoked. Paths that could not be read are in
+    /// the report, not an error; a store error ends the scan.
     pub fn scan(
         &mut self,
         paths: &[PathBuf],
         opts: &ScanOptions,
         revoke: bool,
+        mut found: impl FnMut(&Finding),
     ) -> Result<ScanReport> {
         let matcher = scan::Matcher::new(&self.prefix()?);
         let mut report = ScanReport::default();
-        let mut known: std::collections::HashMap<KeyId, Option<KeyInfo>> =
+        // One store lookup (and revoke) per distinct key, however often it recurs.
+        let mut known: std::collections::HashMap<KeyId, (String, Option<String>)> =
             std::collections::HashMap::new();
-        let mut files = Vec::new();
-        scan::walk(
-            paths,
-            opts,
-            |f| files.push(f.to_path_buf()),
-            &mut report.unreadable,
-        );
-        for f in files {
+        let mut failed: Option<IssuerError> = None;
+        scan::walk(paths, opts, |item| {
+            let f = match item {
+                Ok(f) if failed.is_none() => f,
+                Ok(_) => return,
+                Err(u) => return report.unreadable.push(u),
+            };
             let mut hits = Vec::new();
-            let r = std::fs::File::open(&f)
+            let r = std::fs::File::open(f)
                 .and_then(|file| matcher.scan(file, |line, id| hits.push((line, id))));
             if let Err(e) = r {
                 report.unreadable.push(Unreadable {
-                    path: f.clone(),
+                    path: f.to_path_buf(),
                     error: e.to_string(),
                 });
             }
             for (line, id) in hits {
-                // One store lookup per distinct key, however often it recurs.
-                let k = match known.get(&id) {
+                let (status, principal) = match known.get(&id) {
                     Some(k) => k.clone(),
-                    None => {
-                        let k = self.key(&id)?;
-                        known.insert(id, k.clone());
-                        k
-                    }
+                    None => match self.scan_status(&id, revoke) {
+                        Ok((k, revoked)) => {
+                            report.revoked += u64::from(revoked);
+                            known.insert(id, k.clone());
+                            k
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            return;
+                        }
+                    },
                 };
-                report.findings.push(Finding {
-                    path: f.clone(),
+                report.findings += 1;
+                found(&Finding {
+                    path: f.to_path_buf(),
                     line,
                     key_id: id.to_string(),
-                    status: k.as_ref().map_or("unknown".into(), |k| k.status.clone()),
-                    principal: k.map(|k| k.principal),
+                    status,
+                    principal,
                 });
             }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
         }
-        let live = |s: &str| s == "active" || s == "deprecated";
-        if revoke {
-            let ids: Vec<KeyId> = report
-                .findings
-                .iter()
-                .filter(|f| live(&f.status))
-                .filter_map(|f| KeyId::from_hex(&f.key_id))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            if !ids.is_empty() {
-                report.revoked = self.revoke(&RevokeTarget::Ids(ids), Some("leaked"))?.len() as u64;
-                for f in report.findings.iter_mut().filter(|f| live(&f.status)) {
-                    f.status = "revoked".into();
-                }
-            }
+    }
+
+    /// A found key's status and principal, revoking it first (with `revoke`)
+    /// when it is live; and whether it was revoked now.
+    fn scan_status(
+        &mut self,
+        id: &KeyId,
+        revoke: bool,
+    ) -> Result<((String, Option<String>), bool)> {
+        let Some(k) = self.key(id)? else {
+            return Ok((("unknown".into(), None), false));
+        };
+        if revoke && (k.status == "active" || k.status == "deprecated") {
+            self.revoke(&RevokeTarget::Ids(vec![*id]), Some("leaked"))?;
+            return Ok((("revoked".into(), Some(k.principal)), true));
         }
-        Ok(report)
+        Ok(((k.status, Some(k.principal)), false))
     }
 
     /// Test and drill hook: the raw SQLite connection.

@@ -235,20 +235,19 @@ pub fn find_in(text: &[u8], prefix: &str) -> Vec<(usize, KeyId)> {
     out
 }
 
-/// Walks `paths`: every file, ignored or not unless `opts` says so; what
-/// cannot be listed goes to `unreadable`.
+/// Walks `paths`: every file, ignored or not unless `opts` says so, goes to
+/// `visit` as `Ok`; what cannot be listed as `Err`.
 pub(crate) fn walk(
     paths: &[PathBuf],
     opts: &ScanOptions,
-    mut file: impl FnMut(&Path),
-    unreadable: &mut Vec<Unreadable>,
+    mut visit: impl FnMut(Result<&Path, Unreadable>),
 ) {
     for p in paths {
         if let Err(e) = std::fs::symlink_metadata(p) {
-            unreadable.push(Unreadable {
+            visit(Err(Unreadable {
                 path: p.clone(),
                 error: e.to_string(),
-            });
+            }));
             continue;
         }
         let mut w = ignore::WalkBuilder::new(p);
@@ -262,12 +261,12 @@ pub(crate) fn walk(
             .require_git(false);
         for e in w.build() {
             match e {
-                Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => file(e.path()),
+                Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => visit(Ok(e.path())),
                 Ok(_) => {}
-                Err(err) => unreadable.push(Unreadable {
+                Err(err) => visit(Err(Unreadable {
                     path: err_path(&err).unwrap_or_else(|| p.clone()),
                     error: err.to_string(),
-                }),
+                })),
             }
         }
     }
