@@ -24,6 +24,9 @@
 // Capacity of [`keygate_verdict::principal`], including the NUL.
 #define KEYGATE_PRINCIPAL_CAPACITY 128
 
+// A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
+#define KEYGATE_STATE_MAX 256
+
 // A verify's outcome. The values are fixed and never reused.
 typedef enum keygate_outcome {
   // The key is good.
@@ -197,6 +200,33 @@ enum keygate_result keygate_verifier_stats_prometheus(const struct keygate_verif
                                                       char *buf,
                                                       size_t buf_len,
                                                       size_t *out_len);
+
+// Writes the verifier's high-water marks (the highest trust version,
+// snapshot version and update sequence installed) as the state-file text
+// `keygate serve --state` uses, NUL-terminated, and its length to
+// `*out_len`. A gateway saves it after each install and gives it back with
+// [`keygate_verifier_restore_state`] after a restart, so the restart is not a
+// rollback window. `BUFFER_TOO_SMALL` when `buf_len` < the text + 1
+// ([`KEYGATE_STATE_MAX`] always suffices).
+//
+// # Safety
+// `verifier` must be a live handle; `buf` writable for `buf_len` bytes;
+// `out_len` writable.
+enum keygate_result keygate_verifier_state(const struct keygate_verifier *verifier,
+                                           char *buf,
+                                           size_t buf_len,
+                                           size_t *out_len);
+
+// Refuses, from now on, artifacts older than the state text `text[0..len]`
+// records (saved by [`keygate_verifier_state`] before a restart). `MALFORMED`
+// for text that is not a state file, `WRONG_KEYSET` for another keyset's;
+// either way nothing changes.
+//
+// # Safety
+// `verifier` must be a live handle; `text` valid for `len` bytes.
+enum keygate_result keygate_verifier_restore_state(struct keygate_verifier *verifier,
+                                                   const uint8_t *text,
+                                                   size_t len);
 
 // The installed snapshot version (0 when none) and revocation sequence.
 //

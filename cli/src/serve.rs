@@ -193,8 +193,12 @@ fn load(v: &Verifier, s: &Sources) -> bool {
     changed
 }
 
-/// Writes the verifier's high-water marks to `path` atomically.
-fn save_state(v: &Verifier, path: &std::path::Path) {
+/// Loads what changed and, when something was installed, writes the
+/// verifier's high-water marks to the state file atomically.
+fn refresh(v: &Verifier, s: &Settings) {
+    let (true, Some(path)) = (load(v, &s.sources), &s.state) else {
+        return;
+    };
     let text = v.high_water().to_text(v.trust().keyset().as_str());
     if let Err(e) = keygate::issuer::write_atomic(path, text.as_bytes(), 0o600) {
         eprintln!("keygate serve: state {} not saved: {e}", path.display());
@@ -302,7 +306,7 @@ fn admin(v: &Verifier, shed: u64, req: &Request<Incoming>) -> Response<Body> {
             let mut r = text(
                 200,
                 format!(
-                    "{}# HELP keygate_serve_connections_shed_total Connections closed at once because --max-connections were open.\n\
+                    "{}# HELP keygate_serve_connections_shed_total Connections closed at once because their listener was at its connection cap.\n\
                      # TYPE keygate_serve_connections_shed_total counter\n\
                      keygate_serve_connections_shed_total {shed}\n",
                     v.stats_prometheus()
@@ -398,11 +402,7 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
             Err(e) => return Err(input(format!("state {}: {e}", path.display()))),
         }
     }
-    if load(&v, &s.sources) {
-        if let Some(p) = &s.state {
-            save_state(&v, p);
-        }
-    }
+    refresh(&v, &s);
     // Each connection is a file: raise the soft limit to the hard one.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -415,11 +415,7 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
         let (v, s) = (Arc::clone(&v), Arc::clone(&s));
         std::thread::spawn(move || loop {
             std::thread::sleep(s.poll);
-            if load(&v, &s.sources) {
-                if let Some(p) = &s.state {
-                    save_state(&v, p);
-                }
-            }
+            refresh(&v, &s);
         });
     }
     rt.block_on(async move {
@@ -440,7 +436,7 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
                 m,
                 64,
                 s.header_timeout,
-                Arc::new(AtomicU64::new(0)),
+                Arc::clone(&shed),
                 move |req| admin(&v, shed2.load(Ordering::Relaxed), req),
             ));
         }

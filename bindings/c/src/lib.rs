@@ -12,7 +12,7 @@
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use keygate_core::{Error, Outcome, Verdict, Verifier};
+use keygate_core::{Error, HighWater, Outcome, StateError, Verdict, Verifier};
 
 /// Result codes. The values are fixed and never reused.
 #[repr(C)]
@@ -416,19 +416,100 @@ pub unsafe extern "C" fn keygate_verifier_stats_prometheus(
         let Some(v) = (unsafe { self::verifier(verifier) }) else {
             return keygate_result::NullArgument;
         };
-        let text = v.stats_prometheus();
-        if text.len() + 1 > buf_len {
-            return keygate_result::BufferTooSmall;
-        }
-        // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
-        // caller, and cannot overlap `text`, which this call just allocated.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
-            *buf.add(text.len()) = 0;
-            *out_len = text.len();
-        }
-        keygate_result::Ok
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_text(&v.stats_prometheus(), buf, buf_len, out_len) }
     })
+}
+
+/// Copies `text` into `buf` with a NUL and its length to `*out_len`, or
+/// returns `BUFFER_TOO_SMALL` writing nothing.
+///
+/// # Safety
+/// `buf` writable for `buf_len` bytes and not overlapping `text`; `out_len`
+/// writable.
+unsafe fn write_text(
+    text: &str,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> keygate_result {
+    if text.len() + 1 > buf_len {
+        return keygate_result::BufferTooSmall;
+    }
+    // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
+    // caller, and does not overlap `text`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
+        *buf.add(text.len()) = 0;
+        *out_len = text.len();
+    }
+    keygate_result::Ok
+}
+
+/// A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
+pub const KEYGATE_STATE_MAX: usize = 256;
+
+/// Writes the verifier's high-water marks (the highest trust version,
+/// snapshot version and update sequence installed) as the state-file text
+/// `keygate serve --state` uses, NUL-terminated, and its length to
+/// `*out_len`. A gateway saves it after each install and gives it back with
+/// [`keygate_verifier_restore_state`] after a restart, so the restart is not a
+/// rollback window. `BUFFER_TOO_SMALL` when `buf_len` < the text + 1
+/// ([`KEYGATE_STATE_MAX`] always suffices).
+///
+/// # Safety
+/// `verifier` must be a live handle; `buf` writable for `buf_len` bytes;
+/// `out_len` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_verifier_state(
+    verifier: *const keygate_verifier,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> keygate_result {
+    guard(|| {
+        if verifier.is_null() || buf.is_null() || out_len.is_null() {
+            return keygate_result::NullArgument;
+        }
+        // SAFETY: live handle per the caller.
+        let Some(v) = (unsafe { self::verifier(verifier) }) else {
+            return keygate_result::NullArgument;
+        };
+        let text = v.high_water().to_text(v.trust().keyset().as_str());
+        // SAFETY: forwarded caller guarantees; `text` is this call's own.
+        unsafe { write_text(&text, buf, buf_len, out_len) }
+    })
+}
+
+/// Refuses, from now on, artifacts older than the state text `text[0..len]`
+/// records (saved by [`keygate_verifier_state`] before a restart). `MALFORMED`
+/// for text that is not a state file, `WRONG_KEYSET` for another keyset's;
+/// either way nothing changes.
+///
+/// # Safety
+/// `verifier` must be a live handle; `text` valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_verifier_restore_state(
+    verifier: *mut keygate_verifier,
+    text: *const u8,
+    len: usize,
+) -> keygate_result {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        load(verifier, text, len, |v, b| {
+            let Ok(t) = std::str::from_utf8(b) else {
+                return keygate_result::Malformed;
+            };
+            match HighWater::parse(t, v.trust().keyset().as_str()) {
+                Ok(hw) => {
+                    v.set_floor(hw);
+                    keygate_result::Ok
+                }
+                Err(StateError::WrongKeyset { .. }) => keygate_result::WrongKeyset,
+                Err(_) => keygate_result::Malformed,
+            }
+        })
+    }
 }
 
 /// The installed snapshot version (0 when none) and revocation sequence.
@@ -522,6 +603,21 @@ pub extern "C" fn keygate_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest state text (longest keyset name, every number at its
+    /// maximum) fits KEYGATE_STATE_MAX with its NUL.
+    #[test]
+    fn state_max_holds_the_longest_state() {
+        let m = u64::MAX;
+        let hw = HighWater {
+            trust_version: m,
+            snapshot_version: m,
+            update_seq: m,
+            update_base: m,
+        };
+        let text = hw.to_text(&"k".repeat(keygate_core::MAX_NAME_LEN));
+        assert!(text.len() < KEYGATE_STATE_MAX, "{}", text.len());
+    }
 
     #[test]
     fn every_result_has_a_message_and_outcomes_match_core_names() {

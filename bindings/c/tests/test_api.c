@@ -200,6 +200,38 @@ static void every_error_code_and_state_kept(const char *dir) {
     keygate_verifier_free(v);
 }
 
+/* The high-water state survives a "restart": a new verifier given the saved
+ * text refuses the older snapshot it would otherwise install. */
+static void state_survives_a_restart(const char *dir) {
+    keygate_verifier *v = loaded(dir);
+    buffer s1 = read_file(dir, "snapshot-1.kgs");
+    buffer s2 = read_file(dir, "snapshot-2.kgs");
+    CHECK_RESULT(keygate_verifier_load_snapshot(v, s2.data, s2.len), KEYGATE_RESULT_OK);
+    char text[KEYGATE_STATE_MAX];
+    size_t len = 0;
+    CHECK_RESULT(keygate_verifier_state(v, text, 8, &len), KEYGATE_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RESULT(keygate_verifier_state(NULL, text, sizeof text, &len), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_state(v, text, sizeof text, &len), KEYGATE_RESULT_OK);
+    CHECK(len == strlen(text) && strstr(text, "snapshot 2\n") != NULL);
+    keygate_verifier_free(v);
+
+    buffer t = read_file(dir, "trust.kgt");
+    keygate_verifier *after = NULL;
+    CHECK_RESULT(keygate_verifier_new(t.data, t.len, &after), KEYGATE_RESULT_OK);
+    const char *junk = "keygate-state 1\nsnapshot two\n";
+    CHECK_RESULT(keygate_verifier_restore_state(after, (const uint8_t *)junk, strlen(junk)), KEYGATE_RESULT_MALFORMED);
+    const char *other = "keygate-state 1\nkeyset globex\nsnapshot 9\n";
+    CHECK_RESULT(keygate_verifier_restore_state(after, (const uint8_t *)other, strlen(other)), KEYGATE_RESULT_WRONG_KEYSET);
+    CHECK_RESULT(keygate_verifier_restore_state(after, NULL, 3), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_restore_state(after, (const uint8_t *)text, len), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_load_snapshot(after, s1.data, s1.len), KEYGATE_RESULT_ROLLBACK);
+    CHECK_RESULT(keygate_verifier_load_snapshot(after, s2.data, s2.len), KEYGATE_RESULT_OK);
+    keygate_verifier_free(after);
+    free(s1.data);
+    free(s2.data);
+    free(t.data);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -207,6 +239,7 @@ int main(int argc, char **argv) {
     }
     every_outcome(argv[1]);
     every_error_code_and_state_kept(argv[1]);
+    state_survives_a_restart(argv[1]);
     printf("test_api: %d checks passed (%s)\n", checks, keygate_version());
     return 0;
 }
