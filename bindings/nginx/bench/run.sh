@@ -19,7 +19,9 @@ trap cleanup EXIT
 "$KG" --store "$work/store" publish --out "$work/pub" >/dev/null
 key=$(sed -n 1234p "$work/keys.txt")
 port=$((20000 + RANDOM % 20000)); up=$((port + 1)); sp=$((port + 2))
-"$KG" serve --listen "127.0.0.1:$sp" --artifacts-dir "$work/pub" --threads 2 2>/dev/null &
+cp "$work/pub/trust.kgt" "$work/pinned.kgt"   # the anchor serve pins; nginx sets the scope header
+"$KG" serve --listen "127.0.0.1:$sp" --trust "$work/pinned.kgt" --artifacts-dir "$work/pub" \
+    --trust-scope-header --threads 2 2>/dev/null &
 serve_pid=$!
 cat > "$work/nginx.conf" <<CONF
 load_module $HERE/build/ngx_http_keygate_module.so;

@@ -31,7 +31,7 @@ keys = Store(BIN, store).outcome_keys("edge_live", pub)
 
 port, up = free_port(), free_port()
 conf = os.path.join(work, "nginx.conf")
-serve_port = free_port()
+serve_port, serve_metrics_port = free_port(), free_port()
 
 
 def guard(scope):
@@ -63,7 +63,7 @@ if MODE == "native":
 elif MODE == "authreq":
     head = ""
     http_extra = f"access_log {work}/access.log;"
-    metrics = f"proxy_pass http://127.0.0.1:{serve_port}/metrics;"
+    metrics = f"proxy_pass http://127.0.0.1:{serve_metrics_port}/metrics;"
 else:
     head = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
             "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;")
@@ -84,7 +84,13 @@ authreq_locations = "" if MODE != "authreq" else "".join(
         location @kg403 { add_header WWW-Authenticate $kg_www always; return 403; }"""
 serve = None
 if MODE == "authreq":
-    serve = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{serve_port}", "--artifacts-dir", pub,
+    # The anchor is pinned from a copy; nginx sets X-Keygate-Scope itself
+    # (replacing any client copy), so serve may trust that header here.
+    pinned = os.path.join(work, "pinned-trust.kgt")
+    shutil.copy(os.path.join(pub, "trust.kgt"), pinned)
+    serve = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{serve_port}", "--trust", pinned,
+                              "--artifacts-dir", pub, "--trust-scope-header",
+                              "--metrics-listen", f"127.0.0.1:{serve_metrics_port}",
                               "--poll", "200ms"], stderr=subprocess.DEVNULL)
 
 with open(conf, "w") as f:
