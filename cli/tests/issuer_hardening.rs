@@ -467,3 +467,57 @@ fn concurrent_revokes_and_publishes_lose_nothing() {
     assert_eq!(revoked_seen(&gw, 100).len(), 100);
     assert!(iss.audit_verify().unwrap().first_bad.is_none());
 }
+
+/// A store written by keygate before the audit chain covered key rows
+/// (schema 2, made by cli/tests/fixtures/v2-store/make.sh with commit
+/// 49026b0) migrates in place: its rows go under one checkpoint entry, the
+/// chain and the signed head still verify, and from then on an edit of any
+/// old row is detected.
+#[test]
+fn a_schema_2_store_migrates_and_its_old_rows_are_covered() {
+    let e = env();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2-store");
+    std::fs::create_dir_all(&e.store).unwrap();
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|x| x == "sh") {
+            continue;
+        }
+        std::fs::copy(&f, e.store.join(f.file_name().unwrap())).unwrap();
+    }
+    let before: u64 = rusqlite::Connection::open(e.store.join("keygate.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
+        .unwrap();
+    let r = e.json(&["audit", "verify"]);
+    assert_eq!(r["first_bad"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["keys"], before);
+    assert_eq!(r["signed_snapshot"], 1);
+    let log = e.json(&["audit", "log"]);
+    let last = &log.as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "checkpoint", "{last}");
+    // Old keys keep working through the normal commands.
+    let old = e.json(&["list", "--status", "active"])[0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    e.json(&["revoke", "--key-id", &old]);
+    e.publish(&[]);
+    assert_eq!(
+        e.json(&["audit", "verify"])["first_bad"],
+        serde_json::Value::Null
+    );
+    // An edit of an old row is now detected.
+    let any_old = e.json(&["list", "--status", "active"])[0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    db(&e)
+        .execute(
+            "UPDATE keys SET scopes = 'admin' WHERE key_id = ?1",
+            [&any_old],
+        )
+        .unwrap();
+    let o = e.cmd().args(["audit", "verify"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
