@@ -408,6 +408,24 @@ pub unsafe extern "C" fn keygate_verifier_stats_prometheus(
     buf_len: usize,
     out_len: *mut usize,
 ) -> keygate_result {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { text_out(verifier, buf, buf_len, out_len, Verifier::stats_prometheus) }
+}
+
+/// The text-out discipline of the API, as `load` is for installs: NULL
+/// checks, then `text(v)` copied into `buf` with a NUL and its length to
+/// `*out_len`, or `BUFFER_TOO_SMALL` writing nothing.
+///
+/// # Safety
+/// `verifier` a live handle or NULL; `buf` writable for `buf_len` bytes;
+/// `out_len` writable or NULL.
+unsafe fn text_out(
+    verifier: *const keygate_verifier,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    text: impl FnOnce(&Verifier) -> String,
+) -> keygate_result {
     guard(|| {
         if verifier.is_null() || buf.is_null() || out_len.is_null() {
             return keygate_result::NullArgument;
@@ -416,34 +434,19 @@ pub unsafe extern "C" fn keygate_verifier_stats_prometheus(
         let Some(v) = (unsafe { self::verifier(verifier) }) else {
             return keygate_result::NullArgument;
         };
-        // SAFETY: forwarded caller guarantees.
-        unsafe { write_text(&v.stats_prometheus(), buf, buf_len, out_len) }
+        let text = text(v);
+        if text.len() + 1 > buf_len {
+            return keygate_result::BufferTooSmall;
+        }
+        // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
+        // caller, and cannot overlap `text`, which this call just allocated.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
+            *buf.add(text.len()) = 0;
+            *out_len = text.len();
+        }
+        keygate_result::Ok
     })
-}
-
-/// Copies `text` into `buf` with a NUL and its length to `*out_len`, or
-/// returns `BUFFER_TOO_SMALL` writing nothing.
-///
-/// # Safety
-/// `buf` writable for `buf_len` bytes and not overlapping `text`; `out_len`
-/// writable.
-unsafe fn write_text(
-    text: &str,
-    buf: *mut c_char,
-    buf_len: usize,
-    out_len: *mut usize,
-) -> keygate_result {
-    if text.len() + 1 > buf_len {
-        return keygate_result::BufferTooSmall;
-    }
-    // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
-    // caller, and does not overlap `text`.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
-        *buf.add(text.len()) = 0;
-        *out_len = text.len();
-    }
-    keygate_result::Ok
 }
 
 /// A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
@@ -467,18 +470,12 @@ pub unsafe extern "C" fn keygate_verifier_state(
     buf_len: usize,
     out_len: *mut usize,
 ) -> keygate_result {
-    guard(|| {
-        if verifier.is_null() || buf.is_null() || out_len.is_null() {
-            return keygate_result::NullArgument;
-        }
-        // SAFETY: live handle per the caller.
-        let Some(v) = (unsafe { self::verifier(verifier) }) else {
-            return keygate_result::NullArgument;
-        };
-        let text = v.high_water().to_text(v.trust().keyset().as_str());
-        // SAFETY: forwarded caller guarantees; `text` is this call's own.
-        unsafe { write_text(&text, buf, buf_len, out_len) }
-    })
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        text_out(verifier, buf, buf_len, out_len, |v| {
+            v.high_water().to_text(v.trust().keyset().as_str())
+        })
+    }
 }
 
 /// Refuses, from now on, artifacts older than the state text `text[0..len]`
