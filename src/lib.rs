@@ -51,6 +51,7 @@ mod artifact;
 mod error;
 mod http;
 mod key;
+mod outcome;
 mod revocation;
 mod snapshot;
 mod trust;
@@ -68,12 +69,16 @@ pub struct RustIntegrationPage;
 
 pub use artifact::{Name, MAX_NAME_LEN};
 pub use error::{Artifact, Error};
-pub use http::{http_date, presented_key, Presented};
+pub use http::{
+    http_date, presented_key, principal_value, Answer, HeaderText, Policy, PolicyError, Presented,
+    ResponseHeaders, MAX_HEADER_NAME_LEN, MAX_REALM_LEN,
+};
 pub use key::{
     check_prefix, check_with_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError,
     KeyId, ParsedKey, CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN,
     MIN_IMPORTED_LEN, SECRET_BYTES, SECRET_LEN,
 };
+pub use outcome::Outcome;
 pub use revocation::{RevocationHeader, RevocationView};
 pub use snapshot::{
     Prefix, Record, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPES,
@@ -89,8 +94,8 @@ pub use snapshot::{BuildError, RecordSpec, SnapshotBuilder};
 pub use trust::{build_bundle, Signer};
 #[cfg(feature = "std")]
 pub use verify::{
-    Config, DeprecatedUse, HighWater, Installed, Outcome, Principal, Staleness, StateError, Stats,
-    Verdict, Verifier,
+    Config, DeprecatedUse, HighWater, Installed, Principal, Staleness, StateError, Stats, Verdict,
+    Verifier,
 };
 
 /// The zero-copy views with no allocator, against the committed vectors.

@@ -14,81 +14,12 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Artifact, Error};
 use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
+use crate::outcome::Outcome;
 use crate::revocation::{self, RevocationHeader, RevocationView};
 use crate::snapshot::{
     self, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPE_LEN,
 };
 use crate::trust::TrustSet;
-
-/// What a verify decided. The snake_case names ([`Outcome::as_str`]) are the
-/// same in JSON, C and JS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The key is good.
-    Valid,
-    /// The key is good but was replaced by a rotation: tell the client to switch
-    /// before `sunset_at`.
-    ValidDeprecated,
-    /// The key was revoked.
-    Revoked,
-    /// The key is past its expiry (or its sunset).
-    Expired,
-    /// The key's not-before time has not come.
-    NotYetValid,
-    /// No such key (or a wrong secret for a known id: the same answer, on purpose).
-    Unknown,
-    /// Not a key: wrong prefix, length, characters or checksum.
-    Malformed,
-    /// The key is good but lacks the required scope.
-    InsufficientScope,
-    /// The snapshot is too old to decide on (or none is installed).
-    Stale,
-}
-
-impl Outcome {
-    /// Every outcome, in the order of their C enum values.
-    pub const ALL: [Outcome; 9] = [
-        Self::Valid,
-        Self::ValidDeprecated,
-        Self::Revoked,
-        Self::Expired,
-        Self::NotYetValid,
-        Self::Unknown,
-        Self::Malformed,
-        Self::InsufficientScope,
-        Self::Stale,
-    ];
-
-    /// The snake_case name: `valid`, `valid_deprecated`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "valid",
-            Self::ValidDeprecated => "valid_deprecated",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::Unknown => "unknown",
-            Self::Malformed => "malformed",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::Stale => "stale",
-        }
-    }
-
-    /// True for `valid` and `valid_deprecated`: let the request through.
-    pub fn is_accepted(self) -> bool {
-        matches!(self, Self::Valid | Self::ValidDeprecated)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A principal name copied out of the snapshot, so a verdict outlives reloads.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,6 +91,12 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// What a gateway answers for this verdict (the gateway contract, see
+    /// [`Answer`](crate::Answer)).
+    pub fn answer(&self) -> crate::Answer {
+        crate::Answer::for_outcome(self.outcome, self.deprecated_at, self.sunset_at)
+    }
+
     fn bare(outcome: Outcome, snapshot_version: u64, revocation_seq: u64) -> Self {
         Self {
             outcome,
@@ -942,6 +879,32 @@ impl Verifier {
             self.note_deprecated(&v, now);
         }
         v
+    }
+
+    /// [`verify`](Self::verify) for a key as the request carried it: bytes
+    /// that are not UTF-8 cannot be a key and are `malformed` (and counted).
+    pub fn verify_bytes(&self, key: &[u8], now: u64, scope: Option<&str>) -> Verdict {
+        self.verify(core::str::from_utf8(key).unwrap_or(""), now, scope)
+    }
+
+    /// The gateway contract for one request, from its headers as raw
+    /// `(name, value)` bytes: finds the key ([`presented_key`](crate::presented_key)),
+    /// verifies it, and returns the [`Answer`](crate::Answer) with the
+    /// verdict (`None` when no key or two different keys were presented).
+    pub fn check<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        now: u64,
+        scope: Option<&str>,
+    ) -> (crate::Answer, Option<Verdict>) {
+        match crate::presented_key(headers) {
+            crate::Presented::None => (crate::Answer::no_key(), None),
+            crate::Presented::Conflict => (crate::Answer::conflict(), None),
+            crate::Presented::Key(k) => {
+                let v = self.verify_bytes(k, now, scope);
+                (v.answer(), Some(v))
+            }
+        }
     }
 
     #[cold]
