@@ -829,6 +829,8 @@ fn run(cli: &Cli) -> Res<u8> {
             let duration = |what: &str, s: &str| {
                 humantime::parse_duration(s).map_err(|e| input(format!("bad {what} {s:?}: {e}")))
             };
+            keygate::Policy::new(realm, "x-keygate-principal", serve::RETRY_AFTER)
+                .map_err(|e| input(format!("bad --realm: {e}")))?;
             serve::run(serve::Settings {
                 listen: listen.clone(),
                 metrics_listen: metrics_listen.clone(),

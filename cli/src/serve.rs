@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use keygate::{Artifact, HighWater, Outcome, Presented, Verifier};
+use keygate::{Artifact, HighWater, Verifier};
 
 use crate::{input, Fail, Res};
 
@@ -153,6 +153,17 @@ pub(crate) struct Settings {
     pub state: Option<PathBuf>,
 }
 
+impl Settings {
+    /// The contract's settings: `--realm` (checked at start-up).
+    fn policy(&self) -> keygate::Policy<'_> {
+        keygate::Policy::new(&self.realm, "x-keygate-principal", RETRY_AFTER)
+            .unwrap_or(keygate::Policy::DEFAULT)
+    }
+}
+
+/// `Retry-After` seconds on a 503.
+pub(crate) const RETRY_AFTER: u32 = 5;
+
 /// The largest request head (request line + headers) read.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -205,10 +216,6 @@ fn refresh(v: &Verifier, s: &Settings) {
     }
 }
 
-fn http_date(t: u64) -> String {
-    String::from_utf8_lossy(&keygate::http_date(t)).into_owned()
-}
-
 type Body = Full<Bytes>;
 
 fn text(code: u16, body: impl Into<Bytes>) -> Response<Body> {
@@ -223,73 +230,42 @@ fn add(r: &mut Response<Body>, name: &'static str, value: &[u8]) {
     }
 }
 
-/// The answer to one forward-auth request.
+/// The answer to one forward-auth request: the gateway contract
+/// ([`keygate::Answer`]) applied, plus the verdict as response headers the
+/// proxy copies upstream (`X-Keygate-Principal` in the contract's encoding,
+/// `X-Keygate-Key-Id`, `X-Keygate-Outcome`).
 fn answer(v: &Verifier, s: &Settings, req: &Request<Incoming>) -> Response<Body> {
-    let challenge = |error: Option<(&str, &str)>| {
-        let mut c = format!("Bearer realm=\"{}\"", s.realm);
-        if let Some((e, d)) = error {
-            c += &format!(", error=\"{e}\", error_description=\"{d}\"");
-        }
-        c
-    };
-    let deny = |code: u16, error: Option<(&str, &str)>| {
-        let mut r = text(
-            code,
-            format!("{}\n", error.map_or("API key required", |e| e.0)),
-        );
-        add(&mut r, "www-authenticate", challenge(error).as_bytes());
-        r
-    };
     let headers = req
         .headers()
         .iter()
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-    let key = match keygate::presented_key(headers) {
-        Presented::None => return deny(401, None),
-        // RFC 6750 3.1: a malformed request is 400 with invalid_request.
-        Presented::Conflict => {
-            return deny(
-                400,
-                Some(("invalid_request", "two different API keys presented")),
-            )
-        }
-        Presented::Key(k) => k,
-    };
     let header_scope = s
         .trust_scope_header
         .then(|| req.headers().get("x-keygate-scope"))
         .flatten()
         .and_then(|h| h.to_str().ok());
     let scope = header_scope.or(s.scope.as_deref());
-    // Bytes that are not UTF-8 cannot be a key: verified as the empty string,
-    // which is malformed.
-    let d = v.verify_now(std::str::from_utf8(key).unwrap_or(""), scope);
-    let mut r = match d.outcome {
-        Outcome::Valid | Outcome::ValidDeprecated => text(200, "ok\n"),
-        Outcome::InsufficientScope => deny(
-            403,
-            Some(("insufficient_scope", "the key lacks the required scope")),
-        ),
-        Outcome::Stale => text(503, "keygate: key data stale\n"),
-        o => deny(401, Some(("invalid_token", o.as_str()))),
-    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (a, verdict) = v.check(headers, now, scope);
+    let policy = s.policy();
+    let mut r = text(a.status, a.body());
+    for (name, value) in a.response_headers(&policy) {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            r.headers_mut().append(name, v);
+        }
+    }
+    let Some(d) = verdict else { return r };
     add(&mut r, "x-keygate-outcome", d.outcome.as_str().as_bytes());
-    if d.outcome.is_accepted() {
+    if a.forward() {
         add(
             &mut r,
             "x-keygate-principal",
-            d.principal.as_str().as_bytes(),
+            keygate::principal_value(d.principal.as_str()).as_bytes(),
         );
         if let Some(id) = d.key_id {
             add(&mut r, "x-keygate-key-id", id.to_string().as_bytes());
-        }
-    }
-    if d.outcome == Outcome::ValidDeprecated {
-        if let Some(t) = d.deprecated_at {
-            add(&mut r, "deprecation", format!("@{t}").as_bytes());
-        }
-        if let Some(t) = d.sunset_at {
-            add(&mut r, "sunset", http_date(t).as_bytes());
         }
     }
     r
