@@ -60,39 +60,53 @@ fn trim_ows(mut b: &[u8]) -> &[u8] {
     b
 }
 
+/// The key in one element of a key-bearing field, if any.
+fn key_in<'a>(name: &[u8], element: &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let key = if name.eq_ignore_ascii_case(b"authorization") {
+        let v = trim_ows(element);
+        match v.get(..6) {
+            // The scheme must be followed by white space, not glued to
+            // the token ("Bearerxyz" is another scheme).
+            Some(scheme)
+                if scheme.eq_ignore_ascii_case(b"bearer")
+                    && matches!(v.get(6), Some(b' ' | b'\t')) =>
+            {
+                trim_ows(&v[6..])
+            }
+            _ => return Some(None),
+        }
+    } else if name.eq_ignore_ascii_case(b"x-api-key") {
+        trim_ows(element)
+    } else {
+        return None;
+    };
+    Some((!key.is_empty()).then_some(key))
+}
+
 /// The key from request headers given as raw `(name, value)` bytes: the token
 /// of `Authorization: Bearer <token>` (scheme case-insensitive, separated by
 /// spaces or tabs) and the value of `X-API-Key`, each trimmed of white space.
 /// Header names match case-insensitively; values are bytes, never assumed
 /// UTF-8. An `Authorization` header with another scheme presents nothing.
+///
+/// A value with commas is read as the list HTTP makes when it combines
+/// repeated fields (RFC 9110 section 5.3; fetch's `Headers` and Node do), so
+/// `X-API-Key: a, b` is two keys wherever the host joined them. Keys of the
+/// keygate format never hold a comma; an imported key that does cannot be
+/// presented.
 pub fn presented_key<'a>(headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Presented<'a> {
     let mut found: Option<&'a [u8]> = None;
     for (name, value) in headers {
-        let key = if name.eq_ignore_ascii_case(b"authorization") {
-            let v = trim_ows(value);
-            match v.get(..6) {
-                Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer") => {
-                    let rest = &v[6..];
-                    // The scheme must be followed by white space, not glued
-                    // to the token ("Bearerxyz" is another scheme).
-                    if !matches!(rest.first(), Some(b' ' | b'\t')) {
-                        continue;
-                    }
-                    trim_ows(rest)
-                }
-                _ => continue,
+        for element in value.split(|b| *b == b',') {
+            let key = match key_in(name, element) {
+                None => break,
+                Some(None) => continue,
+                Some(Some(k)) => k,
+            };
+            match found {
+                Some(k) if k != key => return Presented::Conflict,
+                _ => found = Some(key),
             }
-        } else if name.eq_ignore_ascii_case(b"x-api-key") {
-            trim_ows(value)
-        } else {
-            continue;
-        };
-        if key.is_empty() {
-            continue;
-        }
-        match found {
-            Some(k) if k != key => return Presented::Conflict,
-            _ => found = Some(key),
         }
     }
     found.map_or(Presented::None, Presented::Key)
@@ -264,12 +278,14 @@ fn same_field(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| norm(*x) == norm(*y))
 }
 
-/// `Bearer` followed by white space or nothing, after optional white space.
+/// Some element of the value is `Bearer` followed by white space or
+/// nothing, after optional white space.
 fn is_bearer(value: &[u8]) -> bool {
-    let v = trim_ows(value);
-    v.get(..6)
-        .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"))
-        && matches!(v.get(6), None | Some(b' ' | b'\t'))
+    value.split(|b| *b == b',').any(|e| {
+        let v = trim_ows(e);
+        v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"))
+            && matches!(v.get(6), None | Some(b' ' | b'\t'))
+    })
 }
 
 impl<'a> Policy<'a> {
@@ -597,6 +613,7 @@ mod tests {
         assert!(s("authorization", " bearer\tk"));
         assert!(s("Authorization", "Bearer"));
         assert!(!s("Authorization", "Basic eDp5"));
+        assert!(s("Authorization", "Basic eDp5, Bearer k"));
         assert!(!s("Authorization", "Bearerx"));
         assert!(s("x-user", "admin"));
         assert!(s("X_USER", "admin"));
@@ -649,6 +666,16 @@ mod tests {
         assert_eq!(
             p(&[("X-API-Key", "k1"), ("X-API-Key", "k2")]),
             Presented::Conflict
+        );
+        assert_eq!(p(&[("X-API-Key", "k1, k2")]), Presented::Conflict);
+        assert_eq!(p(&[("X-API-Key", "k1,k1 ,")]), Presented::Key(b"k1"));
+        assert_eq!(
+            p(&[("Authorization", "Bearer k1, Bearer k2")]),
+            Presented::Conflict
+        );
+        assert_eq!(
+            p(&[("Authorization", "Basic eDp5, Bearer k1")]),
+            Presented::Key(b"k1")
         );
         let raw = [(&b"x-api-key"[..], &b"\xff\xfe"[..])];
         assert_eq!(presented_key(raw), Presented::Key(b"\xff\xfe"));

@@ -4,21 +4,28 @@
 //! cluster with `dispatch_http_call` (ETag / If-None-Match) on a tick; a
 //! failed or refused fetch keeps the current state and is logged.
 //!
-//! Plugin configuration (JSON): `artifacts_cluster`, `trust_path`,
-//! `snapshot_path`, `revocations_path`, `authority` (Host of the fetches),
-//! `poll_interval_ms` (default 1000), `scope`, `key_sources` (default
-//! `["authorization", "x-api-key"]`), `principal_header` (default
-//! `x-keygate-principal`), `realm`; for the benchmark only, `passthrough`
-//! (verify nothing: the trivial filter) and `header_floor` (the host calls a
-//! verifying filter cannot avoid — read the key header, replace the principal
-//! header, remove the key header — and no verify).
+//! The filter applies the core's gateway contract ([`keygate::Answer`]): the
+//! key from `Authorization: Bearer` or `X-API-Key`, read as bytes; every
+//! key-bearing header and every client copy of the principal header removed
+//! before the request goes upstream.
+//!
+//! Plugin configuration (JSON): `trust_anchor` (required: the pinned
+//! `trust.kgt`, base64 — the origin may only serve newer bundles chaining from
+//! it), `artifacts_cluster`, `trust_path`, `snapshot_path`,
+//! `revocations_path`, `authority` (Host of the fetches), `poll_interval_ms`
+//! (default 1000), `scope`, `principal_header` (default
+//! `x-keygate-principal`), `realm`, `retry_after` (seconds, default 5).
+//! Built with the `bench` feature only: `passthrough` (verify nothing: the
+//! trivial filter) and `header_floor` (the host calls a verifying filter
+//! cannot avoid, no verify) — a production build refuses both.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use keygate::{Outcome, Verifier};
+use base64::Engine as _;
+use keygate::{Answer, Policy, Verifier};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use serde::Deserialize;
@@ -31,6 +38,8 @@ proxy_wasm::main! {{
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// The pinned anchor: `trust.kgt`, base64.
+    trust_anchor: String,
     artifacts_cluster: String,
     #[serde(default = "default_trust")]
     trust_path: String,
@@ -44,14 +53,20 @@ struct Config {
     poll_interval_ms: u64,
     #[serde(default)]
     scope: Option<String>,
-    #[serde(default = "default_sources")]
-    key_sources: Vec<String>,
+    /// Accepted for older configurations; the contract fixes the key
+    /// sources, so anything but the default is refused.
+    #[serde(default)]
+    key_sources: Option<Vec<String>>,
     #[serde(default = "default_principal_header")]
     principal_header: String,
     #[serde(default = "default_realm")]
     realm: String,
+    #[serde(default = "default_retry_after")]
+    retry_after: u32,
+    #[cfg(feature = "bench")]
     #[serde(default)]
     passthrough: bool,
+    #[cfg(feature = "bench")]
     #[serde(default)]
     header_floor: bool,
     /// Feature `probe` only: time the host calls on the first request.
@@ -75,14 +90,49 @@ fn default_authority() -> String {
 fn default_poll() -> u64 {
     1000
 }
-fn default_sources() -> Vec<String> {
-    vec!["authorization".into(), "x-api-key".into()]
+fn default_retry_after() -> u32 {
+    5
 }
 fn default_principal_header() -> String {
     "x-keygate-principal".into()
 }
 fn default_realm() -> String {
     "keygate".into()
+}
+
+impl Config {
+    /// The contract's settings (checked in `on_configure`).
+    fn policy(&self) -> Policy<'_> {
+        Policy::new(&self.realm, &self.principal_header, self.retry_after)
+            .unwrap_or(Policy::DEFAULT)
+    }
+
+    #[cfg(feature = "bench")]
+    fn bench_mode(&self) -> bool {
+        self.passthrough || self.header_floor
+    }
+
+    #[cfg(not(feature = "bench"))]
+    fn bench_mode(&self) -> bool {
+        false
+    }
+
+    /// The checks `serde` cannot make; the verifier from the pinned anchor.
+    fn check(&self) -> Result<Verifier, String> {
+        Policy::new(&self.realm, &self.principal_header, self.retry_after)
+            .map_err(|e| e.to_string())?;
+        if let Some(k) = &self.key_sources {
+            let mut k: Vec<String> = k.iter().map(|s| s.to_ascii_lowercase()).collect();
+            k.sort();
+            if k != ["authorization", "x-api-key"] {
+                return Err("key_sources: keys are read from Authorization: Bearer and X-API-Key (the gateway contract); remove the setting".into());
+            }
+        }
+        let anchor = base64::engine::general_purpose::STANDARD
+            .decode(self.trust_anchor.trim())
+            .map_err(|e| format!("trust_anchor is not base64: {e}"))?;
+        Verifier::new(&anchor).map_err(|e| format!("trust_anchor refused: {e}"))
+    }
 }
 
 /// What one worker shares between its root and HTTP contexts.
@@ -146,12 +196,8 @@ impl Root {
     }
 
     fn install(&mut self, kind: Kind, body: &[u8]) -> Result<(), String> {
-        let mut s = self.shared.borrow_mut();
+        let s = self.shared.borrow();
         match (kind, &s.verifier) {
-            (Kind::Trust, None) => {
-                s.verifier = Some(Verifier::new(body).map_err(|e| e.to_string())?);
-                Ok(())
-            }
             (Kind::Trust, Some(v)) => v.install_trust(body).map(|_| ()).map_err(|e| e.to_string()),
             (Kind::Snapshot, Some(v)) => v
                 .install_snapshot(body)
@@ -161,7 +207,7 @@ impl Root {
                 .install_revocations(body)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            (_, None) => Err("no trust anchor yet".into()),
+            (_, None) => Err("not configured".into()),
         }
     }
 }
@@ -226,10 +272,17 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
-        match serde_json::from_slice::<Config>(&raw) {
-            Ok(c) => {
+        match serde_json::from_slice::<Config>(&raw)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.check().map(|v| (c, v)))
+        {
+            Ok((c, v)) => {
                 let poll = Duration::from_millis(c.poll_interval_ms.max(100));
-                self.shared.borrow_mut().config = Some(Rc::new(c));
+                let mut shared = self.shared.borrow_mut();
+                // A reconfiguration starts over from its own pinned anchor.
+                shared.verifier = Some(v);
+                shared.config = Some(Rc::new(c));
+                drop(shared);
                 self.set_tick_period(poll);
                 log::info("keygate: configured");
                 true
@@ -242,10 +295,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if self
-            .config()
-            .is_some_and(|c| !c.passthrough && !c.header_floor)
-        {
+        if self.config().is_some_and(|c| !c.bench_mode()) {
             self.fetch(Kind::Trust);
         }
     }
@@ -264,44 +314,116 @@ impl RootContext for Root {
 
 struct Filter {
     shared: Rc<RefCell<Shared>>,
-    /// (deprecated_at, sunset_at) to add to the response of a rotated key.
+    /// (deprecated_at, sunset_at) of a rotated key, for its response.
     deprecation: Option<(u64, Option<u64>)>,
 }
 
-impl Filter {
-    /// The presented key and the header it came from.
-    fn key<'c>(&self, sources: &'c [String]) -> Option<(String, &'c str)> {
-        for s in sources {
-            let Some(v) = self.get_http_request_header(s) else {
-                continue;
-            };
-            let v = v.trim();
-            let key = if s.eq_ignore_ascii_case("authorization") {
-                match v.split_once(' ') {
-                    Some((scheme, k)) if scheme.eq_ignore_ascii_case("bearer") => k.trim(),
-                    _ => continue,
-                }
-            } else {
-                v
-            };
-            if !key.is_empty() {
-                return Some((key.to_string(), s));
-            }
+/// The request headers as bytes, straight from the host: proxy-wasm's own
+/// reader assumes UTF-8 and panics on a byte like `\xff` in a key header.
+mod headers {
+    /// The host's serialized request header map (empty when it has none).
+    #[cfg(target_arch = "wasm32")]
+    pub fn request_headers() -> Vec<u8> {
+        #[link(wasm_import_module = "env")]
+        extern "C" {
+            fn proxy_get_header_map_pairs(
+                map_type: u32,
+                return_map_data: *mut *mut u8,
+                return_map_size: *mut usize,
+            ) -> u32;
         }
-        None
+        const HTTP_REQUEST_HEADERS: u32 = 0;
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer to `size` bytes it allocated
+        // through this module's `proxy_on_memory_allocate` (a boxed slice
+        // of exactly that length, see proxy-wasm's allocator), which we now
+        // own; on any status but 0 (Ok) nothing was written.
+        unsafe {
+            if proxy_get_header_map_pairs(HTTP_REQUEST_HEADERS, &mut data, &mut size) != 0
+                || data.is_null()
+            {
+                return Vec::new();
+            }
+            Vec::from_raw_parts(data, size, size)
+        }
     }
 
-    fn deny(&self, status: u32, c: &Config, error: Option<(&str, &str)>) -> Action {
-        let mut challenge = format!("Bearer realm=\"{}\"", c.realm);
-        if let Some((e, d)) = error {
-            challenge += &format!(", error=\"{e}\", error_description=\"{d}\"");
+    /// Off wasm there is no host (unit tests).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn request_headers() -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Parses proxy-wasm's map serialization — a little-endian u32 count,
+    /// then a (name length, value length) u32 pair per entry, then each name
+    /// and each value followed by a NUL — with every bound checked. `None`
+    /// when the bytes do not hold such a map.
+    pub fn parse(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+        if b.is_empty() {
+            return Some(Vec::new());
         }
-        let body = error.map_or("API key required\n", |e| e.0);
-        self.send_http_response(
-            status,
-            vec![("www-authenticate", &challenge)],
-            Some(body.as_bytes()),
-        );
+        let u32_at = |at: usize| -> Option<usize> {
+            let w = b.get(at..at.checked_add(4)?)?;
+            Some(u32::from_le_bytes(w.try_into().ok()?) as usize)
+        };
+        let count = u32_at(0)?;
+        let mut p = count.checked_mul(8)?.checked_add(4)?;
+        let mut out = Vec::with_capacity(count.min(b.len() / 8));
+        for i in 0..count {
+            let name_len = u32_at(4 + i * 8)?;
+            let value_len = u32_at(8 + i * 8)?;
+            let name = b.get(p..p.checked_add(name_len)?)?;
+            p = p.checked_add(name_len + 1)?;
+            let value = b.get(p..p.checked_add(value_len)?)?;
+            p = p.checked_add(value_len + 1)?;
+            out.push((name, value));
+        }
+        (p <= b.len()).then_some(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        fn map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+            let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+            for (n, v) in pairs {
+                out.extend((n.len() as u32).to_le_bytes());
+                out.extend((v.len() as u32).to_le_bytes());
+            }
+            for (n, v) in pairs {
+                out.extend(*n);
+                out.push(0);
+                out.extend(*v);
+                out.push(0);
+            }
+            out
+        }
+
+        #[test]
+        fn reads_bytes_and_refuses_bad_maps() {
+            let pairs: [(&[u8], &[u8]); 2] = [(b"x-api-key", b"\xff\xfe"), (b":path", b"/")];
+            let m = map(&pairs);
+            assert_eq!(super::parse(&m).unwrap(), pairs);
+            assert_eq!(super::parse(&[]).unwrap(), []);
+            for cut in 1..m.len() - 1 {
+                assert!(super::parse(&m[..cut]).is_none(), "cut at {cut}");
+            }
+            let mut huge = m.clone();
+            huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(super::parse(&huge).is_none());
+            let mut long = m;
+            long[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(super::parse(&long).is_none());
+        }
+    }
+}
+
+impl Filter {
+    /// A local reply with the answer's status, headers and body.
+    fn reply(&self, a: &Answer, policy: &Policy<'_>) -> Action {
+        let headers: Vec<(&str, keygate::HeaderText)> = a.response_headers(policy).collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.send_http_response(u32::from(a.status), headers, Some(a.body().as_bytes()));
         Action::Pause
     }
 }
@@ -369,21 +491,29 @@ impl HttpContext for Filter {
         let Some(c) = s.config.clone() else {
             return Action::Continue;
         };
+        #[cfg(feature = "bench")]
         if c.passthrough {
             return Action::Continue;
         }
-        let Some((key, from)) = self.key(&c.key_sources) else {
-            return self.deny(401, &c, None);
+        let policy = c.policy();
+        let raw = headers::request_headers();
+        let Some(pairs) = headers::parse(&raw) else {
+            // The host's own serialization could not be read: refuse, never guess.
+            return self.reply(&Answer::conflict(), &policy);
         };
+        #[cfg(feature = "bench")]
         if c.header_floor {
-            self.set_http_request_header(from, None);
+            for (name, value) in &pairs {
+                if policy.strips(name, value) {
+                    self.remove_http_request_header(std::str::from_utf8(name).unwrap_or(""));
+                }
+            }
             // A constant stands in for the principal: nothing of the key goes upstream.
-            self.set_http_request_header(&c.principal_header, Some("header-floor"));
+            self.set_http_request_header(policy.principal_header(), Some("header-floor"));
             return Action::Continue;
         }
         let Some(v) = s.verifier.as_ref() else {
-            self.send_http_response(503, vec![], Some(b"keygate: no artifacts yet\n"));
-            return Action::Pause;
+            return self.reply(&Answer::not_loaded(), &policy);
         };
         let now = self
             .get_current_time()
@@ -391,44 +521,47 @@ impl HttpContext for Filter {
             .map_or(0, |d| d.as_secs());
         #[cfg(feature = "probe")]
         if c.probe && !s.probed.replace(true) {
-            self.probe(v, &key, now, c.scope.as_deref());
-        }
-        let d = v.verify(&key, now, c.scope.as_deref());
-        match d.outcome {
-            Outcome::Valid | Outcome::ValidDeprecated => {
-                // Every host call costs: remove only the header the key came from.
-                self.set_http_request_header(from, None);
-                self.set_http_request_header(&c.principal_header, Some(d.principal.as_str()));
-                if d.outcome == Outcome::ValidDeprecated {
-                    self.deprecation = Some((d.deprecated_at.unwrap_or(0), d.sunset_at));
-                }
-                Action::Continue
-            }
-            Outcome::InsufficientScope => self.deny(
-                403,
-                &c,
-                Some(("insufficient_scope", "the key lacks the required scope")),
-            ),
-            Outcome::Stale => {
-                self.send_http_response(
-                    503,
-                    vec![("retry-after", "5")],
-                    Some(b"keygate: key data stale\n"),
+            if let keygate::Presented::Key(k) = keygate::presented_key(pairs.iter().copied()) {
+                self.probe(
+                    v,
+                    std::str::from_utf8(k).unwrap_or(""),
+                    now,
+                    c.scope.as_deref(),
                 );
-                Action::Pause
             }
-            o => self.deny(401, &c, Some(("invalid_token", o.as_str()))),
         }
+        let (answer, verdict) = v.check(pairs.iter().copied(), now, c.scope.as_deref());
+        if !answer.forward() {
+            return self.reply(&answer, &policy);
+        }
+        // Envoy header names are lower-case tokens; remove each name once.
+        let mut removed: Vec<&[u8]> = Vec::new();
+        for (name, value) in &pairs {
+            if policy.strips(name, value) && !removed.contains(name) {
+                removed.push(name);
+                if let Ok(n) = std::str::from_utf8(name) {
+                    self.remove_http_request_header(n);
+                }
+            }
+        }
+        if let Some(d) = verdict {
+            let p = keygate::principal_value(d.principal.as_str());
+            self.set_http_request_header(policy.principal_header(), Some(p.as_str()));
+        }
+        self.deprecation = answer.deprecation;
+        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end: bool) -> Action {
-        if let Some((dep, sunset)) = self.deprecation {
-            self.add_http_response_header("deprecation", &format!("@{dep}"));
-            if let Some(t) = sunset {
-                self.add_http_response_header(
-                    "sunset",
-                    &String::from_utf8_lossy(&keygate::http_date(t)),
-                );
+        if let Some(dep) = self.deprecation {
+            let a = Answer::for_outcome(keygate::Outcome::ValidDeprecated, Some(dep.0), dep.1);
+            let shared = self.shared.borrow();
+            let policy = shared
+                .config
+                .as_ref()
+                .map_or(Policy::DEFAULT, |c| c.policy());
+            for (name, value) in a.response_headers(&policy) {
+                self.add_http_response_header(name, value.as_str());
             }
         }
         Action::Continue
