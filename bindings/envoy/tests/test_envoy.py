@@ -5,6 +5,7 @@ the origin. 127.0.0.1 only; starts and stops everything.
 Usage: python3 test_envoy.py ENVOY KEYGATE_BIN FILTER_WASM [--bench SECONDS] [--probe]
 (--probe needs FILTER_WASM built with the `probe` feature: it logs what each
 host call and the verify cost inside Envoy.)"""
+import base64
 import hashlib
 import http.client
 import http.server
@@ -18,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
 from gateway import Checks, Store, free_port, serve, upstream_handler  # noqa: E402
+import conformance  # noqa: E402
 
 ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
 BENCH = int(sys.argv[sys.argv.index("--bench") + 1]) if "--bench" in sys.argv else 0
@@ -56,11 +58,12 @@ class Origin(http.server.BaseHTTPRequestHandler):
 
 
 seen = []
+recorder = conformance.Recorder()
 
 
 def record(headers):
     seen.append({"principal": headers.get("x-keygate-principal"), "auth": headers.get("authorization")})
-    return b"ok\n"
+    return recorder(headers)
 
 
 Upstream = upstream_handler(record)
@@ -98,14 +101,18 @@ keys = Store(BIN, store).outcome_keys("mesh_live", pub)
 
 origin, upstream = serve(Origin), serve(Upstream)
 port, plain, passthrough, bench_kg, admin, probe, floor = (free_port() for _ in range(7))
-conf = {"artifacts_cluster": "origin", "poll_interval_ms": 1000, "scope": "invoices:read"}
+# The anchor is pinned in the configuration; the origin only serves updates.
+anchor = base64.b64encode(open(os.path.join(pub, "trust.kgt"), "rb").read()).decode()
+conf = {"trust_anchor": anchor, "artifacts_cluster": "origin", "poll_interval_ms": 1000, "scope": "invoices:read"}
+# `passthrough` and `header_floor` exist only in a build with the `bench` feature.
+bench_listeners = [listener("plain", plain, [], True),
+                   listener("passthrough", passthrough, wasm_filter({**conf, "passthrough": True}), True),
+                   listener("keygate_direct", bench_kg, wasm_filter(conf), True),
+                   listener("header_floor", floor, wasm_filter({**conf, "header_floor": True}), True)]
 config = {
     "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
     "static_resources": {
-        "listeners": [listener("keygate", port, wasm_filter(conf)), listener("plain", plain, [], True),
-                      listener("passthrough", passthrough, wasm_filter({**conf, "passthrough": True}), True),
-                      listener("keygate_direct", bench_kg, wasm_filter(conf), True),
-                      listener("header_floor", floor, wasm_filter({**conf, "header_floor": True}), True)] +
+        "listeners": [listener("keygate", port, wasm_filter(conf))] + (bench_listeners if BENCH else []) +
                      ([listener("probe", probe, wasm_filter({**conf, "probe": True}), True)] if PROBE else []),
         "clusters": [cluster("upstream", upstream.server_address[1]), cluster("origin", origin.server_address[1])],
     },
@@ -155,6 +162,11 @@ try:
     check(st == 401 and "malformed" in h.get("www-authenticate", ""), f"malformed: {st}")
     st, h = get(keys["noscope"])
     check(st == 403 and 'error="insufficient_scope"' in h.get("www-authenticate", ""), f"scope: {st} {h}")
+
+    # The contract's table; it sends `X-API-Key: \xff...` midway, and every
+    # later vector shows the filter survived it.
+    conformance.run(check, "envoy proxy-wasm", port, keys, recorder)
+    check(get(keys["valid"])[0] == 200, "valid key after the conformance table")
 
     # A corrupted artifact on the origin changes nothing for valid keys.
     snap = os.path.join(pub, "snapshot.kgs")
