@@ -283,7 +283,8 @@ fn same_field(a: &[u8], b: &[u8]) -> bool {
 fn is_bearer(value: &[u8]) -> bool {
     value.split(|b| *b == b',').any(|e| {
         let v = trim_ows(e);
-        v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"))
+        v.get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"bearer"))
             && matches!(v.get(6), None | Some(b' ' | b'\t'))
     })
 }

@@ -6,7 +6,12 @@ real gateway and checks what the client and the upstream received.
     run(check, "envoy proxy-wasm", port, keys, rec)
 
 `keys` maps roles to keys (gateway.Store.outcome_keys). A surface that
-disagrees with the table fails `check` with the vector's name."""
+disagrees with the table fails `check` with the vector's name.
+
+From another language's test (the Worker's, in Node), as a command whose
+upstream records elsewhere and answers GET RECORDER_URL<id> with a JSON list
+of [name, value] (404: nothing received):
+    python3 conformance.py WHERE GATEWAY_PORT KEYS_JSON RECORDER_URL"""
 import http.client
 import json
 import os
@@ -22,6 +27,10 @@ class Recorder:
 
     def __init__(self):
         self.got, self.lock = {}, threading.Lock()
+
+    def take(self, rid):
+        with self.lock:
+            return self.got.pop(rid, None)
 
     def __call__(self, headers):
         rid = headers.get("x-conformance-id")
@@ -81,8 +90,7 @@ def run(check, where, port, keys, recorder, skip=()):
         check(status == v["status"], f"{where}: {v['name']}: status {status}, want {v['status']}")
         for h, want in v.get("response", {}).items():
             expect(check, where, v["name"], h, want, got)
-        with recorder.lock:
-            up = recorder.got.pop(rid, None)
+        up = recorder.take(rid)
         if status == 200:
             check(up is not None, f"{where}: {v['name']}: answered 200 but the upstream got nothing")
             seen = {}
@@ -98,3 +106,33 @@ def run(check, where, port, keys, recorder, skip=()):
         done += 1
     print(f"conformance ({where}): {done} vectors passed")
     return done
+
+
+class RemoteRecorder:
+    """A recorder in another process, asked over HTTP."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def take(self, rid):
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.url + rid, timeout=10) as r:
+                return [tuple(p) for p in json.load(r)]
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+
+if __name__ == "__main__":
+    import sys
+    where, port, keys_file, url = sys.argv[1:5]
+
+    def check(cond, msg):
+        if not cond:
+            print("FAIL:", msg)
+            raise SystemExit(1)
+
+    run(check, where, int(port), json.load(open(keys_file)), RemoteRecorder(url))

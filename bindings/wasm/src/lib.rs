@@ -77,6 +77,144 @@ extern "C" {
     fn now(this: &VerifyOptions) -> JsValue;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `{ scope?, now?, realm?, principalHeader?, retryAfter? }` for `check`.
+    pub type CheckOptions;
+    #[wasm_bindgen(method, getter)]
+    fn scope(this: &CheckOptions) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn now(this: &CheckOptions) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn realm(this: &CheckOptions) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = principalHeader)]
+    fn principal_header(this: &CheckOptions) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = retryAfter)]
+    fn retry_after(this: &CheckOptions) -> JsValue;
+}
+
+/// The gateway settings and request options of `check`, read and checked.
+struct Checked {
+    scope: Option<String>,
+    now: Option<u64>,
+    realm: String,
+    principal_header: String,
+    retry_after: u32,
+}
+
+fn optional_string(v: JsValue, what: &str) -> Result<Option<String>, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| err(format!("options.{what} must be a string")))
+}
+
+fn optional_number(v: JsValue, what: &str, max: f64) -> Result<Option<u64>, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if (0.0..=max).contains(&n) => Ok(Some(n as u64)),
+        _ => Err(err(format!(
+            "options.{what} must be a number from 0 to {max}"
+        ))),
+    }
+}
+
+impl Checked {
+    fn read(o: Option<CheckOptions>) -> Result<Self, JsValue> {
+        let d = keygate::Policy::DEFAULT;
+        let Some(o) = o else {
+            return Ok(Self {
+                scope: None,
+                now: None,
+                realm: d.realm().into(),
+                principal_header: d.principal_header().into(),
+                retry_after: d.retry_after(),
+            });
+        };
+        let c = Self {
+            scope: optional_string(o.scope(), "scope")?,
+            now: optional_number(o.now(), "now", 1e15)?,
+            realm: optional_string(o.realm(), "realm")?.unwrap_or_else(|| d.realm().into()),
+            principal_header: optional_string(o.principal_header(), "principalHeader")?
+                .unwrap_or_else(|| d.principal_header().into()),
+            retry_after: optional_number(o.retry_after(), "retryAfter", f64::from(u32::MAX))?
+                .map_or(d.retry_after(), |n| n as u32),
+        };
+        c.policy()?;
+        Ok(c)
+    }
+
+    fn policy(&self) -> Result<keygate::Policy<'_>, JsValue> {
+        keygate::Policy::new(&self.realm, &self.principal_header, self.retry_after).map_err(err)
+    }
+}
+
+/// The answer object `check` and `notLoaded` return.
+fn answer_object(
+    a: &keygate::Answer,
+    policy: &keygate::Policy<'_>,
+    verdict: Option<&keygate::Verdict>,
+    strip: Array,
+) -> JsValue {
+    let o = Object::new();
+    set(&o, "status", a.status);
+    set(&o, "forward", a.forward());
+    set(&o, "body", a.body());
+    set(
+        &o,
+        "outcome",
+        a.outcome.map_or(JsValue::NULL, |x| x.as_str().into()),
+    );
+    let accepted = verdict.filter(|_| a.forward());
+    set(
+        &o,
+        "principal",
+        accepted.map_or(JsValue::NULL, |v| v.principal.as_str().into()),
+    );
+    set(
+        &o,
+        "principalValue",
+        accepted.map_or(JsValue::NULL, |v| {
+            keygate::principal_value(v.principal.as_str())
+                .as_str()
+                .into()
+        }),
+    );
+    set(&o, "principalHeader", policy.principal_header());
+    set(
+        &o,
+        "keyId",
+        verdict
+            .and_then(|v| v.key_id)
+            .map_or(JsValue::NULL, |id| id.to_string().into()),
+    );
+    let headers = Array::new();
+    for (n, v) in a.response_headers(policy) {
+        headers.push(&Array::of2(&n.into(), &v.as_str().into()));
+    }
+    set(&o, "responseHeaders", headers);
+    set(&o, "strip", strip);
+    o.into()
+}
+
+/// The answer when no verifier could be made yet (no usable trust anchor):
+/// 503 with `Retry-After`. `options` as for `Verifier.check`.
+#[wasm_bindgen(js_name = notLoaded)]
+pub fn not_loaded(options: Option<CheckOptions>) -> Result<JsValue, JsValue> {
+    let c = Checked::read(options)?;
+    let policy = c.policy()?;
+    Ok(answer_object(
+        &keygate::Answer::not_loaded(),
+        &policy,
+        None,
+        Array::new(),
+    ))
+}
+
 // The verdict object is assembled on the JS side in one call: building it from
 // Rust property by property (a JS string per key and value) cost ~8 µs per verify.
 #[wasm_bindgen(inline_js = "
@@ -223,6 +361,48 @@ impl Verifier {
             v.revocation_seq as f64,
             v.stale,
         ))
+    }
+
+    /// The gateway contract for one request (the same rules as every other
+    /// surface; see the core's `Answer`): `headers` is an array of `[name,
+    /// value]` pairs (repeated names as separate pairs, or joined with
+    /// commas as `Headers` does); `options`: `{ scope?, now?, realm?,
+    /// principalHeader?, retryAfter? }`. Returns `{ status, forward, body,
+    /// outcome, principal, principalValue, principalHeader, keyId,
+    /// responseHeaders: [[name, value]], strip: [name] }`: reply with
+    /// `status`, `body` and `responseHeaders` unless `forward`; when
+    /// forwarding, delete every header in `strip`, set `principalHeader` to
+    /// `principalValue`, and add `responseHeaders` to the upstream's response.
+    pub fn check(&self, headers: Array, options: Option<CheckOptions>) -> Result<JsValue, JsValue> {
+        let c = Checked::read(options)?;
+        let policy = c.policy()?;
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(headers.length() as usize);
+        for h in headers.iter() {
+            let pair: Array = h
+                .dyn_into()
+                .map_err(|_| err("headers must be [name, value] pairs"))?;
+            let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+                return Err(err("headers must be [name, value] pairs of strings"));
+            };
+            pairs.push((n, v));
+        }
+        let now = c
+            .now
+            .unwrap_or_else(|| (js_sys::Date::now() / 1000.0) as u64);
+        let (a, verdict) = self.inner.check(
+            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            now,
+            c.scope.as_deref(),
+        );
+        let strip = Array::new();
+        if a.forward() {
+            for (n, v) in &pairs {
+                if policy.strips(n.as_bytes(), v.as_bytes()) {
+                    strip.push(&n.to_ascii_lowercase().into());
+                }
+            }
+        }
+        Ok(answer_object(&a, &policy, verdict.as_ref(), strip))
     }
 
     /// The fast path's verify (see the crate docs): the key is the first

@@ -7,6 +7,12 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 const { Verifier, version } = require("../pkg/node");
+// A second copy of wasm-bindgen's module, with its own WASM instance and its
+// own, unpatched `verify`: the reference the fast path is held against.
+const gluePath = require.resolve("../pkg/node/keygate.js");
+delete require.cache[gluePath];
+const Reference = require(gluePath);
+delete require.cache[gluePath];
 
 const fixtures = process.env.KEYGATE_FIXTURES;
 const vectors = path.join(__dirname, "../../../tests/vectors");
@@ -90,6 +96,11 @@ test("refused artifacts throw with the reason and keep state", () => {
 
 test("the fast path answers exactly as the reference verify, and falls back to it", () => {
   const v = loaded();
+  assert.equal(Verifier.prototype.__verifyReference, undefined, "no test hook on the shipped prototype");
+  assert.notEqual(Reference.Verifier.prototype.verify, Verifier.prototype.verify);
+  const r = new Reference.Verifier(read(fixtures, "trust.kgt"));
+  r.loadSnapshot(read(fixtures, "snapshot-1.kgs"));
+  v.__verifyReference = (k, o) => r.verify(k, o); // on this instance only
   const presented = [...Object.values(keys), "", "x", "acme_live_typo", "ключ", "acme_live_" + "é".repeat(45),
     keys.valid + "\u0000", "a".repeat(512), "a".repeat(513), keys.valid.repeat(20)];
   const scopes = [undefined, null, "invoices:read", "invoices:write", "nope", "", "s".repeat(256), "s".repeat(300), "范围"];
@@ -111,8 +122,10 @@ test("the fast path answers exactly as the reference verify, and falls back to i
     return n;
   };
   assert.equal(pass(), presented.length * scopes.length * times.length);
-  v.loadRevocations(read(fixtures, "revocations-1.kgr"));
-  v.loadSnapshot(read(fixtures, "snapshot-2.kgs"));
+  for (const x of [v, r]) {
+    x.loadRevocations(read(fixtures, "revocations-1.kgr"));
+    x.loadSnapshot(read(fixtures, "snapshot-2.kgs"));
+  }
   pass();
   // A scope too long for the scratch area between two uses of a short one
   // (100 chars, 300 UTF-8 bytes: only the encoder finds it too long).

@@ -41,6 +41,7 @@ async function waitForPort(port, ms) {
 
 let origin, upstream, workerd, port;
 const seen = [];
+const recorded = new Map();
 const keys = {};
 
 test.before(async () => {
@@ -55,7 +56,17 @@ test.before(async () => {
   keys.later = issue("--principal", "partner", "--scope", "invoices:read", "--not-before", String(Math.floor(Date.now() / 1000) + 86400));
   keys.expiring = issue("--principal", "batch", "--scope", "invoices:read", "--expires", "1s");
   keys.toRevoke = issue("--principal", "breach-target", "--scope", "invoices:read");
+  // The contract's principal cases (tests/vectors/contract.json).
+  keys.unicode = issue("--principal", "z\u00fcrich b\u00fcro", "--scope", "invoices:read");
+  keys.long = issue("--principal", "p".repeat(126) + "\u00fc", "--scope", "invoices:read");
   kg("publish", "--out", site);
+  // Well-formed, the same prefix, from another keyset: unknown here.
+  const other = path.join(work, "other");
+  const kgOther = (...args) => execFileSync(BIN, ["--store", other, "--json", ...args], { encoding: "utf8" });
+  kgOther("init", "--keyset", "edge", "--prefix", "edge_live");
+  keys.unknown = JSON.parse(kgOther("issue", "--principal", "elsewhere")).key;
+  keys.evil = JSON.parse(kgOther("issue", "--principal", "admin", "--scope", "invoices:read")).key;
+  kgOther("publish", "--out", path.join(work, "evil"));
   origin = await listen((req, res) => {
     const file = path.join(site, path.basename(req.url));
     if (!fs.existsSync(file)) return res.writeHead(404).end();
@@ -65,6 +76,16 @@ test.before(async () => {
     res.writeHead(200, { etag, "content-type": "application/octet-stream" }).end(body);
   });
   upstream = await listen((req, res) => {
+    // The conformance runner asks what the upstream received, per request id.
+    if (req.url.startsWith("/__recorded/")) {
+      const got = recorded.get(req.url.slice("/__recorded/".length));
+      recorded.delete(req.url.slice("/__recorded/".length));
+      return got ? res.writeHead(200).end(JSON.stringify(got)) : res.writeHead(404).end();
+    }
+    const lines = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push([req.rawHeaders[i].toLowerCase(), req.rawHeaders[i + 1]]);
+    const rid = req.headers["x-conformance-id"];
+    if (rid) recorded.set(rid, lines);
     seen.push({ principal: req.headers["x-keygate-principal"], auth: req.headers.authorization, apiKey: req.headers["x-api-key"] });
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true }));
   });
@@ -107,6 +128,7 @@ const gate :Workerd.Worker = (
     (name = "keygate_bg.wasm", wasm = embed "keygate_bg.wasm"),
 ${snippetModules}  ],
   bindings = [
+    (name = "TRUST_ANCHOR", text = "${fs.readFileSync(path.join(site, "trust.kgt")).toString("base64")}"),
     (name = "ORIGIN", service = "origin"),
     (name = "UPSTREAM", service = "upstream"),
     (name = "SCOPE", text = "invoices:read"),
@@ -197,4 +219,32 @@ test("a revocation published to the origin is enforced after the next refresh", 
   console.log(`revocation enforced by the Worker ${ms} ms after publish (refresh interval 1 s)`);
   assert.ok(ms !== null && ms <= 2000, `not enforced within interval + 1 s (${ms})`);
   assert.equal((await get({ authorization: `Bearer ${keys.valid}` })).status, 200);
+});
+
+test("the gateway contract's table (bindings/testlib/conformance.py)", async () => {
+  const keysFile = path.join(work, "keys.json");
+  fs.writeFileSync(keysFile, JSON.stringify({ ...keys }));
+  const runner = path.join(HERE, "../testlib/conformance.py");
+  const code = await new Promise((resolve) => {
+    const p = spawn("python3", [runner, "worker in workerd", String(port), keysFile,
+      `http://127.0.0.1:${upstream.address().port}/__recorded/`], { stdio: ["ignore", "inherit", "inherit"] });
+    p.on("exit", resolve);
+  });
+  assert.equal(code, 0, "the Worker disagrees with tests/vectors/contract.json");
+});
+
+test("the anchor is pinned: an origin serving another keyset's trust and snapshot changes nothing", async () => {
+  const saved = {};
+  for (const f of ["trust.kgt", "snapshot.kgs"]) {
+    saved[f] = fs.readFileSync(path.join(site, f));
+    fs.copyFileSync(path.join(work, "evil", f), path.join(site, f));
+  }
+  try {
+    // Two refresh intervals: both artifacts fetched and refused.
+    await new Promise((res) => setTimeout(res, 2500));
+    assert.equal((await get({ authorization: `Bearer ${keys.evil}` })).status, 401, "a key signed by the origin's own signer got in");
+    assert.equal((await get({ authorization: `Bearer ${keys.valid}` })).status, 200);
+  } finally {
+    for (const [f, b] of Object.entries(saved)) fs.writeFileSync(path.join(site, f), b);
+  }
 });

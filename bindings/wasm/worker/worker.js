@@ -1,17 +1,42 @@
 // keygate as a Cloudflare-style Worker: verifies the API key of every request
 // in-process and forwards good ones to UPSTREAM with the principal header.
+// It applies the core's gateway contract (Verifier.check): the same statuses,
+// challenges and stripped headers as every other keygate surface.
 //
-// Bindings: ORIGIN (service or URL serving trust.kgt, snapshot.kgs,
+// Bindings: TRUST_ANCHOR (required: the pinned trust.kgt, as base64 text or
+// a data binding — the origin may only serve newer bundles that chain from
+// it), ORIGIN (service or URL serving trust.kgt, snapshot.kgs,
 // revocations.kgr), UPSTREAM (service), SCOPE (required scope, optional),
 // REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
-// (default x-keygate-principal), REALM (default "keygate").
-import { initSync, Verifier } from "./index.js";
+// (default x-keygate-principal), REALM (default "keygate"), RETRY_AFTER
+// (seconds on a 503, default 5).
+import { initSync, Verifier, notLoaded } from "./index.js";
 import wasmModule from "./keygate_bg.wasm";
 
 initSync({ module: wasmModule });
 
 const ARTIFACTS = ["trust.kgt", "snapshot.kgs", "revocations.kgr"];
-const state = { verifier: null, etags: {}, checkedAt: 0, refreshing: null, errors: 0 };
+const state = { verifier: null, anchorError: null, etags: {}, checkedAt: 0, refreshing: null, errors: 0, loaded: false };
+
+function anchorBytes(anchor) {
+  if (anchor instanceof ArrayBuffer) return new Uint8Array(anchor);
+  if (ArrayBuffer.isView(anchor)) return new Uint8Array(anchor.buffer, anchor.byteOffset, anchor.byteLength);
+  if (typeof anchor === "string") return Uint8Array.from(atob(anchor.trim()), (c) => c.charCodeAt(0));
+  throw new Error("no TRUST_ANCHOR binding (pin trust.kgt as base64 text or data)");
+}
+
+// The verifier from the pinned anchor, made once; null while the anchor is
+// missing or refused (logged once; every request answers 503).
+function verifierFor(env) {
+  if (state.verifier) return state.verifier;
+  try {
+    state.verifier = new Verifier(anchorBytes(env.TRUST_ANCHOR));
+  } catch (e) {
+    if (state.anchorError !== e.message) console.error(`keygate: trust anchor not usable: ${e.message}`);
+    state.anchorError = e.message;
+  }
+  return state.verifier;
+}
 
 function originFetch(env, name, etag) {
   const headers = etag ? { "if-none-match": etag } : {};
@@ -20,24 +45,24 @@ function originFetch(env, name, etag) {
 }
 
 // Fetches the artifacts that changed (ETag) and installs them in order:
-// trust first, so a snapshot by a rotated signer is never refused. A failed
-// or refused fetch keeps the current state and is logged.
-async function refresh(env) {
+// trust first, so a snapshot by a rotated signer is never refused. A trust
+// update or revocations the origin does not have (404) are simply none yet; a
+// missing snapshot, a failed fetch or a refused artifact keep the current
+// state and are logged.
+async function refresh(env, v) {
   for (const name of ARTIFACTS) {
     try {
-      if (!state.verifier && name !== "trust.kgt") continue;
       const res = await originFetch(env, name, state.etags[name]);
-      if (res.status === 304 || res.status === 404) continue;
+      if (res.status === 304) continue;
+      if (res.status === 404 && name !== "snapshot.kgs") continue;
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const bytes = new Uint8Array(await res.arrayBuffer());
-      if (name === "trust.kgt") {
-        if (state.verifier) state.verifier.loadTrust(bytes);
-        else state.verifier = new Verifier(bytes);
-      } else if (name === "snapshot.kgs") {
-        state.verifier.loadSnapshot(bytes);
-      } else {
-        state.verifier.loadRevocations(bytes);
+      if (name === "trust.kgt") v.loadTrust(bytes);
+      else if (name === "snapshot.kgs") {
+        v.loadSnapshot(bytes);
+        state.loaded = true;
       }
+      else v.loadRevocations(bytes);
       const etag = res.headers.get("etag");
       if (etag) state.etags[name] = etag;
     } catch (e) {
@@ -48,61 +73,45 @@ async function refresh(env) {
   state.checkedAt = Date.now();
 }
 
-function fresh(env, ctx) {
+// Until a snapshot is installed every request waits for the refresh; later
+// ones are answered at once while the refresh runs in the background.
+function fresh(env, ctx, v) {
   const interval = Number(env.REFRESH_SECONDS || 1) * 1000;
-  if (!state.verifier) return (state.refreshing ||= refresh(env).finally(() => (state.refreshing = null)));
-  if (Date.now() - state.checkedAt >= interval && !state.refreshing) {
-    state.refreshing = refresh(env).finally(() => (state.refreshing = null));
-    ctx.waitUntil(state.refreshing);
+  if (Date.now() - state.checkedAt < interval || state.refreshing) {
+    return state.loaded ? null : state.refreshing;
   }
+  state.refreshing = refresh(env, v).finally(() => (state.refreshing = null));
+  if (!state.loaded) return state.refreshing;
+  ctx.waitUntil(state.refreshing);
   return null;
 }
 
-function presentedKey(request) {
-  const auth = request.headers.get("authorization");
-  if (auth && /^bearer\s+/i.test(auth)) return auth.replace(/^bearer\s+/i, "").trim();
-  return request.headers.get("x-api-key");
-}
-
-function deny(status, realm, error, description) {
-  let challenge = `Bearer realm="${realm}"`;
-  if (error) challenge += `, error="${error}", error_description="${description}"`;
-  return new Response(error ? `${error}\n` : "API key required\n", {
-    status,
-    headers: { "www-authenticate": challenge, "content-type": "text/plain" },
-  });
+function reply(a) {
+  return new Response(a.body, { status: a.status, headers: [...a.responseHeaders, ["content-type", "text/plain"]] });
 }
 
 export default {
   async fetch(request, env, ctx) {
-    const waiting = fresh(env, ctx);
+    const options = {
+      scope: env.SCOPE || undefined,
+      realm: env.REALM || undefined,
+      principalHeader: env.PRINCIPAL_HEADER || undefined,
+      retryAfter: env.RETRY_AFTER ? Number(env.RETRY_AFTER) : undefined,
+    };
+    const v = verifierFor(env);
+    if (!v) return reply(notLoaded(options));
+    const waiting = fresh(env, ctx, v);
     if (waiting) await waiting;
-    const realm = env.REALM || "keygate";
-    const key = presentedKey(request);
-    if (!key) return deny(401, realm);
-    if (!state.verifier) return new Response("keygate: no artifacts yet\n", { status: 503 });
-    const v = state.verifier.verify(key, { scope: env.SCOPE || undefined });
-    switch (v.outcome) {
-      case "valid":
-      case "valid_deprecated":
-        break;
-      case "insufficient_scope":
-        return deny(403, realm, "insufficient_scope", `scope ${env.SCOPE} required`);
-      case "stale":
-        return new Response("keygate: key data stale\n", { status: 503, headers: { "retry-after": "5" } });
-      default:
-        return deny(401, realm, "invalid_token", v.outcome);
-    }
+    const a = v.check([...request.headers], options);
+    if (!a.forward) return reply(a);
     const headers = new Headers(request.headers);
-    headers.delete("authorization");
-    headers.delete("x-api-key");
-    headers.set(env.PRINCIPAL_HEADER || "x-keygate-principal", v.principal);
-    headers.set("x-keygate-key-id", v.keyId);
+    for (const name of a.strip) headers.delete(name);
+    headers.set(a.principalHeader, a.principalValue);
+    headers.set("x-keygate-key-id", a.keyId);
     const upstream = await env.UPSTREAM.fetch(new Request(request, { headers }));
-    if (v.outcome !== "valid_deprecated") return upstream;
+    if (a.responseHeaders.length === 0) return upstream;
     const res = new Response(upstream.body, upstream);
-    res.headers.set("deprecation", `@${v.deprecatedAt}`);
-    if (v.sunsetAt) res.headers.set("sunset", new Date(v.sunsetAt * 1000).toUTCString());
+    for (const [name, value] of a.responseHeaders) res.headers.set(name, value);
     return res;
   },
 };
