@@ -21,8 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Capacity of [`keygate_verdict::principal`], including the NUL.
-#define KEYGATE_PRINCIPAL_CAPACITY 128
+// Capacity of [`keygate_verdict::principal`]: the longest principal (128
+// bytes) and a NUL, so a principal is never cut.
+#define KEYGATE_PRINCIPAL_CAPACITY 129
+
+// Room for any response header value or principal header value the
+// contract writes (a percent-encoded 128-byte principal is 384 bytes), NUL
+// included.
+#define KEYGATE_HEADER_VALUE_CAPACITY 385
 
 // A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
 #define KEYGATE_STATE_MAX 256
@@ -61,6 +67,9 @@ typedef enum keygate_result {
   KEYGATE_RESULT_BUFFER_TOO_SMALL = 3,
   // keygate panicked (a bug); the call had no effect.
   KEYGATE_RESULT_PANIC = 4,
+  // A policy setting the gateway contract does not allow (a realm or
+  // principal header name, see `keygate_policy_new`).
+  KEYGATE_RESULT_INVALID_POLICY = 5,
   // The artifact ends early.
   KEYGATE_RESULT_TRUNCATED = 100,
   // The bytes are not this kind of artifact.
@@ -87,6 +96,11 @@ typedef enum keygate_result {
   KEYGATE_RESULT_REFUSED = 199,
 } keygate_result;
 
+// A gateway's answer settings (realm, principal header, `Retry-After`),
+// checked once. Opaque; create with [`keygate_policy_new`], release with
+// [`keygate_policy_free`]. Read-only after creation: share it freely.
+typedef struct keygate_policy keygate_policy;
+
 // A verifier: trust anchors, the installed snapshot and revocation update.
 // Opaque; create with [`keygate_verifier_new`], release with
 // [`keygate_verifier_free`].
@@ -99,9 +113,9 @@ typedef struct keygate_verdict {
   enum keygate_outcome outcome;
   // The presented key's id (zero when malformed).
   uint8_t key_id[16];
-  // The principal, NUL-terminated, truncated to 127 bytes if longer.
+  // The principal (UTF-8, whole), NUL-terminated.
   char principal[KEYGATE_PRINCIPAL_CAPACITY];
-  // Full length of the principal in bytes.
+  // Length of the principal in bytes (without the NUL).
   size_t principal_len;
   // Expiry, unix seconds; 0 = none.
   uint64_t expires_at;
@@ -116,6 +130,57 @@ typedef struct keygate_verdict {
   // The snapshot is past its valid-until (within the staleness grace).
   bool stale;
 } keygate_verdict;
+
+// One request header, as the host holds it: bytes, not NUL-terminated.
+typedef struct keygate_header {
+  // The field name.
+  const uint8_t *name;
+  // Its length in bytes.
+  size_t name_len;
+  // The field value.
+  const uint8_t *value;
+  // Its length in bytes.
+  size_t value_len;
+} keygate_header;
+
+// One response header of an answer.
+typedef struct keygate_response_header {
+  // `"WWW-Authenticate"`, `"Retry-After"`, `"Deprecation"` or `"Sunset"`:
+  // static, NUL-terminated.
+  const char *name;
+  // The value, NUL-terminated.
+  char value[KEYGATE_HEADER_VALUE_CAPACITY];
+  // Its length in bytes.
+  size_t value_len;
+} keygate_response_header;
+
+// What the gateway answers one request (the contract of the core's
+// `Answer`): unless `forward`, reply with `status`, `body` and the response
+// headers; when forwarding, remove every request header
+// [`keygate_policy_strips`] names, set the policy's principal header to
+// `principal_value`, and add the response headers to the upstream's
+// response.
+typedef struct keygate_answer {
+  // 200 (forward), 400, 401, 403 or 503.
+  uint16_t status;
+  // Send the request upstream.
+  bool forward;
+  // A key was presented and verified: `verdict` holds the result.
+  bool verified;
+  // The verdict (when `verified`).
+  struct keygate_verdict verdict;
+  // The body of a local reply: static, NUL-terminated.
+  const char *body;
+  // How many of `response_headers` are set (0 to 2).
+  size_t response_headers_len;
+  // The response headers.
+  struct keygate_response_header response_headers[2];
+  // The principal header's value when forwarding (empty otherwise):
+  // the principal as is when visible ASCII, else percent-encoded.
+  char principal_value[KEYGATE_HEADER_VALUE_CAPACITY];
+  // Its length in bytes.
+  size_t principal_value_len;
+} keygate_answer;
 
 #ifdef __cplusplus
 extern "C" {
@@ -181,6 +246,61 @@ enum keygate_result keygate_verifier_verify(const struct keygate_verifier *verif
                                             uint64_t now_unix,
                                             struct keygate_verdict *out);
 
+// Creates a policy: the `realm` of the `WWW-Authenticate` challenges (1-128
+// bytes of visible ASCII or spaces, no `"` or backslash), the
+// `principal_header` the principal goes upstream in (an HTTP field name, not
+// `Authorization` or `X-API-Key`), and the `Retry-After` seconds of a 503.
+// `INVALID_POLICY` when one is not allowed. Free with
+// [`keygate_policy_free`].
+//
+// # Safety
+// `realm` valid for `realm_len` bytes, `principal_header` for
+// `principal_header_len`; `out` writable.
+enum keygate_result keygate_policy_new(const char *realm,
+                                       size_t realm_len,
+                                       const char *principal_header,
+                                       size_t principal_header_len,
+                                       uint32_t retry_after,
+                                       struct keygate_policy **out);
+
+// Releases a policy. NULL is a no-op.
+//
+// # Safety
+// `policy` is NULL or from [`keygate_policy_new`], not used afterwards.
+void keygate_policy_free(struct keygate_policy *policy);
+
+// Whether a request header must be removed before the request goes
+// upstream: `X-API-Key`, a Bearer `Authorization`, and every client copy
+// of the policy's principal header (`_` and `-` alike). False for NULL
+// arguments.
+//
+// # Safety
+// `policy` a live handle or NULL; `name`/`value` valid for their lengths.
+bool keygate_policy_strips(const struct keygate_policy *policy,
+                           const uint8_t *name,
+                           size_t name_len,
+                           const uint8_t *value,
+                           size_t value_len);
+
+// The gateway contract for one request: finds the key in `headers`
+// (`Authorization: Bearer`, `X-API-Key`; two different keys are a 400),
+// verifies it at `now_unix` (0: the current time) requiring `scope` (NULL
+// or empty: none), and writes the answer to `*out`. With `verifier` NULL
+// (no trust anchor loaded), the answer is 503 "not loaded".
+//
+// # Safety
+// `verifier` NULL or a live handle; `headers` valid for `headers_len`
+// entries, each valid for its lengths; `scope` NULL or valid for
+// `scope_len` bytes; `policy` a live handle; `out` writable.
+enum keygate_result keygate_verifier_check(const struct keygate_verifier *verifier,
+                                           const struct keygate_header *headers,
+                                           size_t headers_len,
+                                           const char *scope,
+                                           size_t scope_len,
+                                           uint64_t now_unix,
+                                           const struct keygate_policy *policy,
+                                           struct keygate_answer *out);
+
 // The bytes [`keygate_verifier_stats_prometheus`] needs now (text plus NUL).
 //
 // # Safety
@@ -237,11 +357,11 @@ enum keygate_result keygate_verifier_versions(const struct keygate_verifier *ver
                                               uint64_t *out_revocation_seq);
 
 // A static, NUL-terminated description of `result`.
-const char *keygate_result_message(enum keygate_result result);
+const char *keygate_result_message(uint32_t result);
 
 // The snake_case name of `outcome` (`"valid"`, `"valid_deprecated"`, ...),
 // static and NUL-terminated.
-const char *keygate_outcome_name(enum keygate_outcome outcome);
+const char *keygate_outcome_name(uint32_t outcome);
 
 // The library version, e.g. `"keygate 0.1.0"`, static and NUL-terminated.
 const char *keygate_version(void);

@@ -12,7 +12,7 @@
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use keygate_core::{Error, HighWater, Outcome, StateError, Verdict, Verifier};
+use keygate_core::{Answer, Error, HighWater, Outcome, Policy, StateError, Verdict, Verifier};
 
 /// Result codes. The values are fixed and never reused.
 #[repr(C)]
@@ -28,6 +28,9 @@ pub enum keygate_result {
     BufferTooSmall = 3,
     /// keygate panicked (a bug); the call had no effect.
     Panic = 4,
+    /// A policy setting the gateway contract does not allow (a realm or
+    /// principal header name, see `keygate_policy_new`).
+    InvalidPolicy = 5,
     /// The artifact ends early.
     Truncated = 100,
     /// The bytes are not this kind of artifact.
@@ -78,8 +81,9 @@ pub enum keygate_outcome {
     Stale = 8,
 }
 
-/// Capacity of [`keygate_verdict::principal`], including the NUL.
-pub const KEYGATE_PRINCIPAL_CAPACITY: usize = 128;
+/// Capacity of [`keygate_verdict::principal`]: the longest principal (128
+/// bytes) and a NUL, so a principal is never cut.
+pub const KEYGATE_PRINCIPAL_CAPACITY: usize = 129;
 
 /// A verify's answer. Owns its data: nothing points into a snapshot a reload
 /// could free.
@@ -90,9 +94,9 @@ pub struct keygate_verdict {
     pub outcome: keygate_outcome,
     /// The presented key's id (zero when malformed).
     pub key_id: [u8; 16],
-    /// The principal, NUL-terminated, truncated to 127 bytes if longer.
+    /// The principal (UTF-8, whole), NUL-terminated.
     pub principal: [c_char; KEYGATE_PRINCIPAL_CAPACITY],
-    /// Full length of the principal in bytes.
+    /// Length of the principal in bytes (without the NUL).
     pub principal_len: usize,
     /// Expiry, unix seconds; 0 = none.
     pub expires_at: u64,
@@ -114,6 +118,28 @@ pub struct keygate_verdict {
 pub struct keygate_verifier {
     inner: Verifier,
 }
+
+/// Every result code, for turning an integer from C back into one.
+const RESULTS: [keygate_result; 18] = [
+    keygate_result::Ok,
+    keygate_result::NullArgument,
+    keygate_result::InvalidArgument,
+    keygate_result::BufferTooSmall,
+    keygate_result::Panic,
+    keygate_result::InvalidPolicy,
+    keygate_result::Truncated,
+    keygate_result::BadMagic,
+    keygate_result::UnsupportedVersion,
+    keygate_result::Malformed,
+    keygate_result::UnknownSigner,
+    keygate_result::BadSignature,
+    keygate_result::WrongKeyset,
+    keygate_result::Rollback,
+    keygate_result::BaseMismatch,
+    keygate_result::NoSnapshot,
+    keygate_result::UntrustedBundle,
+    keygate_result::Refused,
+];
 
 fn result_of(e: &Error) -> keygate_result {
     match e {
@@ -179,6 +205,7 @@ fn verdict_into(v: &Verdict, out: &mut keygate_verdict) {
     out.outcome = outcome_of(v.outcome);
     out.key_id = v.key_id.map_or([0; 16], |k| k.0);
     let p = v.principal.as_str().as_bytes();
+    // Never cuts: a principal is at most 128 bytes by format.
     let n = p.len().min(KEYGATE_PRINCIPAL_CAPACITY - 1);
     for (d, s) in out.principal.iter_mut().zip(&p[..n]) {
         *d = *s as c_char;
@@ -373,6 +400,326 @@ pub unsafe extern "C" fn keygate_verifier_verify(
     })
 }
 
+/// One request header, as the host holds it: bytes, not NUL-terminated.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct keygate_header {
+    /// The field name.
+    pub name: *const u8,
+    /// Its length in bytes.
+    pub name_len: usize,
+    /// The field value.
+    pub value: *const u8,
+    /// Its length in bytes.
+    pub value_len: usize,
+}
+
+/// A gateway's answer settings (realm, principal header, `Retry-After`),
+/// checked once. Opaque; create with [`keygate_policy_new`], release with
+/// [`keygate_policy_free`]. Read-only after creation: share it freely.
+pub struct keygate_policy {
+    realm: String,
+    principal_header: String,
+    retry_after: u32,
+}
+
+impl keygate_policy {
+    fn get(&self) -> Policy<'_> {
+        // Checked in keygate_policy_new.
+        Policy::new(&self.realm, &self.principal_header, self.retry_after)
+            .unwrap_or(Policy::DEFAULT)
+    }
+}
+
+/// Room for any response header value or principal header value the
+/// contract writes (a percent-encoded 128-byte principal is 384 bytes), NUL
+/// included.
+pub const KEYGATE_HEADER_VALUE_CAPACITY: usize = 385;
+
+/// One response header of an answer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct keygate_response_header {
+    /// `"WWW-Authenticate"`, `"Retry-After"`, `"Deprecation"` or `"Sunset"`:
+    /// static, NUL-terminated.
+    pub name: *const c_char,
+    /// The value, NUL-terminated.
+    pub value: [c_char; KEYGATE_HEADER_VALUE_CAPACITY],
+    /// Its length in bytes.
+    pub value_len: usize,
+}
+
+/// What the gateway answers one request (the contract of the core's
+/// `Answer`): unless `forward`, reply with `status`, `body` and the response
+/// headers; when forwarding, remove every request header
+/// [`keygate_policy_strips`] names, set the policy's principal header to
+/// `principal_value`, and add the response headers to the upstream's
+/// response.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct keygate_answer {
+    /// 200 (forward), 400, 401, 403 or 503.
+    pub status: u16,
+    /// Send the request upstream.
+    pub forward: bool,
+    /// A key was presented and verified: `verdict` holds the result.
+    pub verified: bool,
+    /// The verdict (when `verified`).
+    pub verdict: keygate_verdict,
+    /// The body of a local reply: static, NUL-terminated.
+    pub body: *const c_char,
+    /// How many of `response_headers` are set (0 to 2).
+    pub response_headers_len: usize,
+    /// The response headers.
+    pub response_headers: [keygate_response_header; 2],
+    /// The principal header's value when forwarding (empty otherwise):
+    /// the principal as is when visible ASCII, else percent-encoded.
+    pub principal_value: [c_char; KEYGATE_HEADER_VALUE_CAPACITY],
+    /// Its length in bytes.
+    pub principal_value_len: usize,
+}
+
+/// Copies `text` into a NUL-terminated C array (cut only if it could not
+/// hold it, which the capacities rule out).
+fn copy_text(dst: &mut [c_char], text: &[u8]) -> usize {
+    let n = text.len().min(dst.len() - 1);
+    for (d, s) in dst.iter_mut().zip(&text[..n]) {
+        *d = *s as c_char;
+    }
+    dst[n] = 0;
+    n
+}
+
+fn answer_into(
+    a: &Answer,
+    policy: &Policy<'_>,
+    verdict: Option<&Verdict>,
+    out: &mut keygate_answer,
+) {
+    out.status = a.status;
+    out.forward = a.forward();
+    out.verified = verdict.is_some();
+    match verdict {
+        Some(v) => verdict_into(v, &mut out.verdict),
+        // Nothing verified: a verdict no caller could mistake for a pass.
+        None => {
+            out.verdict = keygate_verdict {
+                outcome: keygate_outcome::Malformed,
+                key_id: [0; 16],
+                principal: [0; KEYGATE_PRINCIPAL_CAPACITY],
+                principal_len: 0,
+                expires_at: 0,
+                deprecated_at: 0,
+                sunset_at: 0,
+                snapshot_version: 0,
+                revocation_seq: 0,
+                stale: false,
+            }
+        }
+    }
+    out.body = match a.body() {
+        "API key required\n" => c"API key required\n",
+        "invalid_request\n" => c"invalid_request\n",
+        "insufficient_scope\n" => c"insufficient_scope\n",
+        "keygate: key data stale\n" => c"keygate: key data stale\n",
+        "keygate: no artifacts loaded yet\n" => c"keygate: no artifacts loaded yet\n",
+        _ => c"invalid_token\n",
+    }
+    .as_ptr();
+    out.response_headers_len = 0;
+    for (slot, (name, value)) in out
+        .response_headers
+        .iter_mut()
+        .zip(a.response_headers(policy))
+    {
+        slot.name = match name {
+            "WWW-Authenticate" => c"WWW-Authenticate",
+            "Retry-After" => c"Retry-After",
+            "Deprecation" => c"Deprecation",
+            _ => c"Sunset",
+        }
+        .as_ptr();
+        slot.value_len = copy_text(&mut slot.value, value.as_bytes());
+        out.response_headers_len += 1;
+    }
+    out.principal_value_len = 0;
+    out.principal_value[0] = 0;
+    if let (true, Some(v)) = (a.forward(), verdict) {
+        let p = keygate_core::principal_value(v.principal.as_str());
+        out.principal_value_len = copy_text(&mut out.principal_value, p.as_bytes());
+    }
+}
+
+/// Borrows `len` UTF-8 bytes as text; `None` when NULL with a length or
+/// not UTF-8.
+///
+/// # Safety
+/// As for [`bytes`].
+unsafe fn text<'a>(ptr: *const c_char, len: usize) -> Option<&'a str> {
+    // SAFETY: forwarded caller guarantee.
+    std::str::from_utf8(unsafe { bytes(ptr.cast(), len) }?).ok()
+}
+
+/// Creates a policy: the `realm` of the `WWW-Authenticate` challenges (1-128
+/// bytes of visible ASCII or spaces, no `"` or backslash), the
+/// `principal_header` the principal goes upstream in (an HTTP field name, not
+/// `Authorization` or `X-API-Key`), and the `Retry-After` seconds of a 503.
+/// `INVALID_POLICY` when one is not allowed. Free with
+/// [`keygate_policy_free`].
+///
+/// # Safety
+/// `realm` valid for `realm_len` bytes, `principal_header` for
+/// `principal_header_len`; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_policy_new(
+    realm: *const c_char,
+    realm_len: usize,
+    principal_header: *const c_char,
+    principal_header_len: usize,
+    retry_after: u32,
+    out: *mut *mut keygate_policy,
+) -> keygate_result {
+    guard(|| {
+        if realm.is_null() || principal_header.is_null() || out.is_null() {
+            return keygate_result::NullArgument;
+        }
+        // SAFETY: lengths readable per the caller.
+        let (Some(r), Some(h)) = (unsafe { text(realm, realm_len) }, unsafe {
+            text(principal_header, principal_header_len)
+        }) else {
+            return keygate_result::InvalidPolicy;
+        };
+        if Policy::new(r, h, retry_after).is_err() {
+            return keygate_result::InvalidPolicy;
+        }
+        let p = Box::new(keygate_policy {
+            realm: r.to_string(),
+            principal_header: h.to_string(),
+            retry_after,
+        });
+        // SAFETY: `out` is non-NULL and writable per the caller.
+        unsafe { *out = Box::into_raw(p) };
+        keygate_result::Ok
+    })
+}
+
+/// Releases a policy. NULL is a no-op.
+///
+/// # Safety
+/// `policy` is NULL or from [`keygate_policy_new`], not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_policy_free(policy: *mut keygate_policy) {
+    let _ = catch_unwind(|| {
+        if !policy.is_null() {
+            // SAFETY: from Box::into_raw in keygate_policy_new, freed once.
+            drop(unsafe { Box::from_raw(policy) });
+        }
+    });
+}
+
+/// Whether a request header must be removed before the request goes
+/// upstream: `X-API-Key`, a Bearer `Authorization`, and every client copy
+/// of the policy's principal header (`_` and `-` alike). False for NULL
+/// arguments.
+///
+/// # Safety
+/// `policy` a live handle or NULL; `name`/`value` valid for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_policy_strips(
+    policy: *const keygate_policy,
+    name: *const u8,
+    name_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> bool {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: NULL or a live handle, and readable lengths, per the caller.
+        let (Some(p), Some(n), Some(v)) = (
+            unsafe { policy.as_ref() },
+            unsafe { bytes(name, name_len) },
+            unsafe { bytes(value, value_len) },
+        ) else {
+            return false;
+        };
+        p.get().strips(n, v)
+    }))
+    .unwrap_or(false)
+}
+
+/// The gateway contract for one request: finds the key in `headers`
+/// (`Authorization: Bearer`, `X-API-Key`; two different keys are a 400),
+/// verifies it at `now_unix` (0: the current time) requiring `scope` (NULL
+/// or empty: none), and writes the answer to `*out`. With `verifier` NULL
+/// (no trust anchor loaded), the answer is 503 "not loaded".
+///
+/// # Safety
+/// `verifier` NULL or a live handle; `headers` valid for `headers_len`
+/// entries, each valid for its lengths; `scope` NULL or valid for
+/// `scope_len` bytes; `policy` a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_verifier_check(
+    verifier: *const keygate_verifier,
+    headers: *const keygate_header,
+    headers_len: usize,
+    scope: *const c_char,
+    scope_len: usize,
+    now_unix: u64,
+    policy: *const keygate_policy,
+    out: *mut keygate_answer,
+) -> keygate_result {
+    guard(|| {
+        // SAFETY: NULL or a live handle per the caller.
+        let (Some(policy), false) = (unsafe { policy.as_ref() }, out.is_null()) else {
+            return keygate_result::NullArgument;
+        };
+        let policy = policy.get();
+        // SAFETY: `out` is non-NULL and writable per the caller.
+        let out = unsafe { &mut *out };
+        // SAFETY: NULL or a live handle per the caller.
+        let Some(v) = (unsafe { self::verifier(verifier) }) else {
+            answer_into(&Answer::not_loaded(), &policy, None, out);
+            return keygate_result::Ok;
+        };
+        let list: &[keygate_header] = if headers_len == 0 {
+            &[]
+        } else if headers.is_null() {
+            return keygate_result::InvalidArgument;
+        } else {
+            // SAFETY: `headers_len` readable entries per the caller.
+            unsafe { std::slice::from_raw_parts(headers, headers_len) }
+        };
+        let mut pairs = Vec::with_capacity(list.len());
+        for h in list {
+            // SAFETY: each entry valid for its lengths per the caller.
+            let (Some(n), Some(val)) = (unsafe { bytes(h.name, h.name_len) }, unsafe {
+                bytes(h.value, h.value_len)
+            }) else {
+                return keygate_result::InvalidArgument;
+            };
+            pairs.push((n, val));
+        }
+        let scope = if scope.is_null() || scope_len == 0 {
+            None
+        } else {
+            // SAFETY: `scope_len` readable bytes per the caller.
+            match unsafe { text(scope, scope_len) } {
+                Some(s) => Some(s),
+                None => return keygate_result::InvalidArgument,
+            }
+        };
+        let now = if now_unix == 0 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        } else {
+            now_unix
+        };
+        let (a, verdict) = v.check(pairs, now, scope);
+        answer_into(&a, &policy, verdict.as_ref(), out);
+        keygate_result::Ok
+    })
+}
+
 /// The bytes [`keygate_verifier_stats_prometheus`] needs now (text plus NUL).
 ///
 /// # Safety
@@ -540,7 +887,11 @@ pub unsafe extern "C" fn keygate_verifier_versions(
 
 /// A static, NUL-terminated description of `result`.
 #[no_mangle]
-pub extern "C" fn keygate_result_message(result: keygate_result) -> *const c_char {
+pub extern "C" fn keygate_result_message(result: u32) -> *const c_char {
+    // An integer, not the enum: any value C passes is defined behaviour.
+    let Some(result) = RESULTS.iter().copied().find(|r| *r as u32 == result) else {
+        return c"unknown result code".as_ptr();
+    };
     let s: &'static CStr = match result {
         keygate_result::Ok => c"ok",
         keygate_result::NullArgument => c"a required pointer argument was NULL",
@@ -549,6 +900,9 @@ pub extern "C" fn keygate_result_message(result: keygate_result) -> *const c_cha
         }
         keygate_result::BufferTooSmall => c"output buffer too small",
         keygate_result::Panic => c"internal error (panic caught); the call had no effect",
+        keygate_result::InvalidPolicy => {
+            c"invalid policy: realm or principal header name not allowed"
+        }
         keygate_result::Truncated => c"artifact truncated",
         keygate_result::BadMagic => c"not a keygate artifact of this kind (bad magic)",
         keygate_result::UnsupportedVersion => c"unsupported artifact format version",
@@ -570,19 +924,25 @@ pub extern "C" fn keygate_result_message(result: keygate_result) -> *const c_cha
 /// The snake_case name of `outcome` (`"valid"`, `"valid_deprecated"`, ...),
 /// static and NUL-terminated.
 #[no_mangle]
-pub extern "C" fn keygate_outcome_name(outcome: keygate_outcome) -> *const c_char {
-    let s: &'static CStr = match outcome {
-        keygate_outcome::Valid => c"valid",
-        keygate_outcome::ValidDeprecated => c"valid_deprecated",
-        keygate_outcome::Revoked => c"revoked",
-        keygate_outcome::Expired => c"expired",
-        keygate_outcome::NotYetValid => c"not_yet_valid",
-        keygate_outcome::Unknown => c"unknown",
-        keygate_outcome::Malformed => c"malformed",
-        keygate_outcome::InsufficientScope => c"insufficient_scope",
-        keygate_outcome::Stale => c"stale",
-    };
-    s.as_ptr()
+pub extern "C" fn keygate_outcome_name(outcome: u32) -> *const c_char {
+    // An integer, not the enum: a value C made up must not be undefined
+    // behaviour here (rustls-ffi takes its enums the same way).
+    const NAMES: [&CStr; 9] = [
+        c"valid",
+        c"valid_deprecated",
+        c"revoked",
+        c"expired",
+        c"not_yet_valid",
+        c"unknown",
+        c"malformed",
+        c"insufficient_scope",
+        c"stale",
+    ];
+    NAMES
+        .get(outcome as usize)
+        .copied()
+        .unwrap_or(c"unknown outcome")
+        .as_ptr()
 }
 
 /// The library version, e.g. `"keygate 0.1.0"`, static and NUL-terminated.
@@ -620,7 +980,7 @@ mod tests {
     fn every_result_has_a_message_and_outcomes_match_core_names() {
         for o in Outcome::ALL {
             // SAFETY: static NUL-terminated strings.
-            let name = unsafe { CStr::from_ptr(keygate_outcome_name(outcome_of(o))) };
+            let name = unsafe { CStr::from_ptr(keygate_outcome_name(outcome_of(o) as u32)) };
             assert_eq!(name.to_str().unwrap(), o.as_str());
             assert_eq!(
                 outcome_of(o) as u32,

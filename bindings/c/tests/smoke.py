@@ -8,7 +8,7 @@ class Verdict(ctypes.Structure):
     _fields_ = [
         ("outcome", ctypes.c_int),
         ("key_id", ctypes.c_uint8 * 16),
-        ("principal", ctypes.c_char * 128),
+        ("principal", ctypes.c_char * 129),
         ("principal_len", ctypes.c_size_t),
         ("expires_at", ctypes.c_uint64),
         ("deprecated_at", ctypes.c_uint64),

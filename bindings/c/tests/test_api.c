@@ -53,10 +53,10 @@ static void every_outcome(const char *dir) {
     CHECK(d.outcome == KEYGATE_OUTCOME_UNKNOWN && d.principal[0] == 0 && d.principal_len == 0);
     CHECK(verify_at(v, "acme_live_typo", NULL, NOW).outcome == KEYGATE_OUTCOME_MALFORMED);
 
-    /* A 128-byte principal is truncated to 127 plus NUL; the length is the full one. */
+    /* A 128-byte principal arrives whole, with its NUL. */
     read_key(dir, "long_principal", k, sizeof k);
     d = verify_at(v, k, NULL, NOW);
-    CHECK(d.principal_len == 128 && strlen(d.principal) == 127);
+    CHECK(d.principal_len == 128 && strlen(d.principal) == 128);
 
     /* Garbage bytes (not UTF-8) as a key: a malformed verdict, not an error. */
     const char garbage[] = {(char)0xff, (char)0xfe, 0, 'x'};
@@ -183,9 +183,14 @@ static void every_error_code_and_state_kept(const char *dir) {
     free(text);
 
     /* Every result code has a message; version string. */
-    int codes[] = {0, 1, 2, 3, 4, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 199};
+    int codes[] = {0, 1, 2, 3, 4, 5, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 199};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        CHECK(strlen(keygate_result_message((keygate_result)codes[i])) > 1);
+        CHECK(strstr(keygate_result_message(codes[i]), "unknown") == NULL);
+    /* Integers C makes up are answered, not undefined behaviour. */
+    CHECK(strcmp(keygate_result_message(6), "unknown result code") == 0);
+    CHECK(strcmp(keygate_result_message(0xffffffffu), "unknown result code") == 0);
+    CHECK(strcmp(keygate_outcome_name(9), "unknown outcome") == 0);
+    CHECK(strcmp(keygate_outcome_name(0xffffffffu), "unknown outcome") == 0);
     CHECK(strncmp(keygate_version(), "keygate ", 8) == 0);
 
     free(s1.data);
@@ -232,6 +237,92 @@ static void state_survives_a_restart(const char *dir) {
     free(t.data);
 }
 
+#define H(n, v) {(const uint8_t *)(n), sizeof(n) - 1, (const uint8_t *)(v), strlen(v)}
+
+static const char *header_value(const keygate_answer *a, const char *name) {
+    for (size_t i = 0; i < a->response_headers_len; i++)
+        if (strcmp(a->response_headers[i].name, name) == 0) return a->response_headers[i].value;
+    return NULL;
+}
+
+/* The gateway contract through C: headers in, the answer out. */
+static void the_contract(const char *dir) {
+    keygate_verifier *v = loaded(dir);
+    keygate_policy *p = NULL;
+    CHECK_RESULT(keygate_policy_new("api", 3, "X-User", 6, 7, &p), KEYGATE_RESULT_OK);
+    keygate_policy *bad = NULL;
+    CHECK_RESULT(keygate_policy_new("a\"b", 3, "X-User", 6, 7, &bad), KEYGATE_RESULT_INVALID_POLICY);
+    CHECK_RESULT(keygate_policy_new("api", 3, "X_API_Key", 9, 7, &bad), KEYGATE_RESULT_INVALID_POLICY);
+    CHECK_RESULT(keygate_policy_new(NULL, 0, "X-User", 6, 7, &bad), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK(bad == NULL);
+    keygate_policy_free(NULL);
+
+    char k[128], k2[128], dep[128], lng[160];
+    read_key(dir, "valid", k, sizeof k);
+    read_key(dir, "revoked", k2, sizeof k2);
+    read_key(dir, "deprecated", dep, sizeof dep);
+    read_key(dir, "long_principal", lng, sizeof lng);
+    char bearer[160];
+    snprintf(bearer, sizeof bearer, "Bearer\t%s ", k);
+    keygate_answer a;
+
+    keygate_header ok[] = {H("Authorization", bearer), H("X_User", "admin")};
+    CHECK_RESULT(keygate_verifier_check(v, ok, 2, "invoices:read", 13, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 200 && a.forward && a.verified && a.verdict.outcome == KEYGATE_OUTCOME_VALID);
+    CHECK(a.response_headers_len == 0);
+    CHECK(strcmp(a.principal_value, "billing-service") == 0 && a.principal_value_len == 15);
+    CHECK(keygate_policy_strips(p, ok[0].name, ok[0].name_len, ok[0].value, ok[0].value_len));
+    CHECK(keygate_policy_strips(p, ok[1].name, ok[1].name_len, ok[1].value, ok[1].value_len));
+    CHECK(!keygate_policy_strips(p, (const uint8_t *)"Accept", 6, (const uint8_t *)"*/*", 3));
+    CHECK(!keygate_policy_strips(NULL, ok[0].name, ok[0].name_len, ok[0].value, ok[0].value_len));
+
+    keygate_header none[] = {H("Authorization", "Basic eDp5")};
+    CHECK_RESULT(keygate_verifier_check(v, none, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 401 && !a.forward && !a.verified && a.verdict.outcome == KEYGATE_OUTCOME_MALFORMED);
+    CHECK(strcmp(header_value(&a, "WWW-Authenticate"), "Bearer realm=\"api\"") == 0);
+
+    keygate_header two[] = {H("Authorization", bearer), H("X-API-Key", k2)};
+    CHECK_RESULT(keygate_verifier_check(v, two, 2, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 400 && strstr(header_value(&a, "WWW-Authenticate"), "invalid_request") != NULL);
+
+    keygate_header rev[] = {H("x-api-key", k2)};
+    CHECK_RESULT(keygate_verifier_check(v, rev, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 401 && a.verified && a.verdict.outcome == KEYGATE_OUTCOME_REVOKED);
+    CHECK(strcmp(header_value(&a, "WWW-Authenticate"),
+                 "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"revoked\"") == 0);
+    CHECK(strcmp(a.body, "invalid_token\n") == 0 && a.principal_value_len == 0);
+
+    keygate_header scope[] = {H("x-api-key", k)};
+    CHECK_RESULT(keygate_verifier_check(v, scope, 1, "admin", 5, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 403 && strstr(header_value(&a, "WWW-Authenticate"), "insufficient_scope") != NULL);
+
+    keygate_header d[] = {H("x-api-key", dep)};
+    CHECK_RESULT(keygate_verifier_check(v, d, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 200 && a.response_headers_len == 2);
+    CHECK(header_value(&a, "Deprecation")[0] == '@' && strstr(header_value(&a, "Sunset"), "GMT") != NULL);
+
+    /* Non-UTF-8 bytes in a key header: malformed, never an error. */
+    keygate_header junk[] = {{(const uint8_t *)"X-API-Key", 9, (const uint8_t *)"\xff\xfe", 2}};
+    CHECK_RESULT(keygate_verifier_check(v, junk, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 401 && a.verdict.outcome == KEYGATE_OUTCOME_MALFORMED);
+
+    /* A 128-byte principal goes upstream whole. */
+    keygate_header l[] = {H("x-api-key", lng)};
+    CHECK_RESULT(keygate_verifier_check(v, l, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.forward && a.principal_value_len == 128 && strlen(a.principal_value) == 128);
+
+    /* No verifier (no trust anchor loaded): 503 with Retry-After. */
+    CHECK_RESULT(keygate_verifier_check(NULL, ok, 2, NULL, 0, NOW, p, &a), KEYGATE_RESULT_OK);
+    CHECK(a.status == 503 && strcmp(header_value(&a, "Retry-After"), "7") == 0);
+    /* Bad arguments: errors, nothing written past them. */
+    CHECK_RESULT(keygate_verifier_check(v, ok, 2, NULL, 0, NOW, NULL, &a), KEYGATE_RESULT_NULL_ARGUMENT);
+    CHECK_RESULT(keygate_verifier_check(v, NULL, 2, NULL, 0, NOW, p, &a), KEYGATE_RESULT_INVALID_ARGUMENT);
+    keygate_header nul[] = {{NULL, 5, NULL, 0}};
+    CHECK_RESULT(keygate_verifier_check(v, nul, 1, NULL, 0, NOW, p, &a), KEYGATE_RESULT_INVALID_ARGUMENT);
+    keygate_policy_free(p);
+    keygate_verifier_free(v);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -240,6 +331,7 @@ int main(int argc, char **argv) {
     every_outcome(argv[1]);
     every_error_code_and_state_kept(argv[1]);
     state_survives_a_restart(argv[1]);
+    the_contract(argv[1]);
     printf("test_api: %d checks passed (%s)\n", checks, keygate_version());
     return 0;
 }
