@@ -8,12 +8,22 @@
  *   keygate_revocations FILE;                          (http, server)
  *   keygate_reload_interval 1s;                        (http, server)
  *   keygate_scope SCOPE;                               (http, server, location)
- *   keygate_key_source header:Authorization:Bearer header:X-API-Key;
+ *   keygate_state FILE;                                (http, server: high-water marks)
  *   keygate_realm NAME;                                (default "keygate")
+ *   keygate_principal_header NAME;                     (default X-Keygate-Principal)
+ *   keygate_retry_after SECONDS;                       (on a 503, default 5)
  *   keygate_metrics;                                   (location: Prometheus text)
+ *   keygate_key_source ...;                            (accepted for old configs: only
+ *                                                       the contract's two sources)
  *
- * Variables: $keygate_principal, $keygate_key_id, $keygate_outcome.
- * The presented key is never logged.
+ * The module applies the core's gateway contract (keygate_verifier_check):
+ * the key from Authorization: Bearer or X-API-Key; the answer's status and
+ * headers; before the request goes upstream every key-bearing header and
+ * every client copy of the principal header is removed and the principal
+ * header set (percent-encoded beyond visible ASCII).
+ *
+ * Variables: $keygate_principal (as the principal header carries it),
+ * $keygate_key_id, $keygate_outcome. The presented key is never logged.
  */
 #include <ngx_config.h>
 #include <ngx_core.h>
@@ -21,13 +31,25 @@
 
 #include "keygate.h"
 
+/* What identifies one version of an artifact file without reading it: a
+ * publish writes a new file and renames it over the old (a new inode), and
+ * an in-place rewrite changes the nanosecond mtime/ctime. (Whole-second
+ * mtime plus size missed a second revocation update of the same size
+ * written in the same second.) */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    unsigned valid : 1;
+} ngx_http_keygate_stamp_t;
+
 /* One set of artifact files and, per worker, the verifier loaded from them. */
 typedef struct {
-    ngx_str_t trust, snapshot, revocations;
+    ngx_str_t trust, snapshot, revocations, state;
     ngx_msec_t interval;
     keygate_verifier *verifier;
-    time_t mtime[3];
-    off_t size[3];
+    ngx_http_keygate_stamp_t stamp[3];
     ngx_event_t timer;
     ngx_log_t *log;
 } ngx_http_keygate_source_t;
@@ -38,25 +60,22 @@ typedef struct {
 
 typedef struct {
     ngx_http_keygate_source_t *source;
-    ngx_str_t trust, snapshot, revocations;
+    ngx_str_t trust, snapshot, revocations, state;
     ngx_msec_t interval;
 } ngx_http_keygate_srv_conf_t;
-
-typedef struct {
-    ngx_str_t header; /* e.g. "Authorization" */
-    ngx_str_t scheme; /* e.g. "Bearer"; empty: the whole value */
-} ngx_http_keygate_key_source_t;
 
 typedef struct {
     ngx_flag_t enable;
     ngx_str_t scope;
     ngx_str_t realm;
-    ngx_array_t *key_sources;
+    ngx_str_t principal_header;
+    ngx_uint_t retry_after;
+    keygate_policy *policy;
     ngx_flag_t metrics;
 } ngx_http_keygate_loc_conf_t;
 
 typedef struct {
-    keygate_verdict verdict;
+    keygate_answer answer;
     unsigned decided : 1;
 } ngx_http_keygate_ctx_t;
 
@@ -90,6 +109,12 @@ static ngx_command_t ngx_http_keygate_commands[] = {
      ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_keygate_loc_conf_t, realm), NULL},
     {ngx_string("keygate_key_source"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE,
      ngx_http_keygate_key_source, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+    {ngx_string("keygate_principal_header"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_keygate_loc_conf_t, principal_header), NULL},
+    {ngx_string("keygate_retry_after"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_keygate_loc_conf_t, retry_after), NULL},
+    {ngx_string("keygate_state"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_http_keygate_srv_conf_t, state), NULL},
     {ngx_string("keygate_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_http_keygate_metrics,
      NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
     ngx_null_command};
@@ -132,6 +157,7 @@ static char *ngx_http_keygate_merge_srv_conf(ngx_conf_t *cf, void *parent, void 
     if (conf->snapshot.len == 0) {
         conf->trust = prev->trust;
         conf->revocations = prev->revocations;
+        conf->state = prev->state;
     }
     if (owner->snapshot.len == 0) return NGX_CONF_OK;
     if (owner->trust.len == 0) {
@@ -146,6 +172,7 @@ static char *ngx_http_keygate_merge_srv_conf(ngx_conf_t *cf, void *parent, void 
         s->trust = owner->trust;
         s->snapshot = owner->snapshot;
         s->revocations = owner->revocations;
+        s->state = owner->state;
         s->interval = owner->interval;
         *slot = s;
         owner->source = s;
@@ -159,40 +186,34 @@ static void *ngx_http_keygate_create_loc_conf(ngx_conf_t *cf) {
     if (c == NULL) return NULL;
     c->enable = NGX_CONF_UNSET;
     c->metrics = NGX_CONF_UNSET;
-    c->key_sources = NGX_CONF_UNSET_PTR;
+    c->retry_after = NGX_CONF_UNSET_UINT;
     return c;
 }
 
-static ngx_int_t ngx_http_keygate_push_source(ngx_pool_t *pool, ngx_array_t *a, ngx_str_t *spec) {
-    /* header:NAME[:SCHEME] */
-    if (spec->len <= 7 || ngx_strncmp(spec->data, "header:", 7) != 0) return NGX_ERROR;
-    ngx_http_keygate_key_source_t *ks = ngx_array_push(a);
-    if (ks == NULL) return NGX_ERROR;
-    u_char *name = spec->data + 7, *end = spec->data + spec->len;
-    u_char *colon = ngx_strlchr(name, end, ':');
-    ks->header.data = name;
-    ks->header.len = (colon ? colon : end) - name;
-    ks->scheme.data = colon ? colon + 1 : NULL;
-    ks->scheme.len = colon ? (size_t)(end - colon - 1) : 0;
-    (void)pool;
-    return ks->header.len ? NGX_OK : NGX_ERROR;
-}
-
+/* Accepted so existing configurations load: the contract fixes the key
+ * sources, so only its own two may be named. */
 static char *ngx_http_keygate_key_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
-    ngx_http_keygate_loc_conf_t *lc = conf;
     ngx_str_t *args = cf->args->elts;
     (void)cmd;
-    if (lc->key_sources != NGX_CONF_UNSET_PTR) return "is duplicate";
-    lc->key_sources = ngx_array_create(cf->pool, cf->args->nelts, sizeof(ngx_http_keygate_key_source_t));
-    if (lc->key_sources == NULL) return NGX_CONF_ERROR;
+    (void)conf;
     for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
-        if (ngx_http_keygate_push_source(cf->pool, lc->key_sources, &args[i]) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid key source \"%V\" (want header:NAME[:SCHEME])", &args[i]);
+        ngx_str_t *a = &args[i];
+        int known = (a->len == sizeof("header:Authorization:Bearer") - 1 &&
+                     ngx_strncasecmp(a->data, (u_char *)"header:Authorization:Bearer", a->len) == 0) ||
+                    (a->len == sizeof("header:X-API-Key") - 1 &&
+                     ngx_strncasecmp(a->data, (u_char *)"header:X-API-Key", a->len) == 0);
+        if (!known) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "keygate_key_source \"%V\": keys are read from Authorization: Bearer and "
+                               "X-API-Key (the gateway contract); remove this directive",
+                               a);
             return NGX_CONF_ERROR;
         }
     }
     return NGX_CONF_OK;
 }
+
+static void ngx_http_keygate_policy_cleanup(void *data) { keygate_policy_free(data); }
 
 static char *ngx_http_keygate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) {
     ngx_http_keygate_loc_conf_t *prev = parent, *conf = child;
@@ -200,76 +221,173 @@ static char *ngx_http_keygate_merge_loc_conf(ngx_conf_t *cf, void *parent, void 
     ngx_conf_merge_value(conf->metrics, prev->metrics, 0);
     ngx_conf_merge_str_value(conf->scope, prev->scope, "");
     ngx_conf_merge_str_value(conf->realm, prev->realm, "keygate");
-    ngx_conf_merge_ptr_value(conf->key_sources, prev->key_sources, NULL);
-    if (conf->key_sources == NULL) {
-        static ngx_str_t defaults[] = {ngx_string("header:Authorization:Bearer"), ngx_string("header:X-API-Key")};
-        conf->key_sources = ngx_array_create(cf->pool, 2, sizeof(ngx_http_keygate_key_source_t));
-        if (conf->key_sources == NULL) return NGX_CONF_ERROR;
-        for (int i = 0; i < 2; i++) {
-            if (ngx_http_keygate_push_source(cf->pool, conf->key_sources, &defaults[i]) != NGX_OK) return NGX_CONF_ERROR;
-        }
+    ngx_conf_merge_str_value(conf->principal_header, prev->principal_header, "X-Keygate-Principal");
+    ngx_conf_merge_uint_value(conf->retry_after, prev->retry_after, 5);
+    if (conf->retry_after > 0xffffffff) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "keygate_retry_after too large");
+        return NGX_CONF_ERROR;
     }
+    keygate_result r = keygate_policy_new((const char *)conf->realm.data, conf->realm.len,
+                                          (const char *)conf->principal_header.data, conf->principal_header.len,
+                                          (uint32_t)conf->retry_after, &conf->policy);
+    if (r != KEYGATE_RESULT_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "keygate: keygate_realm \"%V\" / keygate_principal_header \"%V\": %s",
+                           &conf->realm, &conf->principal_header, keygate_result_message(r));
+        return NGX_CONF_ERROR;
+    }
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        keygate_policy_free(conf->policy);
+        return NGX_CONF_ERROR;
+    }
+    cln->handler = ngx_http_keygate_policy_cleanup;
+    cln->data = conf->policy;
     return NGX_CONF_OK;
 }
 
 /* ------------------------------------------------------- artifact reload */
 
-/* Reads `path` into a pool-free malloc'd buffer; NULL on error. */
-static u_char *ngx_http_keygate_read(ngx_str_t *path, size_t *len, ngx_log_t *log, time_t *mtime, off_t *size) {
-    char name[NGX_MAX_PATH];
-    if (path->len >= sizeof(name)) return NULL;
+static int ngx_http_keygate_path(ngx_str_t *path, char *name, size_t cap) {
+    if (path->len >= cap) return 0;
     ngx_memcpy(name, path->data, path->len);
     name[path->len] = 0;
-    ngx_file_info_t fi;
-    if (ngx_file_info(name, &fi) == NGX_FILE_ERROR) {
+    return 1;
+}
+
+/* Reads `path` into a malloc'd buffer when its stamp differs from `*stamp`
+ * (or `stamp` is NULL); NULL when unchanged, missing (`*missing` set) or on
+ * error (logged). The stamp of what was read goes to `*next`. */
+static u_char *ngx_http_keygate_read(ngx_str_t *path, size_t *len, ngx_log_t *log, ngx_http_keygate_stamp_t *stamp,
+                                     ngx_http_keygate_stamp_t *next, int *missing) {
+    char name[NGX_MAX_PATH];
+    if (missing) *missing = 0;
+    if (!ngx_http_keygate_path(path, name, sizeof(name))) return NULL;
+    struct stat st;
+    if (stat(name, &st) == -1) {
+        if (missing && ngx_errno == NGX_ENOENT) {
+            *missing = 1;
+            return NULL;
+        }
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "keygate: cannot stat \"%s\"", name);
         return NULL;
     }
-    if (mtime && *mtime == ngx_file_mtime(&fi) && *size == ngx_file_size(&fi)) return NULL; /* unchanged */
+    if (stamp && stamp->valid && stamp->dev == st.st_dev && stamp->ino == st.st_ino && stamp->size == st.st_size &&
+        stamp->mtime.tv_sec == st.st_mtim.tv_sec && stamp->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+        stamp->ctime.tv_sec == st.st_ctim.tv_sec && stamp->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+        return NULL; /* unchanged */
+    }
     ngx_fd_t fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "keygate: cannot open \"%s\"", name);
         return NULL;
     }
-    size_t n = (size_t)ngx_file_size(&fi);
+    /* Stamp and size from the open file: the path may have been replaced since stat. */
+    if (fstat(fd, &st) == -1) {
+        ngx_close_file(fd);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
     u_char *buf = ngx_alloc(n ? n : 1, log);
-    ssize_t got = buf ? read(fd, buf, n) : -1;
+    ssize_t got = buf ? ngx_read_fd(fd, buf, n) : -1;
     ngx_close_file(fd);
     if (got < 0 || (size_t)got != n) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "keygate: cannot read \"%s\"", name);
         ngx_free(buf);
         return NULL;
     }
-    if (mtime) {
-        *mtime = ngx_file_mtime(&fi);
-        *size = ngx_file_size(&fi);
-    }
+    if (next) *next = (ngx_http_keygate_stamp_t){st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim, 1};
     *len = n;
     return buf;
 }
 
+/* Writes the verifier's high-water marks to the state file: a temp file
+ * per worker process, then rename, so a reader never sees half of it. */
+static void ngx_http_keygate_save_state(ngx_http_keygate_source_t *s) {
+    char text[KEYGATE_STATE_MAX], name[NGX_MAX_PATH], tmp[NGX_MAX_PATH + 32];
+    size_t len = 0;
+    if (s->state.len == 0 || !ngx_http_keygate_path(&s->state, name, sizeof(name))) return;
+    if (keygate_verifier_state(s->verifier, text, sizeof(text), &len) != KEYGATE_RESULT_OK) return;
+    ngx_snprintf((u_char *)tmp, sizeof(tmp), "%s.%P.tmp%Z", name, ngx_pid);
+    ngx_fd_t fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, s->log, ngx_errno, "keygate: state \"%s\" not saved", tmp);
+        return;
+    }
+    ssize_t w = ngx_write_fd(fd, text, len);
+    int ok = w == (ssize_t)len && fsync(fd) == 0;
+    ngx_close_file(fd);
+    if (!ok || ngx_rename_file(tmp, name) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, s->log, ngx_errno, "keygate: state \"%s\" not saved", name);
+        ngx_delete_file(tmp);
+    }
+}
+
 typedef keygate_result (*ngx_http_keygate_loader_pt)(keygate_verifier *, const uint8_t *, size_t);
 
-static void ngx_http_keygate_load(ngx_http_keygate_source_t *s, ngx_str_t *path, int slot,
-                                  ngx_http_keygate_loader_pt load, const char *what) {
+/* Loads one artifact if its file changed. A missing trust update or
+ * revocation file is "none yet"; a missing snapshot is an error. A refused
+ * artifact keeps the current state and is retried on every tick (it may be
+ * accepted once the trust it needs has arrived). Returns 1 when installed. */
+static int ngx_http_keygate_load(ngx_http_keygate_source_t *s, ngx_str_t *path, int slot,
+                                 ngx_http_keygate_loader_pt load, const char *what) {
     size_t len;
-    if (path->len == 0) return;
-    u_char *buf = ngx_http_keygate_read(path, &len, s->log, &s->mtime[slot], &s->size[slot]);
-    if (buf == NULL) return;
+    int missing;
+    ngx_http_keygate_stamp_t next;
+    if (path->len == 0) return 0;
+    u_char *buf = ngx_http_keygate_read(path, &len, s->log, &s->stamp[slot], &next, &missing);
+    if (buf == NULL) {
+        if (missing && slot == 1) ngx_log_error(NGX_LOG_ERR, s->log, 0, "keygate: snapshot \"%V\" missing", path);
+        return 0;
+    }
     keygate_result r = load(s->verifier, buf, len);
     ngx_free(buf);
     if (r != KEYGATE_RESULT_OK) {
-        /* Refused: the current state is kept. Retry the file on its next change. */
         ngx_log_error(NGX_LOG_ERR, s->log, 0, "keygate: %s \"%V\" refused: %s", what, path, keygate_result_message(r));
-    } else {
-        ngx_log_error(NGX_LOG_INFO, s->log, 0, "keygate: %s \"%V\" loaded", what, path);
+        return 0;
+    }
+    s->stamp[slot] = next;
+    ngx_log_error(NGX_LOG_INFO, s->log, 0, "keygate: %s \"%V\" loaded", what, path);
+    return 1;
+}
+
+/* The verifier from the pinned trust file, and the saved high-water marks. */
+static void ngx_http_keygate_start(ngx_http_keygate_source_t *s) {
+    size_t len;
+    u_char *trust = ngx_http_keygate_read(&s->trust, &len, s->log, NULL, NULL, NULL);
+    if (trust == NULL) return; /* logged; requests answer 503 until it loads */
+    keygate_result r = keygate_verifier_new(trust, len, &s->verifier);
+    ngx_free(trust);
+    if (r != KEYGATE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_ERR, s->log, 0, "keygate: trust \"%V\" refused: %s", &s->trust,
+                      keygate_result_message(r));
+        s->verifier = NULL;
+        return;
+    }
+    if (s->state.len) {
+        int missing;
+        u_char *state = ngx_http_keygate_read(&s->state, &len, s->log, NULL, NULL, &missing);
+        if (state) {
+            r = keygate_verifier_restore_state(s->verifier, state, len);
+            ngx_free(state);
+            if (r != KEYGATE_RESULT_OK) {
+                /* A state file for another keyset or garbled: refuse to run
+                 * on it rather than forget the rollback floor silently. */
+                ngx_log_error(NGX_LOG_ALERT, s->log, 0, "keygate: state \"%V\" refused: %s", &s->state,
+                              keygate_result_message(r));
+                keygate_verifier_free(s->verifier);
+                s->verifier = NULL;
+            }
+        }
     }
 }
 
 static void ngx_http_keygate_reload(ngx_http_keygate_source_t *s) {
-    ngx_http_keygate_load(s, &s->trust, 0, keygate_verifier_load_trust, "trust");
-    ngx_http_keygate_load(s, &s->snapshot, 1, keygate_verifier_load_snapshot, "snapshot");
-    ngx_http_keygate_load(s, &s->revocations, 2, keygate_verifier_load_revocations, "revocations");
+    if (s->verifier == NULL) ngx_http_keygate_start(s);
+    if (s->verifier == NULL) return;
+    int changed = ngx_http_keygate_load(s, &s->trust, 0, keygate_verifier_load_trust, "trust");
+    changed |= ngx_http_keygate_load(s, &s->snapshot, 1, keygate_verifier_load_snapshot, "snapshot");
+    changed |= ngx_http_keygate_load(s, &s->revocations, 2, keygate_verifier_load_revocations, "revocations");
+    if (changed) ngx_http_keygate_save_state(s);
 }
 
 static void ngx_http_keygate_timer(ngx_event_t *ev) {
@@ -286,18 +404,9 @@ static ngx_int_t ngx_http_keygate_init_process(ngx_cycle_t *cycle) {
     for (ngx_uint_t i = 0; i < m->sources.nelts; i++) {
         ngx_http_keygate_source_t *s = ss[i];
         s->log = cycle->log;
-        size_t len;
-        u_char *trust = ngx_http_keygate_read(&s->trust, &len, cycle->log, NULL, NULL);
-        if (trust == NULL) continue; /* logged; requests answer 503 until it loads */
-        keygate_result r = keygate_verifier_new(trust, len, &s->verifier);
-        ngx_free(trust);
-        if (r != KEYGATE_RESULT_OK) {
-            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "keygate: trust \"%V\" refused: %s", &s->trust,
-                          keygate_result_message(r));
-            continue;
-        }
-        /* The anchor is loaded; let the timer pick up later trust changes. */
         ngx_http_keygate_reload(s);
+        /* Armed whether or not the trust loaded: a worker that started
+         * without it keeps trying (it answers 503 meanwhile). */
         s->timer.handler = ngx_http_keygate_timer;
         s->timer.data = s;
         s->timer.log = cycle->log;
@@ -309,59 +418,57 @@ static ngx_int_t ngx_http_keygate_init_process(ngx_cycle_t *cycle) {
 
 /* ---------------------------------------------------------- the request */
 
-static ngx_table_elt_t *ngx_http_keygate_find_header(ngx_http_request_t *r, ngx_str_t *name) {
-    ngx_list_part_t *part = &r->headers_in.headers.part;
-    ngx_table_elt_t *h = part->elts;
-    for (ngx_uint_t i = 0;; i++) {
-        if (i >= part->nelts) {
-            if (part->next == NULL) return NULL;
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-        if (h[i].key.len == name->len && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0) return &h[i];
-    }
-}
-
-static ngx_int_t ngx_http_keygate_key(ngx_http_request_t *r, ngx_http_keygate_loc_conf_t *lc, ngx_str_t *key) {
-    ngx_http_keygate_key_source_t *ks = lc->key_sources->elts;
-    for (ngx_uint_t i = 0; i < lc->key_sources->nelts; i++) {
-        ngx_table_elt_t *h = ngx_http_keygate_find_header(r, &ks[i].header);
-        if (h == NULL) continue;
-        u_char *p = h->value.data, *end = h->value.data + h->value.len;
-        if (ks[i].scheme.len) {
-            if (h->value.len <= ks[i].scheme.len || ngx_strncasecmp(p, ks[i].scheme.data, ks[i].scheme.len) != 0 ||
-                p[ks[i].scheme.len] != ' ') {
+/* Removes every request header the policy strips (the key-bearing ones and
+ * client copies of the principal header) from the list the proxy modules
+ * forward, shifting the rest of its part down. */
+static void ngx_http_keygate_strip(ngx_http_request_t *r, keygate_policy *policy) {
+    for (ngx_list_part_t *part = &r->headers_in.headers.part; part; part = part->next) {
+        ngx_table_elt_t *h = part->elts;
+        for (ngx_uint_t i = 0; i < part->nelts; /* advanced below */) {
+            if (!keygate_policy_strips(policy, h[i].key.data, h[i].key.len, h[i].value.data, h[i].value.len)) {
+                i++;
                 continue;
             }
-            p += ks[i].scheme.len;
+            if (r->headers_in.authorization == &h[i]) r->headers_in.authorization = NULL;
+            /* A pointer nginx keeps into the entries after it moves down
+             * with them: authorization is the only one on the strip list. */
+            if (r->headers_in.authorization > &h[i] && r->headers_in.authorization < &h[part->nelts])
+                r->headers_in.authorization--;
+            ngx_memmove(&h[i], &h[i + 1], (part->nelts - i - 1) * sizeof(ngx_table_elt_t));
+            part->nelts--;
         }
-        while (p < end && *p == ' ') p++;
-        while (end > p && end[-1] == ' ') end--;
-        if (p == end) continue;
-        key->data = p;
-        key->len = end - p;
-        return NGX_OK;
     }
-    return NGX_DECLINED;
 }
 
-static ngx_int_t ngx_http_keygate_challenge(ngx_http_request_t *r, ngx_http_keygate_loc_conf_t *lc, ngx_int_t status,
-                                            const char *error, const char *description) {
-    ngx_table_elt_t *h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    size_t len = sizeof("Bearer realm=\"\", error=\"\", error_description=\"\"") + lc->realm.len + 64 + 128;
-    u_char *v = ngx_pnalloc(r->pool, len);
-    if (v == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    u_char *e = error ? ngx_snprintf(v, len, "Bearer realm=\"%V\", error=\"%s\", error_description=\"%s\"",
-                                     &lc->realm, error, description)
-                      : ngx_snprintf(v, len, "Bearer realm=\"%V\"", &lc->realm);
-    h->hash = 1;
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    h->value.data = v;
-    h->value.len = e - v;
-    r->headers_out.www_authenticate = h;
-    return status;
+static ngx_int_t ngx_http_keygate_set_principal(ngx_http_request_t *r, ngx_http_keygate_loc_conf_t *lc,
+                                                keygate_answer *a) {
+    ngx_table_elt_t *h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) return NGX_ERROR;
+    h->key = lc->principal_header;
+    h->value.len = a->principal_value_len;
+    h->value.data = (u_char *)a->principal_value;
+    h->lowcase_key = ngx_pnalloc(r->pool, h->key.len);
+    if (h->lowcase_key == NULL) return NGX_ERROR;
+    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
+    return NGX_OK;
+}
+
+static ngx_int_t ngx_http_keygate_add_headers(ngx_http_request_t *r, keygate_answer *a) {
+    for (size_t i = 0; i < a->response_headers_len; i++) {
+        keygate_response_header *rh = &a->response_headers[i];
+        ngx_table_elt_t *h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) return NGX_ERROR;
+        h->hash = 1;
+        h->key.data = (u_char *)rh->name;
+        h->key.len = ngx_strlen(rh->name);
+        h->value.data = (u_char *)rh->value;
+        h->value.len = rh->value_len;
+        if (h->key.len == sizeof("WWW-Authenticate") - 1 &&
+            ngx_strncmp(h->key.data, "WWW-Authenticate", h->key.len) == 0) {
+            r->headers_out.www_authenticate = h;
+        }
+    }
+    return NGX_OK;
 }
 
 static ngx_int_t ngx_http_keygate_handler(ngx_http_request_t *r) {
@@ -374,58 +481,41 @@ static ngx_int_t ngx_http_keygate_handler(ngx_http_request_t *r) {
         if (ctx == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         ngx_http_set_ctx(r, ctx, ngx_http_keygate_module);
     }
-    ngx_str_t key;
-    if (ngx_http_keygate_key(r, lc, &key) != NGX_OK) {
-        return ngx_http_keygate_challenge(r, lc, NGX_HTTP_UNAUTHORIZED, NULL, NULL);
+    ngx_uint_t n = 0;
+    for (ngx_list_part_t *part = &r->headers_in.headers.part; part; part = part->next) n += part->nelts;
+    keygate_header *hs = ngx_palloc(r->pool, (n ? n : 1) * sizeof(keygate_header));
+    if (hs == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    n = 0;
+    for (ngx_list_part_t *part = &r->headers_in.headers.part; part; part = part->next) {
+        ngx_table_elt_t *h = part->elts;
+        for (ngx_uint_t i = 0; i < part->nelts; i++, n++) {
+            hs[n] = (keygate_header){h[i].key.data, h[i].key.len, h[i].value.data, h[i].value.len};
+        }
     }
-    if (sc->source == NULL || sc->source->verifier == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "keygate: no artifacts loaded");
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-    keygate_result res = keygate_verifier_verify(sc->source->verifier, (const char *)key.data, key.len,
-                                                 (const char *)lc->scope.data, lc->scope.len, 0, &ctx->verdict);
+    keygate_verifier *v = sc->source ? sc->source->verifier : NULL;
+    keygate_result res = keygate_verifier_check(v, hs, n, (const char *)lc->scope.data, lc->scope.len, 0, lc->policy,
+                                                &ctx->answer);
     if (res != KEYGATE_RESULT_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "keygate: verify failed: %s", keygate_result_message(res));
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "keygate: check failed: %s", keygate_result_message(res));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     ctx->decided = 1;
-    switch (ctx->verdict.outcome) {
-    case KEYGATE_OUTCOME_VALID:
-    case KEYGATE_OUTCOME_VALID_DEPRECATED:
-        return NGX_OK;
-    case KEYGATE_OUTCOME_INSUFFICIENT_SCOPE:
-        return ngx_http_keygate_challenge(r, lc, NGX_HTTP_FORBIDDEN, "insufficient_scope",
-                                          "the key lacks the required scope");
-    case KEYGATE_OUTCOME_STALE:
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    default:
-        return ngx_http_keygate_challenge(r, lc, NGX_HTTP_UNAUTHORIZED, "invalid_token",
-                                          keygate_outcome_name(ctx->verdict.outcome));
+    keygate_answer *a = &ctx->answer;
+    if (!a->forward) {
+        if (v == NULL) ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "keygate: no trust anchor loaded");
+        if (ngx_http_keygate_add_headers(r, a) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return a->status;
     }
+    ngx_http_keygate_strip(r, lc->policy);
+    if (ngx_http_keygate_set_principal(r, lc, a) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_OK;
 }
 
 /* Deprecation (RFC 9745) and Sunset (RFC 8594) on responses to rotated keys. */
 static ngx_int_t ngx_http_keygate_header_filter(ngx_http_request_t *r) {
     ngx_http_keygate_ctx_t *ctx = ngx_http_get_module_ctx(r->main, ngx_http_keygate_module);
-    if (ctx && ctx->decided && ctx->verdict.outcome == KEYGATE_OUTCOME_VALID_DEPRECATED && r == r->main) {
-        ngx_table_elt_t *h = ngx_list_push(&r->headers_out.headers);
-        u_char *v = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
-        if (h && v) {
-            h->hash = 1;
-            ngx_str_set(&h->key, "Deprecation");
-            h->value.data = v;
-            h->value.len = ngx_sprintf(v, "@%uL", ctx->verdict.deprecated_at) - v;
-        }
-        if (ctx->verdict.sunset_at) {
-            h = ngx_list_push(&r->headers_out.headers);
-            v = ngx_pnalloc(r->pool, sizeof("Mon, 28 Sep 1970 06:00:00 GMT"));
-            if (h && v) {
-                h->hash = 1;
-                ngx_str_set(&h->key, "Sunset");
-                h->value.data = v;
-                h->value.len = ngx_http_time(v, (time_t)ctx->verdict.sunset_at) - v;
-            }
-        }
+    if (ctx && ctx->decided && ctx->answer.forward && r == r->main) {
+        if (ngx_http_keygate_add_headers(r, &ctx->answer) != NGX_OK) return NGX_ERROR;
     }
     return ngx_http_next_header_filter(r);
 }
@@ -434,25 +524,26 @@ static ngx_int_t ngx_http_keygate_header_filter(ngx_http_request_t *r) {
 
 static ngx_int_t ngx_http_keygate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data) {
     ngx_http_keygate_ctx_t *ctx = ngx_http_get_module_ctx(r->main, ngx_http_keygate_module);
-    if (ctx == NULL || !ctx->decided) {
+    if (ctx == NULL || !ctx->decided || !ctx->answer.verified || (data == 0 && !ctx->answer.forward)) {
         v->not_found = 1;
         return NGX_OK;
     }
+    keygate_verdict *d = &ctx->answer.verdict;
     u_char *p;
     switch (data) {
-    case 0: /* principal */
-        v->len = ngx_strlen(ctx->verdict.principal);
-        v->data = (u_char *)ctx->verdict.principal;
+    case 0: /* principal, as the principal header carries it */
+        v->len = ctx->answer.principal_value_len;
+        v->data = (u_char *)ctx->answer.principal_value;
         break;
     case 1: /* key id */
         p = ngx_pnalloc(r->pool, 32);
         if (p == NULL) return NGX_ERROR;
-        ngx_hex_dump(p, ctx->verdict.key_id, 16);
+        ngx_hex_dump(p, d->key_id, 16);
         v->len = 32;
         v->data = p;
         break;
     default: /* outcome */
-        v->data = (u_char *)keygate_outcome_name(ctx->verdict.outcome);
+        v->data = (u_char *)keygate_outcome_name(d->outcome);
         v->len = ngx_strlen(v->data);
     }
     v->valid = 1;

@@ -76,9 +76,12 @@ def expect(check, where, name, header, want, got):
         check(values == [want], f"{where}: {name}: {header}: want [{want!r}], got {values!r}")
 
 
-def run(check, where, port, keys, recorder, skip=()):
+def run(check, where, port, keys, recorder, skip=(), host_answers=()):
     """Every vector through the gateway on `port`; `skip` names vectors this
-    host cannot carry (printed, so a skip is never silent). Returns the count."""
+    host cannot carry, `host_answers` those the host itself answers before
+    keygate sees them (their status is still checked, their response headers
+    not) — both printed with the reason, so nothing is silent. Returns the
+    count."""
     done = 0
     for i, v in enumerate(vectors()):
         if v["name"] in skip:
@@ -88,8 +91,11 @@ def run(check, where, port, keys, recorder, skip=()):
         headers = [(n, fill(val, keys)) for n, val in v["headers"]]
         status, got = send(port, fill(v.get("path", "/conformance"), keys), headers, rid)
         check(status == v["status"], f"{where}: {v['name']}: status {status}, want {v['status']}")
-        for h, want in v.get("response", {}).items():
-            expect(check, where, v["name"], h, want, got)
+        if v["name"] in host_answers:
+            print(f"conformance ({where}): {v['name']!r}: status only: {host_answers[v['name']]}")
+        else:
+            for h, want in v.get("response", {}).items():
+                expect(check, where, v["name"], h, want, got)
         up = recorder.take(rid)
         if status == 200:
             check(up is not None, f"{where}: {v['name']}: answered 200 but the upstream got nothing")

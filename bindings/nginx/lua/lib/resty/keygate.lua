@@ -1,11 +1,13 @@
 -- resty.keygate: API-key verification for OpenResty, Kong and APISIX, via
 -- LuaJIT FFI over libkeygate. One verifier per worker per artifact set,
--- reloaded on a timer; same verdicts and HTTP answers as the nginx module.
+-- reloaded on a timer. The answer is the core's gateway contract
+-- (keygate_verifier_check), exactly as the nginx module applies it.
 --
 --   init_worker_by_lua_block {
 --     require("resty.keygate").init({ lib = "/usr/local/lib/libkeygate.so",
 --       trust = "/srv/keygate/trust.kgt", snapshot = "/srv/keygate/snapshot.kgs",
---       revocations = "/srv/keygate/revocations.kgr", interval = 1 })
+--       revocations = "/srv/keygate/revocations.kgr", interval = 1,
+--       state = "/var/lib/keygate/nginx.state" })
 --   }
 --   access_by_lua_block { require("resty.keygate").access({ scope = "invoices:read" }) }
 --   header_filter_by_lua_block { require("resty.keygate").header_filter() }
@@ -13,10 +15,18 @@ local ffi = require("ffi")
 
 ffi.cdef [[
 typedef struct keygate_verifier keygate_verifier;
+typedef struct keygate_policy keygate_policy;
 typedef struct keygate_verdict {
-  int outcome; uint8_t key_id[16]; char principal[128]; size_t principal_len;
+  int outcome; uint8_t key_id[16]; char principal[129]; size_t principal_len;
   uint64_t expires_at, deprecated_at, sunset_at, snapshot_version, revocation_seq; bool stale;
 } keygate_verdict;
+typedef struct keygate_header { const uint8_t *name; size_t name_len; const uint8_t *value; size_t value_len; } keygate_header;
+typedef struct keygate_response_header { const char *name; char value[385]; size_t value_len; } keygate_response_header;
+typedef struct keygate_answer {
+  uint16_t status; bool forward; bool verified; keygate_verdict verdict; const char *body;
+  size_t response_headers_len; keygate_response_header response_headers[2];
+  char principal_value[385]; size_t principal_value_len;
+} keygate_answer;
 int keygate_verifier_new(const uint8_t *trust, size_t trust_len, keygate_verifier **out);
 void keygate_verifier_free(keygate_verifier *verifier);
 int keygate_verifier_load_snapshot(keygate_verifier *v, const uint8_t *bytes, size_t len);
@@ -24,20 +34,29 @@ int keygate_verifier_load_revocations(keygate_verifier *v, const uint8_t *bytes,
 int keygate_verifier_load_trust(keygate_verifier *v, const uint8_t *bytes, size_t len);
 int keygate_verifier_verify(const keygate_verifier *v, const char *key, size_t key_len,
   const char *scope, size_t scope_len, uint64_t now_unix, keygate_verdict *out);
+int keygate_policy_new(const char *realm, size_t realm_len, const char *principal_header,
+  size_t principal_header_len, uint32_t retry_after, keygate_policy **out);
+void keygate_policy_free(keygate_policy *policy);
+bool keygate_policy_strips(const keygate_policy *policy, const uint8_t *name, size_t name_len,
+  const uint8_t *value, size_t value_len);
+int keygate_verifier_check(const keygate_verifier *v, const keygate_header *headers, size_t headers_len,
+  const char *scope, size_t scope_len, uint64_t now_unix, const keygate_policy *policy, keygate_answer *out);
+int keygate_verifier_state(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
+int keygate_verifier_restore_state(keygate_verifier *v, const uint8_t *text, size_t len);
 int keygate_verifier_stats_prometheus_size(const keygate_verifier *v, size_t *out_size);
 int keygate_verifier_stats_prometheus(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
-const char *keygate_result_message(int result);
-const char *keygate_outcome_name(int outcome);
+const char *keygate_result_message(uint32_t result);
+const char *keygate_outcome_name(uint32_t outcome);
 const char *keygate_version(void);
 ]]
 
-local _M = { _VERSION = "0.1.0" }
-local OUTCOMES = { [0] = "valid", "valid_deprecated", "revoked", "expired", "not_yet_valid", "unknown",
-  "malformed", "insufficient_scope", "stale" }
+local _M = { _VERSION = "0.2.0" }
 
 local lib, verifier, conf
-local seen = {}        -- path -> "mtime:size" of the last file loaded
-local verdict = ffi.new("keygate_verdict")
+local seen = {}        -- path -> size and CRC of the last file installed
+local policies = {}    -- realm \0 principal header \0 retry-after -> keygate_policy
+local answer = ffi.new("keygate_answer")
+local STATE_MAX = 256
 
 local function slurp(path)
   local f, err = io.open(path, "rb")
@@ -47,109 +66,172 @@ local function slurp(path)
   return data
 end
 
--- Loads a file if it changed since the last look; a refused artifact is
--- logged at error and the current state is kept.
-local function load(path, fn, what)
-  if not path then return end
-  local f = io.open(path, "rb")
+local function message(rc)
+  return ffi.string(lib.keygate_result_message(rc))
+end
+
+-- Writes the high-water marks atomically (temp file per worker, rename).
+local function save_state()
+  if not conf.state then return end
+  local buf, len = ffi.new("char[?]", STATE_MAX), ffi.new("size_t[1]")
+  if lib.keygate_verifier_state(verifier, buf, STATE_MAX, len) ~= 0 then return end
+  local tmp = conf.state .. "." .. ngx.worker.pid() .. ".tmp"
+  local f = io.open(tmp, "wb")
   if not f then
-    ngx.log(ngx.ERR, "keygate: cannot open ", path)
+    ngx.log(ngx.ERR, "keygate: state ", conf.state, " not saved")
     return
   end
-  local size = f:seek("end")
+  f:write(ffi.string(buf, len[0]))
   f:close()
+  local ok, err = os.rename(tmp, conf.state)
+  if not ok then ngx.log(ngx.ERR, "keygate: state ", conf.state, " not saved: ", err) end
+end
+
+-- Installs a file if its content changed since it was last installed. A
+-- missing trust update or revocation file is "none yet"; a missing snapshot
+-- is an error. A refused artifact is logged and retried on every tick (it
+-- may be accepted once the trust it needs arrives); state is kept.
+local function load(path, fn, what)
+  if not path then return false end
   local data = slurp(path)
-  local stamp = tostring(size) .. ":" .. ngx.crc32_short(data or "")
-  if seen[path] == stamp then return end
-  local rc = lib[fn](verifier, data, #data)
-  seen[path] = stamp
-  if rc ~= 0 then
-    ngx.log(ngx.ERR, "keygate: ", what, " ", path, " refused: ", ffi.string(lib.keygate_result_message(rc)))
+  if not data then
+    if what == "snapshot" then ngx.log(ngx.ERR, "keygate: snapshot ", path, " missing") end
+    return false
   end
+  local stamp = #data .. ":" .. ngx.crc32_long(data)
+  if seen[path] == stamp then return false end
+  local rc = lib[fn](verifier, data, #data)
+  if rc ~= 0 then
+    ngx.log(ngx.ERR, "keygate: ", what, " ", path, " refused: ", message(rc))
+    return false
+  end
+  seen[path] = stamp
+  return true
 end
 
-local function reload(premature)
-  if premature then return end
-  load(conf.trust, "keygate_verifier_load_trust", "trust")
-  load(conf.snapshot, "keygate_verifier_load_snapshot", "snapshot")
-  load(conf.revocations, "keygate_verifier_load_revocations", "revocations")
-end
-
---- Creates this worker's verifier and starts the reload timer.
-function _M.init(opts)
-  conf = opts
-  lib = ffi.load(opts.lib or "keygate")
-  local trust, err = slurp(opts.trust)
+-- The verifier from the pinned trust file and the saved high-water marks.
+local function start()
+  local trust, err = slurp(conf.trust)
   if not trust then
-    ngx.log(ngx.ERR, "keygate: trust ", opts.trust, ": ", err)
+    ngx.log(ngx.ERR, "keygate: trust ", conf.trust, ": ", err)
     return
   end
   local out = ffi.new("keygate_verifier*[1]")
   local rc = lib.keygate_verifier_new(trust, #trust, out)
   if rc ~= 0 then
-    ngx.log(ngx.ERR, "keygate: trust refused: ", ffi.string(lib.keygate_result_message(rc)))
+    ngx.log(ngx.ERR, "keygate: trust refused: ", message(rc))
     return
   end
-  verifier = ffi.gc(out[0], lib.keygate_verifier_free)
-  seen[opts.trust] = nil
+  local v = ffi.gc(out[0], lib.keygate_verifier_free)
+  local state = conf.state and slurp(conf.state)
+  if state then
+    rc = lib.keygate_verifier_restore_state(v, state, #state)
+    if rc ~= 0 then
+      -- Refuse to run on a garbled or foreign state rather than forget the floor.
+      ngx.log(ngx.ALERT, "keygate: state ", conf.state, " refused: ", message(rc))
+      return
+    end
+  end
+  verifier = v
+end
+
+local function reload(premature)
+  if premature then return end
+  if not verifier then start() end
+  if not verifier then return end
+  local changed = load(conf.trust, "keygate_verifier_load_trust", "trust")
+  changed = load(conf.snapshot, "keygate_verifier_load_snapshot", "snapshot") or changed
+  changed = load(conf.revocations, "keygate_verifier_load_revocations", "revocations") or changed
+  if changed then save_state() end
+end
+
+--- Creates this worker's verifier and starts the reload timer (armed even
+--- when the trust cannot be loaded yet: the worker keeps trying).
+function _M.init(opts)
+  conf = opts
+  lib = ffi.load(opts.lib or "keygate")
   reload(false)
   ngx.timer.every(opts.interval or 1, reload)
 end
 
-local function presented_key()
-  local auth = ngx.var.http_authorization
-  if auth then
-    local k = auth:match("^[Bb][Ee][Aa][Rr][Ee][Rr]%s+(.-)%s*$")
-    if k and #k > 0 then return k end
-  end
-  local k = ngx.var.http_x_api_key
-  if k and #k > 0 then return k end
+local function policy_for(opts)
+  local realm, header = opts.realm or "keygate", opts.principal_header or "X-Keygate-Principal"
+  local retry = opts.retry_after or 5
+  local id = realm .. "\0" .. header .. "\0" .. retry
+  local p = policies[id]
+  if p then return p end
+  local out = ffi.new("keygate_policy*[1]")
+  local rc = lib.keygate_policy_new(realm, #realm, header, #header, retry, out)
+  if rc ~= 0 then error("resty.keygate: realm " .. realm .. " / principal header " .. header .. ": " .. message(rc)) end
+  p = ffi.gc(out[0], lib.keygate_policy_free)
+  policies[id] = p
+  return p
 end
 
-local function challenge(status, realm, err, desc)
-  local c = 'Bearer realm="' .. realm .. '"'
-  if err then c = c .. ', error="' .. err .. '", error_description="' .. desc .. '"' end
-  ngx.header["WWW-Authenticate"] = c
-  return ngx.exit(status)
+local function add_response_headers(a)
+  for i = 0, tonumber(a.response_headers_len) - 1 do
+    local h = a.response_headers[i]
+    ngx.header[ffi.string(h.name)] = ffi.string(h.value, h.value_len)
+  end
 end
 
 --- The access-phase check. opts: { scope = "...", realm = "keygate",
---- principal_header = "X-Keygate-Principal" }.
+--- principal_header = "X-Keygate-Principal", retry_after = 5 }.
 function _M.access(opts)
   opts = opts or {}
-  local realm = opts.realm or "keygate"
-  local key = presented_key()
-  if not key then return challenge(401, realm) end
-  if not verifier then return ngx.exit(503) end
-  local scope = opts.scope
-  local rc = lib.keygate_verifier_verify(verifier, key, #key, scope, scope and #scope or 0, 0, verdict)
-  if rc ~= 0 then return ngx.exit(500) end
-  local outcome = OUTCOMES[verdict.outcome]
-  ngx.ctx.keygate = {
-    outcome = outcome,
-    principal = ffi.string(verdict.principal),
-    deprecated_at = tonumber(verdict.deprecated_at),
-    sunset_at = tonumber(verdict.sunset_at),
-  }
-  if outcome == "valid" or outcome == "valid_deprecated" then
-    ngx.req.set_header(opts.principal_header or "X-Keygate-Principal", ngx.ctx.keygate.principal)
-    ngx.req.clear_header("Authorization")
-    ngx.req.clear_header("X-API-Key")
-    return
-  elseif outcome == "insufficient_scope" then
-    return challenge(403, realm, "insufficient_scope", "the key lacks the required scope")
-  elseif outcome == "stale" then
-    return ngx.exit(503)
+  local policy = policy_for(opts)
+  local raw = ngx.req.get_headers(0, true)
+  local names, values = {}, {}
+  for name, v in pairs(raw) do
+    if type(v) == "table" then
+      for _, x in ipairs(v) do names[#names + 1], values[#values + 1] = name, x end
+    else
+      names[#names + 1], values[#values + 1] = name, v
+    end
   end
-  return challenge(401, realm, "invalid_token", outcome)
+  local n = #names
+  local hs = ffi.new("keygate_header[?]", n)
+  for i = 1, n do
+    local h = hs[i - 1]
+    h.name, h.name_len, h.value, h.value_len = names[i], #names[i], values[i], #values[i]
+  end
+  local scope = opts.scope
+  local rc = lib.keygate_verifier_check(verifier, hs, n, scope, scope and #scope or 0, 0, policy, answer)
+  if rc ~= 0 then
+    ngx.log(ngx.ERR, "keygate: check failed: ", message(rc))
+    return ngx.exit(500)
+  end
+  local a = answer
+  local kg = { forward = a.forward, headers = {} }
+  if a.verified then
+    kg.outcome = ffi.string(lib.keygate_outcome_name(a.verdict.outcome))
+    kg.principal = ffi.string(a.verdict.principal, a.verdict.principal_len)
+  end
+  ngx.ctx.keygate = kg
+  if not a.forward then
+    if not verifier then ngx.log(ngx.ERR, "keygate: no trust anchor loaded") end
+    add_response_headers(a)
+    return ngx.exit(a.status)
+  end
+  for i = 1, n do
+    if lib.keygate_policy_strips(policy, names[i], #names[i], values[i], #values[i]) then
+      ngx.req.clear_header(names[i])
+    end
+  end
+  ngx.req.set_header(opts.principal_header or "X-Keygate-Principal",
+    ffi.string(a.principal_value, a.principal_value_len))
+  for i = 0, tonumber(a.response_headers_len) - 1 do
+    local h = a.response_headers[i]
+    kg.headers[#kg.headers + 1] = { ffi.string(h.name), ffi.string(h.value, h.value_len) }
+  end
 end
 
---- Adds Deprecation/Sunset to responses for rotated keys.
+--- Adds the answer's response headers (Deprecation/Sunset for a rotated key)
+--- to the upstream's response.
 function _M.header_filter()
   local kg = ngx.ctx.keygate
-  if kg and kg.outcome == "valid_deprecated" then
-    ngx.header["Deprecation"] = "@" .. kg.deprecated_at
-    if kg.sunset_at > 0 then ngx.header["Sunset"] = ngx.http_time(kg.sunset_at) end
+  if kg and kg.forward then
+    for _, h in ipairs(kg.headers) do ngx.header[h[1]] = h[2] end
   end
 end
 
