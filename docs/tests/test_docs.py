@@ -13,6 +13,7 @@ api.example.com, 127.0.0.1:8787), and a `listen` line plus the process
 boilerplate (pid, error_log, temp paths) around a config fragment.
 
 Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
+import base64
 import http.client
 import json
 import http.server
@@ -421,6 +422,9 @@ int main(int argc, char **argv) {{
     check(os.path.exists(wasm), f"envoy.md: {wasm} built")
     filt = take("integrations/envoy.md", 1, "yaml", "real Envoy 1.40 with the filter, every answer over HTTP")
     filt = filt.replace("/etc/envoy/keygate_envoy.wasm", wasm)
+    anchor = base64.b64encode(open(os.path.join(pub, "trust.kgt"), "rb").read()).decode()
+    check("<base64 -w0 trust.kgt>" in filt, "envoy.md: the config pins trust_anchor")
+    filt = filt.replace("<base64 -w0 trust.kgt>", anchor)
     gw = free_port()
     envoy("envoy-wasm", gw, filt, {"upstream": upstream, "keygate_origin": serve(Origin).server_address[1]})
     gateway_matrix("envoy.md", gw, "/invoices/5")
@@ -442,6 +446,13 @@ console.log(r.outcome, r.principal);""", pub, keys["valid"]], cwd=ROOT, capture_
     take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
     lib = open(os.path.join(ROOT, "src/lib.rs")).read()
     check('include_str!("../docs/integrations/rust.md")' in lib, "src/lib.rs includes rust.md as a doctest")
+
+    # -- the contract page shows tests/vectors/contract.json, row for row -------
+    table = subprocess.run([sys.executable, os.path.join(ROOT, "tests/vectors/contract_table.py")],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    page = open(os.path.join(ROOT, "docs/integrations/contract.md")).read()
+    check(table in page, "integrations/contract.md: the table differs from tests/vectors/contract.json "
+          "(paste python3 tests/vectors/contract_table.py)")
 
     missed = sorted(set(ALL) - set(taken))
     check(not missed, "blocks no test takes (add them to docs/tests/test_docs.py): " +
