@@ -133,7 +133,7 @@ impl Cascade {
 }
 
 fn bench(c: &mut Criterion) {
-    let signer = Signer::from_seed(&[5; 32]);
+    let signer = Signer::dangerous_from_seed(&[5; 32]);
     let keyset = Name::new("bench").unwrap();
     let trust = TrustSet::from_chain(&keygate::build_bundle(
         &keyset,

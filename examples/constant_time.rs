@@ -251,7 +251,7 @@ fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(1_000_000, |s| s.parse().expect("measurement count"));
-    let signer = Signer::from_seed(&[3; 32]);
+    let signer = Signer::dangerous_from_seed(&[3; 32]);
     let keyset = Name::new("ct").unwrap();
     let mut b = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, T0)
         .valid_until(T0 + 86_400);

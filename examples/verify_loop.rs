@@ -13,7 +13,7 @@ fn main() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let required = *names.last().expect("at least one scope");
     let n = 10_000usize;
-    let signer = Signer::from_seed(&[7; 32]);
+    let signer = Signer::dangerous_from_seed(&[7; 32]);
     let ks = Name::new("bench").unwrap();
     let mut b =
         SnapshotBuilder::new(ks, Prefix::new("acme_live").unwrap(), 1, 0).valid_until(1 << 31);

@@ -362,9 +362,11 @@ impl Signer {
         (signer, pkcs8)
     }
 
-    /// A key derived from a fixed 32-byte seed: for test vectors and tests only.
-    /// Production keys come from [`Signer::generate`].
-    pub fn from_seed(seed: &[u8; 32]) -> Self {
+    /// A key derived from a fixed 32-byte seed: for test vectors, tests and
+    /// benches only — anyone who knows the seed can sign. Named `dangerous_`
+    /// so it stands out in review; production keys come from
+    /// [`Signer::generate`].
+    pub fn dangerous_from_seed(seed: &[u8; 32]) -> Self {
         use ring::signature::KeyPair as _;
         // A 32-byte seed is always a valid Ed25519 private key.
         let pair =

@@ -76,12 +76,12 @@ def expect(check, where, name, header, want, got):
         check(values == [want], f"{where}: {name}: {header}: want [{want!r}], got {values!r}")
 
 
-def run(check, where, port, keys, recorder, skip=(), host_answers=()):
+def run(check, where, port, keys, recorder, skip=(), host_answers=(), base="/conformance"):
     """Every vector through the gateway on `port`; `skip` names vectors this
     host cannot carry, `host_answers` those the host itself answers before
     keygate sees them (their status is still checked, their response headers
-    not) — both printed with the reason, so nothing is silent. Returns the
-    count."""
+    not) — both printed with the reason, so nothing is silent. Requests go to
+    `base` (a path the gateway guards). Returns the count."""
     done = 0
     for i, v in enumerate(vectors()):
         if v["name"] in skip:
@@ -89,7 +89,8 @@ def run(check, where, port, keys, recorder, skip=(), host_answers=()):
             continue
         rid = f"{os.getpid()}-{i}"
         headers = [(n, fill(val, keys)) for n, val in v["headers"]]
-        status, got = send(port, fill(v.get("path", "/conformance"), keys), headers, rid)
+        path = base + fill(v.get("path", "/conformance"), keys)[len("/conformance"):]
+        status, got = send(port, path, headers, rid)
         check(status == v["status"], f"{where}: {v['name']}: status {status}, want {v['status']}")
         if v["name"] in host_answers:
             print(f"conformance ({where}): {v['name']!r}: status only: {host_answers[v['name']]}")

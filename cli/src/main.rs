@@ -35,8 +35,14 @@ struct Cli {
     /// Who is acting, for the audit log (default: the OS user).
     #[arg(long, global = true, env = "KEYGATE_ACTOR")]
     actor: Option<String>,
-    /// Pretend it is this time (unix seconds or RFC 3339): for tests and drills.
-    #[arg(long = "clock", global = true, env = "KEYGATE_NOW", hide = true)]
+    /// Pretend it is this time (unix seconds or RFC 3339): for tests and
+    /// drills only — keys and artifacts made under it carry the false time.
+    #[arg(
+        long = "dangerous-clock",
+        global = true,
+        env = "KEYGATE_DANGEROUS_NOW",
+        hide = true
+    )]
     clock: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -361,6 +367,14 @@ type Res<T> = Result<T, Fail>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The old spelling is refused, not ignored: a harness that still sets it
+    // would otherwise run on the real clock without noticing.
+    if std::env::var_os("KEYGATE_NOW").is_some() {
+        eprintln!(
+            "keygate: KEYGATE_NOW is no longer read; tests and drills set KEYGATE_DANGEROUS_NOW"
+        );
+        return ExitCode::from(2);
+    }
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {

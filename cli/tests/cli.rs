@@ -722,11 +722,19 @@ fn due_and_rotate_due() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("nothing due"));
+    // The false clock has only its dangerous name: the old one is refused
+    // loudly, so a harness that still sets it cannot run on the real clock.
+    e.cmd()
+        .env("KEYGATE_NOW", "1767225600")
+        .args(["due"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("KEYGATE_DANGEROUS_NOW"));
     // 28 days later, checkout is past its rotate-before point (30d - 3d).
     let later = (now + 28 * 86400).to_string();
     let due = e
         .cmd()
-        .env("KEYGATE_NOW", &later)
+        .env("KEYGATE_DANGEROUS_NOW", &later)
         .args(["--json", "due"])
         .output()
         .unwrap();
@@ -743,7 +751,7 @@ fn due_and_rotate_due() {
     );
     // Dry run changes nothing.
     e.cmd()
-        .env("KEYGATE_NOW", &later)
+        .env("KEYGATE_DANGEROUS_NOW", &later)
         .args(["rotate", "--due", "--dry-run"])
         .assert()
         .success()
@@ -758,7 +766,7 @@ fn due_and_rotate_due() {
     // The real run writes the keys to a private file.
     let f = e.root.join("new-keys.txt");
     e.cmd()
-        .env("KEYGATE_NOW", &later)
+        .env("KEYGATE_DANGEROUS_NOW", &later)
         .args(["rotate", "--due", "--keys-out"])
         .arg(&f)
         .assert()
@@ -773,7 +781,7 @@ fn due_and_rotate_due() {
     // Now the old key is deprecated with a 3-day grace: due again only as a sunset.
     let v: Value = serde_json::from_slice(
         &e.cmd()
-            .env("KEYGATE_NOW", &later)
+            .env("KEYGATE_DANGEROUS_NOW", &later)
             .args(["--json", "due"])
             .output()
             .unwrap()
@@ -785,7 +793,7 @@ fn due_and_rotate_due() {
     // Metrics.
     let m = e
         .cmd()
-        .env("KEYGATE_NOW", &later)
+        .env("KEYGATE_DANGEROUS_NOW", &later)
         .args(["metrics"])
         .output()
         .unwrap();

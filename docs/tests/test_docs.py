@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "bindings/testlib"))
 from gateway import Checks, Store, free_port, serve, upstream_handler  # noqa: E402
+import conformance  # noqa: E402
 
 BIN, VENV_PY, ENVOY = sys.argv[1], sys.argv[2], sys.argv[3]
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -166,7 +167,8 @@ def gateway_matrix(name, port, path, principal_via_body=True, deprecation=True):
     return h
 
 
-Upstream = upstream_handler(lambda h: (
+recorder = conformance.Recorder()
+Upstream = upstream_handler(lambda h: recorder(h) and (
     f"principal={h.get('x-keygate-principal') or '-'} "
     f"auth={'set' if h.get('authorization') or h.get('x-api-key') else '-'}\n").encode())
 
@@ -244,17 +246,27 @@ try:
     run_sh_block(take("integrations/nginx.md", 0, "sh", "run: apt packages present, build.sh"))
     module = os.path.join(ROOT, "bindings/nginx/build/ngx_http_keygate_module.so")
     conf = take("integrations/nginx.md", 1, "nginx", "loaded in real nginx, every answer over HTTP")
-    for a, b in SRV + [("/path/to/ngx_http_keygate_module.so", module), ("/var/log/nginx", work)]:
+    # The state directory must be writable by nginx's worker user.
+    state_dir = os.path.join(work, "nginx-state")
+    os.makedirs(state_dir)
+    os.chmod(state_dir, 0o777)
+    for a, b in SRV + [("/path/to/ngx_http_keygate_module.so", module), ("/var/log/nginx", work),
+                       ("/var/lib/keygate", state_dir)]:
         conf = conf.replace(a, b)
     gw = free_port()
     conf = with_listen(conf.replace("http {", "http {\n    " + NGINX_TEMPS, 1), gw)
     p = nginx("nginx-native", conf)
     wait_port(gw, "nginx (native module)", p)
     gateway_matrix("nginx.md", gw, "/invoices/2026")
+    conformance.run(check, "nginx.md as written", gw, keys, recorder, base="/invoices/2026",
+                    host_answers={"two authorization headers": "nginx refuses a repeated Authorization line itself"})
     st, _, body = get(gw, "/keygate/metrics")
     check(st == 200 and "keygate_" in body, f"nginx.md: metrics location: {st} {body[:200]!r}")
     log = open(os.path.join(work, "api.log")).read()
+    check(os.path.exists(os.path.join(state_dir, "nginx.state")), "nginx.md: keygate_state written")
     check("billing-service" in log and " valid " in log, f"nginx.md: the keygate log format: {log[-300:]!r}")
+    # (The conformance table sends one key in a URL on purpose; a URL is logged whole.)
+    log = "\n".join(l for l in log.splitlines() if "?api_key=" not in l)
     check(all(k not in log for k in keys.values()), "nginx.md: no key in the access log")
 
     # -- the client guide, against that nginx -----------------------------------
@@ -349,7 +361,7 @@ int main(int argc, char **argv) {{
 
     # -- OpenResty: the Lua module over the library installed above -------------
     conf = take("integrations/openresty.md", 0, "nginx", "loaded in real nginx with the Lua module")
-    for a, b in SRV + [("/path/to/bindings", os.path.join(ROOT, "bindings")),
+    for a, b in SRV + [("/var/lib/keygate", state_dir), ("/path/to/bindings", os.path.join(ROOT, "bindings")),
                        ("/usr/local/lib/libkeygate.so", os.path.join(prefix, "lib/libkeygate.so"))]:
         conf = conf.replace(a, b)
     gw = free_port()
@@ -358,6 +370,8 @@ int main(int argc, char **argv) {{
               f"http {{\n{NGINX_TEMPS}\n{with_listen(conf, gw)}\n}}\n")
     wait_port(gw, "nginx (Lua)", p)
     gateway_matrix("openresty.md", gw, "/invoices/2026")
+    conformance.run(check, "openresty.md as written", gw, keys, recorder, base="/invoices/2026",
+                    host_answers={"two authorization headers": "nginx refuses a repeated Authorization line itself"})
     st, _, body = get(gw, "/keygate/metrics")
     check(st == 200 and "keygate_" in body, f"openresty.md: metrics: {st}")
 
@@ -394,6 +408,8 @@ int main(int argc, char **argv) {{
     gw = free_port()
     envoy("envoy-ext-authz", gw, ext, {"backend": upstream, "keygate": serve_port})
     gateway_matrix("forward-auth.md ext_authz", gw, "/invoices/3")
+    conformance.run(check, "keygate serve behind Envoy ext_authz (forward-auth.md)", gw, keys, recorder,
+                    base="/invoices/3")
     st, h, _ = get(gw, "/invoices/3", keys["revoked"])
     check('error="invalid_token"' in h.get("www-authenticate", ""), f"ext_authz passes keygate's challenge: {h}")
 
@@ -428,6 +444,7 @@ int main(int argc, char **argv) {{
     gw = free_port()
     envoy("envoy-wasm", gw, filt, {"upstream": upstream, "keygate_origin": serve(Origin).server_address[1]})
     gateway_matrix("envoy.md", gw, "/invoices/5")
+    conformance.run(check, "envoy.md as written", gw, keys, recorder, base="/invoices/5")
 
     # -- Workers / Node: the build command, then the package it documents -------
     run_sh_block(take("integrations/workers.md", 0, "sh", "run: build.sh; then require() the Node package"))

@@ -14,7 +14,7 @@ pub fn keyset() -> Name {
 }
 
 pub fn signer(n: u8) -> Signer {
-    Signer::from_seed(&[n; 32])
+    Signer::dangerous_from_seed(&[n; 32])
 }
 
 pub fn key(n: u32) -> ApiKey {

@@ -19,7 +19,7 @@ fn main() {
     } else {
         1_000_000
     };
-    let signer = Signer::from_seed(&[7; 32]);
+    let signer = Signer::dangerous_from_seed(&[7; 32]);
     let keyset = Name::new("bench").unwrap();
     let mut b = SnapshotBuilder::new(keyset, Prefix::new("acme_live").unwrap(), 1, T0)
         .valid_until(T0 + 86_400);

@@ -88,7 +88,10 @@ fn main() {
     let dir = Path::new(&dir);
     std::fs::create_dir_all(dir).unwrap();
     let w = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
-    let (s1, s2) = (Signer::from_seed(&[1; 32]), Signer::from_seed(&[2; 32]));
+    let (s1, s2) = (
+        Signer::dangerous_from_seed(&[1; 32]),
+        Signer::dangerous_from_seed(&[2; 32]),
+    );
     let acme = Name::new("acme").unwrap();
     w(
         "trust.kgt",

@@ -30,7 +30,8 @@ impl Env {
         let mut c = Command::cargo_bin("keygate").unwrap();
         c.env("KEYGATE_STORE", &self.store)
             .env("KEYGATE_ACTOR", "tester")
-            .env_remove("KEYGATE_NOW");
+            .env_remove("KEYGATE_NOW")
+            .env_remove("KEYGATE_DANGEROUS_NOW");
         c
     }
 
