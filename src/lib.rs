@@ -52,6 +52,8 @@ mod error;
 mod http;
 mod key;
 mod outcome;
+#[cfg(feature = "std")]
+mod reload;
 mod revocation;
 mod snapshot;
 mod trust;
@@ -86,6 +88,8 @@ pub use snapshot::{
 };
 pub use trust::{SignerId, TrustSet, TrustedSigner, MAX_SIGNERS};
 
+#[cfg(feature = "std")]
+pub use reload::{file_stamp, look_at_file, Fetched, Look, Reload, Reloaded, RELOAD_ORDER};
 #[cfg(feature = "std")]
 pub use revocation::{build_update, UpdateBuildError, UpdateSpec};
 #[cfg(feature = "std")]

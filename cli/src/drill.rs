@@ -65,16 +65,14 @@ fn fail(e: impl std::fmt::Display) -> Fail {
 
 fn gateway_loop(g: &Gateway, dir: &Path, poll: Duration, phase: Duration, stop: &AtomicBool) {
     std::thread::sleep(phase);
+    // The core's reload discipline, as every gateway surface drives it.
+    let mut reload = keygate::Reload::new();
     while !stop.load(Ordering::Relaxed) {
-        // Trust first, then snapshot, then update: the order a real poller uses.
-        if let Ok(b) = std::fs::read(dir.join("trust.kgt")) {
-            let _ = g.verifier.install_trust(&b);
-        }
-        if let Ok(b) = std::fs::read(dir.join("snapshot.kgs")) {
-            let _ = g.verifier.install_snapshot(&b);
-        }
-        if let Ok(b) = std::fs::read(dir.join("revocations.kgr")) {
-            if g.verifier.install_revocations(&b).is_ok() {
+        for a in keygate::RELOAD_ORDER {
+            let look = keygate::look_at_file(&dir.join(a.file_name()), reload.validator(a));
+            let step = reload.offer(&g.verifier, a, look.fetched());
+            if let (keygate::Artifact::Revocations, keygate::Reloaded::Installed { .. }) = (a, step)
+            {
                 if let Some(h) = g.verifier.revocation_header() {
                     g.installed_seq
                         .lock()

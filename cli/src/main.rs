@@ -850,6 +850,7 @@ fn run(cli: &Cli) -> Res<u8> {
                 metrics_listen: metrics_listen.clone(),
                 trust: trust.clone(),
                 sources,
+                reload: std::sync::Mutex::new(keygate::Reload::new()),
                 poll: duration("poll", poll)?,
                 scope: scope.clone(),
                 trust_scope_header: *trust_scope_header,

@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use keygate::{Artifact, HighWater, Verifier};
+use keygate::{Artifact, HighWater, Look, Reload, Reloaded, Verifier};
 
 use crate::{input, Fail, Res};
 
@@ -47,20 +47,8 @@ pub(crate) enum Sources {
     /// A static origin (any web server, bucket or CDN that `keygate publish`
     /// output is copied to): `<base>trust.kgt`, `snapshot.kgs`,
     /// `revocations.kgr`, fetched with If-None-Match.
-    Url {
-        base: String,
-        agent: ureq::Agent,
-        /// ETag of the last installed artifact of each kind (`Artifact as usize`).
-        etags: Mutex<[Option<String>; 3]>,
-    },
+    Url { base: String, agent: ureq::Agent },
 }
-
-/// The order artifacts are loaded in: trust first, so a snapshot from a
-/// rotated signer is never refused, and revocations after their snapshot.
-const ORDER: [Artifact; 3] = [Artifact::Trust, Artifact::Snapshot, Artifact::Revocations];
-
-/// An artifact's bytes and its ETag (from an origin URL), or `None`.
-type Fetched = Option<(Vec<u8>, Option<String>)>;
 
 /// The largest artifact fetched from an origin (66 MB per million keys).
 const MAX_ARTIFACT: u64 = 1 << 31;
@@ -77,13 +65,13 @@ impl Sources {
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(5))
                 .build(),
-            etags: Mutex::new([None, None, None]),
         }
     }
 
-    /// Artifact `a`: `Ok(None)` when unchanged since it was last installed
-    /// (HTTP 304) or, for the optional trust update and revocations, absent.
-    fn get(&self, a: Artifact) -> Result<Fetched, String> {
+    /// One look at artifact `a`, asking whether it changed since
+    /// `validator` (a file stamp, or an ETag sent as If-None-Match); `None`
+    /// when this source has no such artifact configured.
+    fn look(&self, a: Artifact, validator: Option<&str>) -> Option<Look> {
         match self {
             Self::Files {
                 trust,
@@ -94,43 +82,31 @@ impl Sources {
                     Artifact::Trust => trust.as_ref(),
                     Artifact::Snapshot => Some(snapshot),
                     Artifact::Revocations => revocations.as_ref(),
-                };
-                let Some(path) = path.filter(|p| a == Artifact::Snapshot || p.exists()) else {
-                    return Ok(None);
-                };
-                std::fs::read(path)
-                    .map(|b| Some((b, None)))
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                }?;
+                Some(keygate::look_at_file(path, validator))
             }
-            Self::Url { base, agent, etags } => {
+            Self::Url { base, agent } => {
                 let url = format!("{base}{}", a.file_name());
                 let mut req = agent.get(&url);
-                if let Some(e) = &etags.lock().unwrap_or_else(|e| e.into_inner())[a as usize] {
+                if let Some(e) = validator {
                     req = req.set("If-None-Match", e);
                 }
                 let resp = match req.call() {
-                    Ok(r) if r.status() == 304 => return Ok(None),
+                    Ok(r) if r.status() == 304 => return Some(Look::NotModified),
                     Ok(r) => r,
-                    Err(ureq::Error::Status(404, _)) if a != Artifact::Snapshot => return Ok(None),
-                    Err(e) => return Err(format!("{url}: {e}")),
+                    Err(ureq::Error::Status(404, _)) => return Some(Look::Missing),
+                    Err(e) => return Some(Look::Failed(format!("{url}: {e}"))),
                 };
                 let etag = resp.header("ETag").map(str::to_string);
                 let mut body = Vec::new();
-                std::io::Read::read_to_end(
+                if let Err(e) = std::io::Read::read_to_end(
                     &mut std::io::Read::take(resp.into_reader(), MAX_ARTIFACT),
                     &mut body,
-                )
-                .map_err(|e| format!("{url}: {e}"))?;
-                Ok(Some((body, etag)))
+                ) {
+                    return Some(Look::Failed(format!("{url}: {e}")));
+                }
+                Some(Look::Got(body, etag))
             }
-        }
-    }
-
-    /// Remembers the ETag of an installed artifact, so the next poll asks
-    /// whether it changed (a refused one is fetched again).
-    fn installed(&self, a: Artifact, etag: Option<String>) {
-        if let Self::Url { etags, .. } = self {
-            etags.lock().unwrap_or_else(|e| e.into_inner())[a as usize] = etag;
         }
     }
 }
@@ -141,6 +117,8 @@ pub(crate) struct Settings {
     /// The pinned trust anchor (a local `.kgt`).
     pub trust: PathBuf,
     pub sources: Sources,
+    /// The reload state of `sources` (the core's discipline).
+    pub reload: Mutex<Reload>,
     pub poll: Duration,
     pub scope: Option<String>,
     /// Read the required scope from `X-Keygate-Scope` (a trusted front proxy).
@@ -171,34 +149,25 @@ const MAX_HEAD: usize = 64 * 1024;
 /// reconnect when one is closed).
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
-/// Loads what changed, in [`ORDER`]; a missing, unreachable or refused
-/// artifact keeps the current state and is logged on stderr. Returns whether
-/// anything was installed.
-fn load(v: &Verifier, s: &Sources) -> bool {
+/// Loads what changed by the core's reload rules ([`Reload`]): a missing
+/// snapshot, a failed fetch and a refused artifact keep the current state
+/// and are logged on stderr. Returns whether anything was installed.
+fn load(v: &Verifier, s: &Settings) -> bool {
+    let mut reload = s.reload.lock().unwrap_or_else(|e| e.into_inner());
     let mut changed = false;
-    for a in ORDER {
-        let (bytes, etag) = match s.get(a) {
-            Ok(Some(got)) => got,
-            Ok(None) => continue,
-            Err(e) => {
-                eprintln!("keygate serve: {a} not fetched: {e}");
-                continue;
-            }
+    for a in keygate::RELOAD_ORDER {
+        let Some(look) = s.sources.look(a, reload.validator(a)) else {
+            continue;
         };
-        let r = match a {
-            Artifact::Trust => v.install_trust(&bytes),
-            Artifact::Snapshot => v.install_snapshot(&bytes),
-            Artifact::Revocations => v.install_revocations(&bytes),
-        };
-        match r {
-            Ok(installed) => {
-                if let keygate::Installed::Updated { from, to } = installed {
-                    eprintln!("keygate serve: {a} {from} -> {to}");
-                    changed = true;
-                }
-                s.installed(a, etag);
+        match reload.offer(v, a, look.fetched()) {
+            Reloaded::Installed { from, to } => {
+                eprintln!("keygate serve: {a} {from} -> {to}");
+                changed = true;
             }
-            Err(e) => eprintln!("keygate serve: {a} not installed: {e}"),
+            Reloaded::SnapshotMissing => eprintln!("keygate serve: {a} missing at the source"),
+            Reloaded::Failed(e) => eprintln!("keygate serve: {a} not fetched: {e}"),
+            Reloaded::Refused(e) => eprintln!("keygate serve: {a} not installed: {e}"),
+            _ => {}
         }
     }
     changed
@@ -207,7 +176,7 @@ fn load(v: &Verifier, s: &Sources) -> bool {
 /// Loads what changed and, when something was installed, writes the
 /// verifier's high-water marks to the state file atomically.
 fn refresh(v: &Verifier, s: &Settings) {
-    let (true, Some(path)) = (load(v, &s.sources), &s.state) else {
+    let (true, Some(path)) = (load(v, s), &s.state) else {
         return;
     };
     let text = v.high_water().to_text(v.trust().keyset().as_str());
