@@ -25,7 +25,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use keygate::{Answer, Policy, Verifier};
+use keygate::{Answer, Artifact, Fetched, Policy, Reload, Reloaded, Verifier};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use serde::Deserialize;
@@ -144,18 +144,12 @@ struct Shared {
     probed: std::cell::Cell<bool>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Trust,
-    Snapshot,
-    Revocations,
-}
-
 #[derive(Default)]
 struct Root {
     shared: Rc<RefCell<Shared>>,
-    pending: HashMap<u32, Kind>,
-    etags: HashMap<&'static str, String>,
+    pending: HashMap<u32, Artifact>,
+    /// The core's reload discipline (ETags, what missing and refused mean).
+    reload: Reload,
 }
 
 impl Root {
@@ -165,19 +159,19 @@ impl Root {
 
     /// Fetches one artifact; the chain trust → snapshot → revocations runs in
     /// that order so a snapshot by a rotated signer is never refused.
-    fn fetch(&mut self, kind: Kind) {
+    fn fetch(&mut self, kind: Artifact) {
         let Some(c) = self.config() else { return };
-        let (path, key) = match kind {
-            Kind::Trust => (&c.trust_path, "trust"),
-            Kind::Snapshot => (&c.snapshot_path, "snapshot"),
-            Kind::Revocations => (&c.revocations_path, "revocations"),
+        let path = match kind {
+            Artifact::Trust => &c.trust_path,
+            Artifact::Snapshot => &c.snapshot_path,
+            Artifact::Revocations => &c.revocations_path,
         };
         let mut headers = vec![
             (":method", "GET"),
             (":path", path.as_str()),
             (":authority", c.authority.as_str()),
         ];
-        let etag = self.etags.get(key).cloned();
+        let etag = self.reload.validator(kind).map(str::to_string);
         if let Some(e) = &etag {
             headers.push(("if-none-match", e.as_str()));
         }
@@ -192,22 +186,6 @@ impl Root {
                 self.pending.insert(token, kind);
             }
             Err(e) => log::warn(&format!("keygate: cannot fetch {path}: {e:?}")),
-        }
-    }
-
-    fn install(&mut self, kind: Kind, body: &[u8]) -> Result<(), String> {
-        let s = self.shared.borrow();
-        match (kind, &s.verifier) {
-            (Kind::Trust, Some(v)) => v.install_trust(body).map(|_| ()).map_err(|e| e.to_string()),
-            (Kind::Snapshot, Some(v)) => v
-                .install_snapshot(body)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            (Kind::Revocations, Some(v)) => v
-                .install_revocations(body)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            (_, None) => Err("not configured".into()),
         }
     }
 }
@@ -235,36 +213,47 @@ impl Context for Root {
         let Some(kind) = self.pending.remove(&token) else {
             return;
         };
-        let name = match kind {
-            Kind::Trust => "trust",
-            Kind::Snapshot => "snapshot",
-            Kind::Revocations => "revocations",
-        };
         let status = self
             .get_http_call_response_header(":status")
             .unwrap_or_default();
-        match status.as_str() {
-            "304" => {}
+        let body;
+        let etag;
+        let failed;
+        let fetched = match status.as_str() {
+            "304" => Fetched::NotModified,
+            "404" => Fetched::Missing,
             "200" => {
-                let body = self
+                body = self
                     .get_http_call_response_body(0, body_size)
                     .unwrap_or_default();
-                match self.install(kind, &body) {
-                    Ok(()) => {
-                        if let Some(e) = self.get_http_call_response_header("etag") {
-                            self.etags.insert(name, e);
-                        }
-                    }
-                    // Refused: state kept; no ETag stored, so the next tick retries.
-                    Err(e) => log::error(&format!("keygate: {name} refused: {e}")),
+                etag = self.get_http_call_response_header("etag");
+                Fetched::Got {
+                    bytes: &body,
+                    validator: etag.as_deref(),
                 }
             }
-            other => log::warn(&format!("keygate: fetching {name}: HTTP {other}")),
+            other => {
+                failed = format!("HTTP {other}");
+                Fetched::Failed(&failed)
+            }
+        };
+        let shared = Rc::clone(&self.shared);
+        if let Some(v) = shared.borrow().verifier.as_ref() {
+            match self.reload.offer(v, kind, fetched) {
+                Reloaded::Installed { from, to } => {
+                    log::info(&format!("keygate: {kind} {from} -> {to}"))
+                }
+                Reloaded::SnapshotMissing => log::error("keygate: snapshot missing at the origin"),
+                Reloaded::Failed(e) => log::warn(&format!("keygate: fetching {kind}: {e}")),
+                // State kept; not remembered, so the next tick retries it.
+                Reloaded::Refused(e) => log::error(&format!("keygate: {kind} refused: {e}")),
+                _ => {}
+            }
         }
         match kind {
-            Kind::Trust => self.fetch(Kind::Snapshot),
-            Kind::Snapshot => self.fetch(Kind::Revocations),
-            Kind::Revocations => {}
+            Artifact::Trust => self.fetch(Artifact::Snapshot),
+            Artifact::Snapshot => self.fetch(Artifact::Revocations),
+            Artifact::Revocations => {}
         }
     }
 }
@@ -283,6 +272,7 @@ impl RootContext for Root {
                 shared.verifier = Some(v);
                 shared.config = Some(Rc::new(c));
                 drop(shared);
+                self.reload = Reload::new();
                 self.set_tick_period(poll);
                 log::info("keygate: configured");
                 true
@@ -296,7 +286,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         if self.config().is_some_and(|c| !c.bench_mode()) {
-            self.fetch(Kind::Trust);
+            self.fetch(Artifact::Trust);
         }
     }
 

@@ -201,6 +201,98 @@ fn answer_object(
     o.into()
 }
 
+/// The core's reload discipline for a JS poller: which validator to send
+/// (`If-None-Match`), what a 304, a 404 or a refused artifact means, in
+/// which order to fetch. One per artifact source.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct Reload {
+    inner: keygate::Reload,
+}
+
+fn artifact(name: &str) -> Result<keygate::Artifact, JsValue> {
+    keygate::RELOAD_ORDER
+        .into_iter()
+        .find(|a| a.file_name() == name)
+        .ok_or_else(|| err(format!("no artifact named {name:?}")))
+}
+
+#[wasm_bindgen]
+impl Reload {
+    /// A source nothing was installed from yet.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Reload {
+        Reload::default()
+    }
+
+    /// The file names in the order to fetch them each tick:
+    /// `["trust.kgt", "snapshot.kgs", "revocations.kgr"]`.
+    pub fn order() -> Array {
+        keygate::RELOAD_ORDER
+            .iter()
+            .map(|a| JsValue::from_str(a.file_name()))
+            .collect()
+    }
+
+    /// The ETag of the artifact last installed from this source (send it as
+    /// `If-None-Match`), or `undefined`.
+    pub fn validator(&self, name: &str) -> Result<Option<String>, JsValue> {
+        Ok(self.inner.validator(artifact(name)?).map(String::from))
+    }
+
+    /// What one fetch of `name` answered: HTTP `status` (200 with `bytes`
+    /// and its `etag`, 304, 404, anything else a failure). Installs into
+    /// `verifier` by the core's rules and returns `{ step, from?, to?,
+    /// error? }`, `step` one of `installed`, `unchanged`, `none_yet`,
+    /// `snapshot_missing`, `failed`, `refused`; `error` is set for the last
+    /// three (log it). A refused artifact is retried on the next tick.
+    pub fn offer(
+        &mut self,
+        verifier: &Verifier,
+        name: &str,
+        status: u16,
+        bytes: Option<Vec<u8>>,
+        etag: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let a = artifact(name)?;
+        let failed = format!("HTTP {status}");
+        let fetched = match (status, &bytes) {
+            (304, _) => keygate::Fetched::NotModified,
+            (404, _) => keygate::Fetched::Missing,
+            (200, Some(b)) => keygate::Fetched::Got {
+                bytes: b,
+                validator: etag.as_deref(),
+            },
+            _ => keygate::Fetched::Failed(&failed),
+        };
+        let o = Object::new();
+        let step = self.inner.offer(&verifier.inner, a, fetched);
+        let name = match &step {
+            keygate::Reloaded::Installed { from, to } => {
+                set(&o, "from", *from as f64);
+                set(&o, "to", *to as f64);
+                "installed"
+            }
+            keygate::Reloaded::NoneYet => "none_yet",
+            keygate::Reloaded::SnapshotMissing => {
+                set(&o, "error", "snapshot missing at the origin");
+                "snapshot_missing"
+            }
+            keygate::Reloaded::Failed(e) => {
+                set(&o, "error", e.as_str());
+                "failed"
+            }
+            keygate::Reloaded::Refused(e) => {
+                set(&o, "error", e.to_string());
+                "refused"
+            }
+            _ => "unchanged",
+        };
+        set(&o, "step", name);
+        Ok(o.into())
+    }
+}
+
 /// The answer when no verifier could be made yet (no usable trust anchor):
 /// 503 with `Retry-After`. `options` as for `Verifier.check`.
 #[wasm_bindgen(js_name = notLoaded)]

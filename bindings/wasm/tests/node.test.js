@@ -6,7 +6,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { Verifier, version } = require("../pkg/node");
+const { Verifier, Reload, version } = require("../pkg/node");
 // A second copy of wasm-bindgen's module, with its own WASM instance and its
 // own, unpatched `verify`: the reference the fast path is held against.
 const gluePath = require.resolve("../pkg/node/keygate.js");
@@ -159,4 +159,28 @@ test("same verdicts as the Rust verifier on the committed vectors", () => {
   check(3);
   v.loadRevocations(read(vectors, "revocations.kgr"));
   check(4);
+});
+
+test("Reload: the core's reload rules for a JS poller", () => {
+  const v = new Verifier(read(fixtures, "trust.kgt"));
+  const r = new Reload();
+  assert.deepEqual(Reload.order(), ["trust.kgt", "snapshot.kgs", "revocations.kgr"]);
+  assert.equal(r.offer(v, "trust.kgt", 404).step, "none_yet");
+  assert.equal(r.offer(v, "revocations.kgr", 404).step, "none_yet");
+  const missing = r.offer(v, "snapshot.kgs", 404);
+  assert.equal(missing.step, "snapshot_missing");
+  assert.ok(missing.error);
+  const snap = read(fixtures, "snapshot-1.kgs");
+  // Refused: state kept, validator not remembered (retried next tick).
+  const refused = r.offer(v, "snapshot.kgs", 200, snap.subarray(0, 50), '"x"');
+  assert.equal(refused.step, "refused");
+  assert.match(refused.error, /truncated/);
+  assert.equal(r.validator("snapshot.kgs"), undefined);
+  assert.deepEqual(r.offer(v, "snapshot.kgs", 200, snap, '"a"'), { from: 0, to: 1, step: "installed" });
+  assert.equal(r.validator("snapshot.kgs"), '"a"');
+  assert.equal(r.offer(v, "snapshot.kgs", 304).step, "unchanged");
+  assert.equal(r.offer(v, "snapshot.kgs", 200, snap, '"b"').step, "unchanged");
+  assert.equal(r.validator("snapshot.kgs"), '"b"');
+  assert.deepEqual(r.offer(v, "snapshot.kgs", 503), { error: "HTTP 503", step: "failed" });
+  assert.throws(() => r.offer(v, "nope.kgs", 200), /no artifact named/);
 });

@@ -10,13 +10,12 @@
 // REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
 // (default x-keygate-principal), REALM (default "keygate"), RETRY_AFTER
 // (seconds on a 503, default 5).
-import { initSync, Verifier, notLoaded } from "./index.js";
+import { initSync, Verifier, Reload, notLoaded } from "./index.js";
 import wasmModule from "./keygate_bg.wasm";
 
 initSync({ module: wasmModule });
 
-const ARTIFACTS = ["trust.kgt", "snapshot.kgs", "revocations.kgr"];
-const state = { verifier: null, anchorError: null, etags: {}, checkedAt: 0, refreshing: null, errors: 0, loaded: false };
+const state = { verifier: null, reload: null, anchorError: null, checkedAt: 0, refreshing: null, errors: 0, loaded: false };
 
 function anchorBytes(anchor) {
   if (anchor instanceof ArrayBuffer) return new Uint8Array(anchor);
@@ -31,6 +30,7 @@ function verifierFor(env) {
   if (state.verifier) return state.verifier;
   try {
     state.verifier = new Verifier(anchorBytes(env.TRUST_ANCHOR));
+    state.reload = new Reload();
   } catch (e) {
     if (state.anchorError !== e.message) console.error(`keygate: trust anchor not usable: ${e.message}`);
     state.anchorError = e.message;
@@ -44,30 +44,25 @@ function originFetch(env, name, etag) {
   return env.ORIGIN.fetch(`http://origin/${name}`, { headers });
 }
 
-// Fetches the artifacts that changed (ETag) and installs them in order:
-// trust first, so a snapshot by a rotated signer is never refused. A trust
-// update or revocations the origin does not have (404) are simply none yet; a
+// Fetches what changed and installs it by the core's reload rules (Reload):
+// trust first, so a snapshot by a rotated signer is never refused; a trust
+// update or revocations the origin does not have (404) are none yet; a
 // missing snapshot, a failed fetch or a refused artifact keep the current
-// state and are logged.
+// state, are logged, and are tried again on the next tick.
 async function refresh(env, v) {
-  for (const name of ARTIFACTS) {
+  for (const name of Reload.order()) {
+    let step;
     try {
-      const res = await originFetch(env, name, state.etags[name]);
-      if (res.status === 304) continue;
-      if (res.status === 404 && name !== "snapshot.kgs") continue;
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if (name === "trust.kgt") v.loadTrust(bytes);
-      else if (name === "snapshot.kgs") {
-        v.loadSnapshot(bytes);
-        state.loaded = true;
-      }
-      else v.loadRevocations(bytes);
-      const etag = res.headers.get("etag");
-      if (etag) state.etags[name] = etag;
+      const res = await originFetch(env, name, state.reload.validator(name));
+      const bytes = res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
+      step = state.reload.offer(v, name, res.status, bytes, res.headers.get("etag") ?? undefined);
     } catch (e) {
+      step = { step: "failed", error: e.message };
+    }
+    if (step.step === "installed" && name === "snapshot.kgs") state.loaded = true;
+    if (step.error) {
       state.errors++;
-      console.error(`keygate: ${name} not installed: ${e.message}`);
+      console.error(`keygate: ${name} not installed: ${step.error}`);
     }
   }
   state.checkedAt = Date.now();
