@@ -321,6 +321,38 @@ enum keygate_result keygate_verifier_stats_prometheus(const struct keygate_verif
                                                       size_t buf_len,
                                                       size_t *out_len);
 
+// Writes the verifier's counters as a compact stats text another process
+// can add up ([`keygate_stats_merge_prometheus`]), NUL-terminated, and its
+// length to `*out_len`: how a host with several worker processes (nginx)
+// shows one `/metrics` for all of them. Fits `buf_len` by leaving out the
+// least recently seen deprecated-key lines (counted in the text);
+// `BUFFER_TOO_SMALL` only when not even the counters fit (under 256 bytes).
+//
+// # Safety
+// `verifier` must be a live handle; `buf` writable for `buf_len` bytes;
+// `out_len` writable.
+enum keygate_result keygate_verifier_stats_text(const struct keygate_verifier *verifier,
+                                                char *buf,
+                                                size_t buf_len,
+                                                size_t *out_len);
+
+// Adds up the stats texts in `texts[0..texts_len]` (several
+// [`keygate_verifier_stats_text`] outputs, one after another) and writes
+// them as Prometheus text, NUL-terminated, with its length in `*out_len`:
+// counts summed, each version the lowest any process has in force.
+// `INVALID_ARGUMENT` when a text is not a stats text; `BUFFER_TOO_SMALL`
+// (nothing written, `*out_len` set to the bytes needed with the NUL) when
+// `buf_len` cannot hold it.
+//
+// # Safety
+// `texts` valid for `texts_len` bytes; `buf` writable for `buf_len` bytes;
+// `out_len` writable.
+enum keygate_result keygate_stats_merge_prometheus(const uint8_t *texts,
+                                                   size_t texts_len,
+                                                   char *buf,
+                                                   size_t buf_len,
+                                                   size_t *out_len);
+
 // Writes the verifier's high-water marks (the highest trust version,
 // snapshot version and update sequence installed) as the state-file text
 // `keygate serve --state` uses, NUL-terminated, and its length to

@@ -482,7 +482,7 @@ pub struct DeprecatedUse {
 }
 
 /// A snapshot of the verifier's counters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Verifies per outcome, indexed like [`Outcome::ALL`].
     pub outcomes: [u64; 9],
@@ -587,6 +587,174 @@ impl Stats {
         }
         s
     }
+}
+
+/// First line of [`Stats::to_text`].
+const STATS_MAGIC: &str = "keygate-stats 1";
+
+/// Why a stats text from another process was not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsTextError;
+
+impl fmt::Display for StatsTextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a keygate stats text")
+    }
+}
+
+impl core::error::Error for StatsTextError {}
+
+impl Stats {
+    /// The counters as a compact text another process can read back with
+    /// [`Stats::parse`] — how a host with several worker processes (nginx,
+    /// OpenResty) adds them up for one `/metrics` ([`Stats::merge`]). At most
+    /// `max` bytes: deprecated-key lines that do not fit are left out, the
+    /// least recently seen first, and counted on a `dropped` line.
+    pub fn to_text(&self, max: usize) -> String {
+        use core::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "{STATS_MAGIC}");
+        let list = |v: &[u64]| v.iter().map(|n| format!(" {n}")).collect::<String>();
+        let _ = writeln!(s, "outcomes{}", list(&self.outcomes));
+        let _ = writeln!(s, "installed{}", list(&self.installed));
+        let _ = writeln!(s, "refused{}", list(&self.refused));
+        let _ = writeln!(
+            s,
+            "versions {} {} {}",
+            self.snapshot_version, self.revocation_seq, self.trust_version
+        );
+        let mut recent: Vec<&DeprecatedUse> = self.deprecated.iter().collect();
+        recent.sort_by_key(|d| core::cmp::Reverse(d.last_seen));
+        // Room for the dropped line, written last.
+        let budget = max.saturating_sub(32);
+        let mut dropped = 0u64;
+        for d in recent {
+            let line = format!(
+                "deprecated {} {} {} {}\n",
+                d.key_id,
+                d.count,
+                d.last_seen,
+                crate::http::principal_value(&d.principal).as_str()
+            );
+            if s.len() + line.len() <= budget {
+                s += &line;
+            } else {
+                dropped += 1;
+            }
+        }
+        let _ = writeln!(s, "dropped {dropped}");
+        s
+    }
+
+    /// Reads every stats text in `text` (several may follow one another)
+    /// and adds them up with [`Stats::merge`].
+    pub fn parse(text: &str) -> Result<Stats, StatsTextError> {
+        let mut total: Option<Stats> = None;
+        let mut cur: Option<Stats> = None;
+        let nums = |rest: &str, out: &mut [u64]| -> Result<(), StatsTextError> {
+            let mut it = rest.split(' ');
+            for o in out.iter_mut() {
+                *o = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or(StatsTextError)?;
+            }
+            it.next().map_or(Ok(()), |_| Err(StatsTextError))
+        };
+        for line in text.lines() {
+            if line == STATS_MAGIC {
+                if let Some(c) = cur.take() {
+                    total = Some(total.map_or(c.clone(), |t| t.merge(&c)));
+                }
+                cur = Some(Stats::default());
+                continue;
+            }
+            let st = cur.as_mut().ok_or(StatsTextError)?;
+            let (word, rest) = line.split_once(' ').ok_or(StatsTextError)?;
+            match word {
+                "outcomes" => nums(rest, &mut st.outcomes)?,
+                "installed" => nums(rest, &mut st.installed)?,
+                "refused" => nums(rest, &mut st.refused)?,
+                "versions" => {
+                    let mut v = [0; 3];
+                    nums(rest, &mut v)?;
+                    [st.snapshot_version, st.revocation_seq, st.trust_version] = v;
+                }
+                "deprecated" => {
+                    let mut f = rest.splitn(4, ' ');
+                    let key_id = f.next().and_then(KeyId::from_hex).ok_or(StatsTextError)?;
+                    let mut n = [0u64; 2];
+                    for x in &mut n {
+                        *x = f
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .ok_or(StatsTextError)?;
+                    }
+                    let principal = percent_decode(f.next().ok_or(StatsTextError)?)?;
+                    st.deprecated.push(DeprecatedUse {
+                        key_id,
+                        principal,
+                        count: n[0],
+                        last_seen: n[1],
+                    });
+                }
+                "dropped" => {}
+                _ => return Err(StatsTextError),
+            }
+        }
+        let last = cur.ok_or(StatsTextError)?;
+        Ok(total.map_or(last.clone(), |t| t.merge(&last)))
+    }
+
+    /// Two processes' counters as one: counts added, deprecated-key uses
+    /// added per key with the later last-seen, and each version the
+    /// *lowest* of the two — what the whole host is sure to have in force.
+    pub fn merge(&self, o: &Stats) -> Stats {
+        let add = |a: [u64; 3], b: [u64; 3]| [0, 1, 2].map(|i| a[i].saturating_add(b[i]));
+        let mut outcomes = self.outcomes;
+        for (a, b) in outcomes.iter_mut().zip(o.outcomes) {
+            *a = a.saturating_add(b);
+        }
+        let mut deprecated: HashMap<KeyId, DeprecatedUse> = HashMap::new();
+        for d in self.deprecated.iter().chain(&o.deprecated) {
+            deprecated
+                .entry(d.key_id)
+                .and_modify(|e| {
+                    e.count = e.count.saturating_add(d.count);
+                    e.last_seen = e.last_seen.max(d.last_seen);
+                })
+                .or_insert_with(|| d.clone());
+        }
+        let mut deprecated: Vec<DeprecatedUse> = deprecated.into_values().collect();
+        deprecated.sort_by_key(|d| d.key_id);
+        Stats {
+            outcomes,
+            installed: add(self.installed, o.installed),
+            refused: add(self.refused, o.refused),
+            snapshot_version: self.snapshot_version.min(o.snapshot_version),
+            revocation_seq: self.revocation_seq.min(o.revocation_seq),
+            trust_version: self.trust_version.min(o.trust_version),
+            deprecated,
+        }
+    }
+}
+
+/// Undoes [`crate::principal_value`].
+fn percent_decode(s: &str) -> Result<String, StatsTextError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or(StatsTextError)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| StatsTextError)?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| StatsTextError)
 }
 
 fn escape_label(v: &str) -> String {
@@ -1089,6 +1257,65 @@ mod tests {
             let mut p = Principal::EMPTY;
             p.set(&long[..n]);
             assert_eq!(p.as_str().as_bytes(), &long[..n], "len {n}");
+        }
+    }
+
+    /// Two workers' stats travel as text and add up; a text that does not
+    /// fit drops the stalest deprecated-key lines, never the counters.
+    #[test]
+    fn stats_text_round_trips_and_merges() {
+        let id = |n: u8| KeyId([n; 16]);
+        let a = Stats {
+            outcomes: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+            installed: [1, 2, 3],
+            refused: [0, 1, 0],
+            snapshot_version: 7,
+            revocation_seq: 4,
+            trust_version: 2,
+            deprecated: std::vec![DeprecatedUse {
+                key_id: id(1),
+                principal: "z\u{fc}rich b%".into(),
+                count: 5,
+                last_seen: 100,
+            }],
+        };
+        let mut b = a.clone();
+        b.snapshot_version = 6;
+        b.deprecated.push(DeprecatedUse {
+            key_id: id(2),
+            principal: "other".into(),
+            count: 1,
+            last_seen: 300,
+        });
+        b.deprecated[0].last_seen = 200;
+        assert_eq!(Stats::parse(&a.to_text(4096)).unwrap(), a);
+        let both = Stats::parse(&(a.to_text(4096) + &b.to_text(4096))).unwrap();
+        assert_eq!(both.outcomes, [2, 4, 6, 8, 10, 12, 14, 16, 18]);
+        assert_eq!((both.installed, both.refused), ([2, 4, 6], [0, 2, 0]));
+        assert_eq!(
+            both.snapshot_version, 6,
+            "the lowest version any worker has"
+        );
+        assert_eq!(both.deprecated.len(), 2);
+        assert_eq!(
+            (both.deprecated[0].count, both.deprecated[0].last_seen),
+            (10, 200)
+        );
+        assert_eq!(both.deprecated[0].principal, "z\u{fc}rich b%");
+        // Too small for both deprecated lines: the stalest goes.
+        let full = b.to_text(4096);
+        let small = b.to_text(full.len() - 10);
+        assert!(small.len() < full.len() && small.contains("dropped 1"));
+        let got = Stats::parse(&small).unwrap();
+        assert_eq!((got.outcomes, got.deprecated.len()), (b.outcomes, 1));
+        assert_eq!(got.deprecated[0].key_id, id(2));
+        for bad in [
+            "",
+            "outcomes 1",
+            "keygate-stats 1\noutcomes 1 2",
+            "keygate-stats 1\nwhat 1",
+        ] {
+            assert_eq!(Stats::parse(bad), Err(StatsTextError), "{bad:?}");
         }
     }
 }

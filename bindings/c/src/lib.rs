@@ -12,7 +12,9 @@
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use keygate_core::{Answer, Error, HighWater, Outcome, Policy, StateError, Verdict, Verifier};
+use keygate_core::{
+    Answer, Error, HighWater, Outcome, Policy, StateError, Stats, Verdict, Verifier,
+};
 
 /// Result codes. The values are fixed and never reused.
 #[repr(C)]
@@ -787,6 +789,81 @@ unsafe fn text_out(
         }
         // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
         // caller, and cannot overlap `text`, which this call just allocated.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
+            *buf.add(text.len()) = 0;
+            *out_len = text.len();
+        }
+        keygate_result::Ok
+    })
+}
+
+/// Writes the verifier's counters as a compact stats text another process
+/// can add up ([`keygate_stats_merge_prometheus`]), NUL-terminated, and its
+/// length to `*out_len`: how a host with several worker processes (nginx)
+/// shows one `/metrics` for all of them. Fits `buf_len` by leaving out the
+/// least recently seen deprecated-key lines (counted in the text);
+/// `BUFFER_TOO_SMALL` only when not even the counters fit (under 256 bytes).
+///
+/// # Safety
+/// `verifier` must be a live handle; `buf` writable for `buf_len` bytes;
+/// `out_len` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_verifier_stats_text(
+    verifier: *const keygate_verifier,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> keygate_result {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        text_out(verifier, buf, buf_len, out_len, |v| {
+            v.stats().to_text(buf_len.saturating_sub(1))
+        })
+    }
+}
+
+/// Adds up the stats texts in `texts[0..texts_len]` (several
+/// [`keygate_verifier_stats_text`] outputs, one after another) and writes
+/// them as Prometheus text, NUL-terminated, with its length in `*out_len`:
+/// counts summed, each version the lowest any process has in force.
+/// `INVALID_ARGUMENT` when a text is not a stats text; `BUFFER_TOO_SMALL`
+/// (nothing written, `*out_len` set to the bytes needed with the NUL) when
+/// `buf_len` cannot hold it.
+///
+/// # Safety
+/// `texts` valid for `texts_len` bytes; `buf` writable for `buf_len` bytes;
+/// `out_len` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_stats_merge_prometheus(
+    texts: *const u8,
+    texts_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> keygate_result {
+    guard(|| {
+        if out_len.is_null() || (buf.is_null() && buf_len > 0) {
+            return keygate_result::NullArgument;
+        }
+        // SAFETY: `texts_len` readable bytes per the caller.
+        let Some(t) = (unsafe { bytes(texts, texts_len) }) else {
+            return keygate_result::NullArgument;
+        };
+        let Some(stats) = std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| Stats::parse(t).ok())
+        else {
+            return keygate_result::InvalidArgument;
+        };
+        let text = stats.prometheus();
+        if text.len() + 1 > buf_len {
+            // SAFETY: non-NULL and writable per the caller.
+            unsafe { *out_len = text.len() + 1 };
+            return keygate_result::BufferTooSmall;
+        }
+        // SAFETY: `buf` writable for buf_len ≥ text.len() + 1 bytes and
+        // distinct from `text`, which this call allocated.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
             *buf.add(text.len()) = 0;

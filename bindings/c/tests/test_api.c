@@ -323,6 +323,37 @@ static void the_contract(const char *dir) {
     keygate_verifier_free(v);
 }
 
+/* Two "worker processes" add their counters up into one Prometheus text. */
+static void stats_add_up(const char *dir) {
+    keygate_verifier *a = loaded(dir), *b = loaded(dir);
+    char k[128];
+    read_key(dir, "valid", k, sizeof k);
+    verify_at(a, k, NULL, NOW);
+    verify_at(b, k, NULL, NOW);
+    verify_at(b, k, NULL, NOW);
+    read_key(dir, "deprecated", k, sizeof k);
+    verify_at(b, k, NULL, NOW);
+    char texts[8192];
+    size_t la = 0, lb = 0;
+    CHECK_RESULT(keygate_verifier_stats_text(a, texts, 16, &la), KEYGATE_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RESULT(keygate_verifier_stats_text(a, texts, 4096, &la), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_verifier_stats_text(b, texts + la, sizeof texts - la, &lb), KEYGATE_RESULT_OK);
+    char out[8192];
+    size_t len = 0;
+    CHECK_RESULT(keygate_stats_merge_prometheus((const uint8_t *)texts, la + lb, out, 8, &len),
+                 KEYGATE_RESULT_BUFFER_TOO_SMALL);
+    CHECK(len > 8);
+    CHECK_RESULT(keygate_stats_merge_prometheus((const uint8_t *)texts, la + lb, out, sizeof out, &len),
+                 KEYGATE_RESULT_OK);
+    CHECK(strstr(out, "keygate_verify_total{outcome=\"valid\"} 3\n") != NULL);
+    CHECK(strstr(out, "keygate_verify_total{outcome=\"valid_deprecated\"} 1\n") != NULL);
+    CHECK(strstr(out, "keygate_deprecated_key_uses_total{") != NULL);
+    CHECK_RESULT(keygate_stats_merge_prometheus((const uint8_t *)"junk", 4, out, sizeof out, &len),
+                 KEYGATE_RESULT_INVALID_ARGUMENT);
+    keygate_verifier_free(a);
+    keygate_verifier_free(b);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -332,6 +363,7 @@ int main(int argc, char **argv) {
     every_error_code_and_state_kept(argv[1]);
     state_survives_a_restart(argv[1]);
     the_contract(argv[1]);
+    stats_add_up(argv[1]);
     printf("test_api: %d checks passed (%s)\n", checks, keygate_version());
     return 0;
 }
