@@ -12,7 +12,9 @@
  *   keygate_realm NAME;                                (default "keygate")
  *   keygate_principal_header NAME;                     (default X-Keygate-Principal)
  *   keygate_retry_after SECONDS;                       (on a 503, default 5)
- *   keygate_metrics;                                   (location: Prometheus text)
+ *   keygate_metrics;                                   (location: Prometheus text,
+ *                                                       every worker process added up)
+ *   keygate_metrics_zone SIZE;                         (http: shared memory for that, 1m)
  *   keygate_key_source ...;                            (accepted for old configs: only
  *                                                       the contract's two sources)
  *
@@ -52,11 +54,33 @@ typedef struct {
     ngx_http_keygate_stamp_t stamp[3];
     ngx_event_t timer;
     ngx_log_t *log;
+    ngx_uint_t index;                      /* among the artifact sets */
+    struct ngx_http_keygate_main_conf_s *main;
 } ngx_http_keygate_source_t;
 
-typedef struct {
+typedef struct ngx_http_keygate_main_conf_s {
     ngx_array_t sources; /* of ngx_http_keygate_source_t * */
+    size_t zone_size;
+    ngx_shm_zone_t *zone;
 } ngx_http_keygate_main_conf_t;
+
+/* Each worker's counters, per artifact set, as keygate's stats text in a
+ * shared-memory slot (a seqlock: odd while being written), so one /metrics
+ * request adds every worker up. A slot not written for STATS_STALE_MS
+ * belongs to a worker that is gone. */
+#define NGX_HTTP_KEYGATE_STATS_TEXT 12288
+#define NGX_HTTP_KEYGATE_STATS_STALE_MS 10000
+typedef struct {
+    ngx_atomic_t seq;
+    ngx_msec_t written;
+    size_t len;
+    u_char text[NGX_HTTP_KEYGATE_STATS_TEXT];
+} ngx_http_keygate_slot_t;
+
+typedef struct {
+    ngx_uint_t nslots;
+    ngx_http_keygate_slot_t slots[1];
+} ngx_http_keygate_stats_zone_t;
 
 typedef struct {
     ngx_http_keygate_source_t *source;
@@ -117,6 +141,8 @@ static ngx_command_t ngx_http_keygate_commands[] = {
      ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_http_keygate_srv_conf_t, state), NULL},
     {ngx_string("keygate_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_http_keygate_metrics,
      NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+    {ngx_string("keygate_metrics_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_keygate_main_conf_t, zone_size), NULL},
     ngx_null_command};
 
 static ngx_http_module_t ngx_http_keygate_module_ctx = {
@@ -137,6 +163,7 @@ static void *ngx_http_keygate_create_main_conf(ngx_conf_t *cf) {
     if (m == NULL || ngx_array_init(&m->sources, cf->pool, 4, sizeof(ngx_http_keygate_source_t *)) != NGX_OK) {
         return NULL;
     }
+    m->zone_size = NGX_CONF_UNSET_SIZE;
     return m;
 }
 
@@ -174,6 +201,8 @@ static char *ngx_http_keygate_merge_srv_conf(ngx_conf_t *cf, void *parent, void 
         s->revocations = owner->revocations;
         s->state = owner->state;
         s->interval = owner->interval;
+        s->index = m->sources.nelts - 1;
+        s->main = m;
         *slot = s;
         owner->source = s;
     }
@@ -390,10 +419,36 @@ static void ngx_http_keygate_reload(ngx_http_keygate_source_t *s) {
     if (changed) ngx_http_keygate_save_state(s);
 }
 
+/* This worker's slot for source `s`, or NULL when the zone has none. */
+static ngx_http_keygate_slot_t *ngx_http_keygate_slot(ngx_http_keygate_source_t *s, ngx_uint_t worker) {
+    ngx_http_keygate_main_conf_t *m = s->main;
+    if (m->zone == NULL || m->zone->data == NULL) return NULL;
+    ngx_http_keygate_stats_zone_t *z = m->zone->data;
+    ngx_uint_t i = worker * m->sources.nelts + s->index;
+    return i < z->nslots ? &z->slots[i] : NULL;
+}
+
+/* Publishes this worker's counters for the others' /metrics. */
+static void ngx_http_keygate_publish_stats(ngx_http_keygate_source_t *s) {
+    ngx_http_keygate_slot_t *slot = ngx_http_keygate_slot(s, ngx_worker);
+    if (slot == NULL || s->verifier == NULL) return;
+    static char text[NGX_HTTP_KEYGATE_STATS_TEXT];
+    size_t len = 0;
+    if (keygate_verifier_stats_text(s->verifier, text, sizeof(text), &len) != KEYGATE_RESULT_OK) return;
+    slot->seq++; /* odd: being written */
+    ngx_memory_barrier();
+    ngx_memcpy(slot->text, text, len);
+    slot->len = len;
+    slot->written = ngx_current_msec;
+    ngx_memory_barrier();
+    slot->seq++;
+}
+
 static void ngx_http_keygate_timer(ngx_event_t *ev) {
     ngx_http_keygate_source_t *s = ev->data;
     if (ngx_exiting || ngx_quit || ngx_terminate) return;
     ngx_http_keygate_reload(s);
+    ngx_http_keygate_publish_stats(s);
     ngx_add_timer(ev, s->interval);
 }
 
@@ -566,16 +621,58 @@ static ngx_int_t ngx_http_keygate_add_variables(ngx_conf_t *cf) {
 
 /* ------------------------------------------------------------ metrics */
 
+/* Prometheus text of every live worker's counters for this server's
+ * artifact set, added up by libkeygate (counts summed, versions the lowest
+ * any worker has in force). */
 static ngx_int_t ngx_http_keygate_metrics_handler(ngx_http_request_t *r) {
     ngx_http_keygate_srv_conf_t *sc = ngx_http_get_module_srv_conf(r, ngx_http_keygate_module);
-    if (sc->source == NULL || sc->source->verifier == NULL) return NGX_HTTP_SERVICE_UNAVAILABLE;
-    size_t need = 0, len = 0;
-    if (keygate_verifier_stats_prometheus_size(sc->source->verifier, &need) != KEYGATE_RESULT_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ngx_http_keygate_source_t *src = sc->source;
+    if (src == NULL || src->verifier == NULL) return NGX_HTTP_SERVICE_UNAVAILABLE;
+    ngx_http_keygate_publish_stats(src);
+    ngx_http_keygate_stats_zone_t *z = src->main->zone ? src->main->zone->data : NULL;
+    ngx_uint_t workers = z ? z->nslots / src->main->sources.nelts : 0;
+    size_t cap = (workers ? workers : 1) * NGX_HTTP_KEYGATE_STATS_TEXT, total = 0;
+    u_char *texts = ngx_pnalloc(r->pool, cap);
+    if (texts == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    for (ngx_uint_t w = 0; w < workers; w++) {
+        ngx_http_keygate_slot_t *slot = ngx_http_keygate_slot(src, w);
+        for (int tries = 0; slot && tries < 3; tries++) {
+            ngx_atomic_uint_t seq = slot->seq;
+            ngx_memory_barrier();
+            if (seq & 1) continue;
+            size_t len = slot->len;
+            ngx_msec_t written = slot->written;
+            if (len == 0 || len > NGX_HTTP_KEYGATE_STATS_TEXT ||
+                (ngx_msec_int_t)(ngx_current_msec - written) > NGX_HTTP_KEYGATE_STATS_STALE_MS) {
+                break; /* never written, or its worker is gone */
+            }
+            ngx_memcpy(texts + total, slot->text, len);
+            ngx_memory_barrier();
+            if (slot->seq == seq) {
+                total += len;
+                break;
+            }
+        }
     }
-    ngx_buf_t *b = ngx_create_temp_buf(r->pool, need);
-    if (b == NULL ||
-        keygate_verifier_stats_prometheus(sc->source->verifier, (char *)b->pos, need, &len) != KEYGATE_RESULT_OK) {
+    if (total == 0) {
+        /* No zone (or no slot for this worker): this worker's own counters. */
+        size_t len = 0;
+        if (keygate_verifier_stats_text(src->verifier, (char *)texts, cap, &len) != KEYGATE_RESULT_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        total = len;
+    }
+    size_t need = 64 * 1024, len = 0;
+    ngx_buf_t *b = NULL;
+    keygate_result res = KEYGATE_RESULT_BUFFER_TOO_SMALL;
+    for (int tries = 0; tries < 2 && res == KEYGATE_RESULT_BUFFER_TOO_SMALL; tries++) {
+        b = ngx_create_temp_buf(r->pool, need);
+        if (b == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        res = keygate_stats_merge_prometheus(texts, total, (char *)b->pos, need, &len);
+        if (res == KEYGATE_RESULT_BUFFER_TOO_SMALL) need = len;
+    }
+    if (res != KEYGATE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "keygate: metrics: %s", keygate_result_message(res));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     b->last = b->pos + len;
@@ -598,7 +695,38 @@ static char *ngx_http_keygate_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *
     return NGX_CONF_OK;
 }
 
+static ngx_int_t ngx_http_keygate_init_zone(ngx_shm_zone_t *zone, void *data) {
+    ngx_slab_pool_t *shpool = (ngx_slab_pool_t *)zone->shm.addr;
+    if (data) { /* a reload kept the zone: keep its slots */
+        zone->data = data;
+        return NGX_OK;
+    }
+    if (zone->shm.exists) {
+        zone->data = shpool->data;
+        return NGX_OK;
+    }
+    /* Half the zone for slots; the rest covers the slab allocator's own pages. */
+    ngx_uint_t n = zone->shm.size / 2 / sizeof(ngx_http_keygate_slot_t);
+    if (n == 0) return NGX_ERROR;
+    ngx_http_keygate_stats_zone_t *z =
+        ngx_slab_alloc(shpool, sizeof(*z) + (n - 1) * sizeof(ngx_http_keygate_slot_t));
+    if (z == NULL) return NGX_ERROR;
+    ngx_memzero(z, sizeof(*z) + (n - 1) * sizeof(ngx_http_keygate_slot_t));
+    z->nslots = n;
+    shpool->data = z;
+    zone->data = z;
+    return NGX_OK;
+}
+
 static ngx_int_t ngx_http_keygate_init(ngx_conf_t *cf) {
+    ngx_http_keygate_main_conf_t *m = ngx_http_conf_get_module_main_conf(cf, ngx_http_keygate_module);
+    if (m->zone_size == NGX_CONF_UNSET_SIZE) m->zone_size = 1024 * 1024;
+    if (m->sources.nelts > 0) {
+        ngx_str_t name = ngx_string("keygate_stats");
+        m->zone = ngx_shared_memory_add(cf, &name, m->zone_size, &ngx_http_keygate_module);
+        if (m->zone == NULL) return NGX_ERROR;
+        m->zone->init = ngx_http_keygate_init_zone;
+    }
     ngx_http_core_main_conf_t *cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     ngx_http_handler_pt *h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) return NGX_ERROR;

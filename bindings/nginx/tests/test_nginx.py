@@ -4,6 +4,7 @@ under traffic (including corrupted artifacts) with 0 non-2xx, and no key in
 the logs. Usage: python3 test_nginx.py KEYGATE_BIN MODULE_SO"""
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -83,10 +84,11 @@ else:
     http_extra = f"""
     access_log {work}/access.log;
     lua_package_path "{HERE}/../lua/lib/?.lua;;";
+    lua_shared_dict keygate_stats 1m;
     init_worker_by_lua_block {{
         require("resty.keygate").init({{ lib = "{MODULE}", trust = "{pub}/trust.kgt",
             snapshot = "{pub}/snapshot.kgs", revocations = "{pub}/revocations.kgr", interval = 0.2,
-            state = "{state_file}" }})
+            state = "{state_file}", stats_dict = "keygate_stats" }})
     }}"""
     metrics = 'content_by_lua_block { require("resty.keygate").metrics() }'
 
@@ -118,7 +120,7 @@ if MODE == "authreq":
 with open(conf, "w") as f:
     f.write(f"""
 {head}
-worker_processes 1;
+worker_processes {2 if MODE != "authreq" else 1};
 error_log {work}/error.log notice;  # info would log a repeated header line, key included (docs/security.md)
 pid {work}/nginx.pid;
 events {{ worker_connections 256; }}
@@ -135,6 +137,11 @@ http {{
         location / {{
             {guard("invoices:read")}
             proxy_set_header Authorization "";
+            proxy_pass http://127.0.0.1:{up};
+        }}
+        location /whoami {{
+            {guard("invoices:read")}
+            add_header X-Worker $pid always;
             proxy_pass http://127.0.0.1:{up};
         }}
         location /search/ {{
@@ -268,6 +275,22 @@ try:
 
     st, _, metrics = get("/metrics")
     check(st == 200 and 'keygate_verify_total{outcome="valid"}' in metrics, "metrics")
+    if MODE != "authreq":
+        # Two worker processes, one /metrics: every worker's verifies added up.
+        def valid_count():
+            body = get("/metrics")[2]
+            return int(re.search(r'keygate_verify_total\{outcome="valid"\} (\d+)', body).group(1))
+        before, pids = valid_count(), set()
+        for _ in range(60):  # a new connection each: the kernel spreads them over the workers
+            st, h, _ = get("/whoami", keys["valid"])
+            check(st == 200, f"whoami: {st}")
+            pids.add(h.get("x-worker"))
+        check(len(pids) == 2, f"requests did not reach both workers ({pids}): the sum below would prove nothing")
+        t0 = time.time()
+        while valid_count() < before + 60:
+            check(time.time() - t0 < 2, f"/metrics does not add the workers up: {valid_count()} < {before} + 60")
+            time.sleep(0.1)
+        print(f"nginx {MODE}: /metrics adds both workers up ({valid_count() - before} valid verifies over {pids})")
     logs = open(os.path.join(work, "access.log")).read() + err
     # The conformance table sends one key in a URL on purpose: a URL is
     # logged whole by any access log, which is why a query string is never
@@ -292,8 +315,13 @@ try:
         while "rollback" not in open(os.path.join(work, "error.log")).read():
             check(time.time() - t0 < 5, "new workers did not refuse the older snapshot as a rollback")
             time.sleep(0.05)
-        st = get("/invoices", keys["valid"])[0]
-        check(st == 503, f"after a restart onto an older snapshot: {st}, want 503 (refused, nothing installed)")
+        # Old workers finish gracefully; once only new ones answer, every
+        # request is 503 (the older snapshot refused, nothing installed).
+        t0, streak = time.time(), 0
+        while streak < 10:
+            st = get("/invoices", keys["valid"])[0]
+            streak = streak + 1 if st == 503 else 0
+            check(time.time() - t0 < 5, f"after a restart onto an older snapshot: {st}, want 503")
         with open(os.path.join(pub, "snapshot.kgs.tmp"), "wb") as f:
             f.write(newest)
         os.replace(os.path.join(pub, "snapshot.kgs.tmp"), os.path.join(pub, "snapshot.kgs"))

@@ -7,7 +7,8 @@
 --     require("resty.keygate").init({ lib = "/usr/local/lib/libkeygate.so",
 --       trust = "/srv/keygate/trust.kgt", snapshot = "/srv/keygate/snapshot.kgs",
 --       revocations = "/srv/keygate/revocations.kgr", interval = 1,
---       state = "/var/lib/keygate/nginx.state" })
+--       state = "/var/lib/keygate/nginx.state",
+--       stats_dict = "keygate_stats" })     -- lua_shared_dict keygate_stats 1m;
 --   }
 --   access_by_lua_block { require("resty.keygate").access({ scope = "invoices:read" }) }
 --   header_filter_by_lua_block { require("resty.keygate").header_filter() }
@@ -44,6 +45,8 @@ int keygate_verifier_check(const keygate_verifier *v, const keygate_header *head
 int keygate_verifier_state(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
 int keygate_verifier_restore_state(keygate_verifier *v, const uint8_t *text, size_t len);
 int keygate_verifier_stats_prometheus_size(const keygate_verifier *v, size_t *out_size);
+int keygate_verifier_stats_text(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
+int keygate_stats_merge_prometheus(const uint8_t *texts, size_t texts_len, char *buf, size_t buf_len, size_t *out_len);
 int keygate_verifier_stats_prometheus(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
 const char *keygate_result_message(uint32_t result);
 const char *keygate_outcome_name(uint32_t outcome);
@@ -57,6 +60,8 @@ local seen = {}        -- path -> size and CRC of the last file installed
 local policies = {}    -- realm \0 principal header \0 retry-after -> keygate_policy
 local answer = ffi.new("keygate_answer")
 local STATE_MAX = 256
+local STATS_TEXT = 12288
+local STATS_STALE = 10          -- seconds: a worker that stopped publishing is gone
 
 local function slurp(path)
   local f, err = io.open(path, "rb")
@@ -135,6 +140,16 @@ local function start()
   verifier = v
 end
 
+-- Publishes this worker's counters in the shared dict, so any worker's
+-- metrics() adds every worker up.
+local function publish_stats()
+  local dict = conf.stats_dict and ngx.shared[conf.stats_dict]
+  if not dict or not verifier then return end
+  local buf, len = ffi.new("char[?]", STATS_TEXT), ffi.new("size_t[1]")
+  if lib.keygate_verifier_stats_text(verifier, buf, STATS_TEXT, len) ~= 0 then return end
+  dict:set("keygate:stats:" .. ngx.worker.id(), ffi.string(buf, len[0]), STATS_STALE)
+end
+
 local function reload(premature)
   if premature then return end
   if not verifier then start() end
@@ -143,6 +158,7 @@ local function reload(premature)
   changed = load(conf.snapshot, "keygate_verifier_load_snapshot", "snapshot") or changed
   changed = load(conf.revocations, "keygate_verifier_load_revocations", "revocations") or changed
   if changed then save_state() end
+  publish_stats()
 end
 
 --- Creates this worker's verifier and starts the reload timer (armed even
@@ -235,16 +251,38 @@ function _M.header_filter()
   end
 end
 
---- Prometheus text of this worker's counters.
+--- Prometheus text of the counters, every worker added up when init() was
+--- given a `stats_dict` (a lua_shared_dict); else this worker's alone.
 function _M.metrics()
   if not verifier then return ngx.exit(503) end
-  local size = ffi.new("size_t[1]")
-  lib.keygate_verifier_stats_prometheus_size(verifier, size)
-  local buf = ffi.new("char[?]", size[0])
-  local len = ffi.new("size_t[1]")
-  if lib.keygate_verifier_stats_prometheus(verifier, buf, size[0], len) ~= 0 then return ngx.exit(500) end
+  publish_stats()
+  local texts = {}
+  local dict = conf.stats_dict and ngx.shared[conf.stats_dict]
+  if dict then
+    for id = 0, ngx.worker.count() - 1 do
+      texts[#texts + 1] = dict:get("keygate:stats:" .. id)
+    end
+  end
+  if #texts == 0 then
+    local buf, len = ffi.new("char[?]", STATS_TEXT), ffi.new("size_t[1]")
+    if lib.keygate_verifier_stats_text(verifier, buf, STATS_TEXT, len) ~= 0 then return ngx.exit(500) end
+    texts[1] = ffi.string(buf, len[0])
+  end
+  local all = table.concat(texts)
+  local size, len = 65536, ffi.new("size_t[1]")
+  local out = ffi.new("char[?]", size)
+  local rc = lib.keygate_stats_merge_prometheus(all, #all, out, size, len)
+  if rc == 3 then -- BUFFER_TOO_SMALL: len holds the size needed
+    size = tonumber(len[0])
+    out = ffi.new("char[?]", size)
+    rc = lib.keygate_stats_merge_prometheus(all, #all, out, size, len)
+  end
+  if rc ~= 0 then
+    ngx.log(ngx.ERR, "keygate: metrics: ", message(rc))
+    return ngx.exit(500)
+  end
   ngx.header["Content-Type"] = "text/plain; version=0.0.4"
-  ngx.print(ffi.string(buf, len[0]))
+  ngx.print(ffi.string(out, len[0]))
 end
 
 return _M
