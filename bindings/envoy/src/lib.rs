@@ -27,7 +27,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine as _;
 use keygate::{Answer, Artifact, Fetched, Policy, Reload, Reloaded, Verifier};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use serde::Deserialize;
 
 proxy_wasm::main! {{
@@ -148,6 +148,8 @@ struct Shared {
 struct Root {
     shared: Rc<RefCell<Shared>>,
     pending: HashMap<u32, Artifact>,
+    /// Envoy stats defined so far: name → (id, value last reported).
+    metrics: HashMap<String, (u32, u64)>,
     /// The core's reload discipline (ETags, what missing and refused mean).
     reload: Reload,
 }
@@ -155,6 +157,85 @@ struct Root {
 impl Root {
     fn config(&self) -> Option<Rc<Config>> {
         self.shared.borrow().config.clone()
+    }
+
+    /// Reports the verifier's counters as Envoy stats, so `/stats/prometheus`
+    /// shows every worker's verifies added up (Envoy sums counters of the
+    /// same name across worker VMs). Names carry their label after a dot
+    /// (`keygate_verify_total.outcome.valid`); the `stats_tags` in
+    /// docs/integrations/envoy.md turn that into `{outcome="valid"}`.
+    fn report_metrics(&mut self) {
+        let Some(stats) = self.shared.borrow().verifier.as_ref().map(Verifier::stats) else {
+            return;
+        };
+        let mut counters: Vec<(String, u64)> = Vec::new();
+        for o in keygate::Outcome::ALL {
+            counters.push((format!("keygate_verify_total.outcome.{o}"), stats.count(o)));
+        }
+        for (i, kind) in ["snapshot", "revocations", "trust"].iter().enumerate() {
+            counters.push((
+                format!("keygate_artifact_installed_total.artifact.{kind}"),
+                stats.installed[i],
+            ));
+            counters.push((
+                format!("keygate_artifact_refused_total.artifact.{kind}"),
+                stats.refused[i],
+            ));
+        }
+        let mut gauges = vec![
+            (
+                "keygate_snapshot_version".to_string(),
+                stats.snapshot_version,
+            ),
+            (
+                "keygate_revocation_sequence".to_string(),
+                stats.revocation_seq,
+            ),
+            ("keygate_trust_version".to_string(), stats.trust_version),
+        ];
+        for d in &stats.deprecated {
+            counters.push((
+                format!("keygate_deprecated_key_uses_total.key_id.{}", d.key_id),
+                d.count,
+            ));
+            gauges.push((
+                format!(
+                    "keygate_deprecated_key_last_seen_seconds.key_id.{}",
+                    d.key_id
+                ),
+                d.last_seen,
+            ));
+        }
+        for (name, value, kind) in counters
+            .into_iter()
+            .map(|(n, v)| (n, v, MetricType::Counter))
+            .chain(gauges.into_iter().map(|(n, v)| (n, v, MetricType::Gauge)))
+        {
+            let entry = match self.metrics.get_mut(&name) {
+                Some(e) => e,
+                None => match proxy_wasm::hostcalls::define_metric(kind, &name) {
+                    Ok(id) => self.metrics.entry(name).or_insert((id, 0)),
+                    Err(e) => {
+                        log::warn(&format!("keygate: stat {name} not defined: {e:?}"));
+                        continue;
+                    }
+                },
+            };
+            let r = match kind {
+                // This VM's own count grows; Envoy adds every VM's increments.
+                MetricType::Counter => {
+                    let delta = value.saturating_sub(entry.1);
+                    proxy_wasm::hostcalls::increment_metric(
+                        entry.0,
+                        delta.min(i64::MAX as u64) as i64,
+                    )
+                }
+                _ => proxy_wasm::hostcalls::record_metric(entry.0, value),
+            };
+            if r.is_ok() {
+                entry.1 = value;
+            }
+        }
     }
 
     /// Fetches one artifact; the chain trust → snapshot → revocations runs in
@@ -286,6 +367,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         if self.config().is_some_and(|c| !c.bench_mode()) {
+            self.report_metrics();
             self.fetch(Artifact::Trust);
         }
     }

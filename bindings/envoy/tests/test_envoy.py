@@ -11,6 +11,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,8 +110,12 @@ bench_listeners = [listener("plain", plain, [], True),
                    listener("passthrough", passthrough, wasm_filter({**conf, "passthrough": True}), True),
                    listener("keygate_direct", bench_kg, wasm_filter(conf), True),
                    listener("header_floor", floor, wasm_filter({**conf, "header_floor": True}), True)]
+# The filter reports `name.label.value` stats; these rules make Prometheus labels of them.
+STATS_TAGS = [{"tag_name": label, "regex": rf"^wasmcustom\.keygate_\w+(\.{label}\.(\w+))$"}
+              for label in ("outcome", "artifact", "key_id")]
 config = {
     "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+    "stats_config": {"stats_tags": STATS_TAGS},
     "static_resources": {
         "listeners": [listener("keygate", port, wasm_filter(conf))] + (bench_listeners if BENCH else []) +
                      ([listener("probe", probe, wasm_filter({**conf, "probe": True}), True)] if PROBE else []),
@@ -120,7 +125,9 @@ config = {
 cfg = os.path.join(work, "envoy.json")
 json.dump(config, open(cfg, "w"))
 log = open(os.path.join(work, "envoy.log"), "w")
-envoy = subprocess.Popen((["taskset", "-c", "0"] if PIN else []) + [ENVOY, "-c", cfg, "--concurrency", "1", "--log-level", "warn"], stdout=log, stderr=log)
+# Two workers (two VMs, two verifiers) unless benchmarking, as in production.
+envoy = subprocess.Popen((["taskset", "-c", "0"] if PIN else []) + [ENVOY, "-c", cfg, "--concurrency", "1" if BENCH else "2",
+                         "--log-level", "warn"], stdout=log, stderr=log)
 check = Checks(lambda: [os.path.join(work, "envoy.log")])
 
 
@@ -191,6 +198,39 @@ try:
     check(b"keygate" not in open(os.path.join(work, "envoy.log"), "rb").read() or
           all(k.encode() not in open(os.path.join(work, "envoy.log"), "rb").read() for k in keys.values()),
           "keys never logged")
+    # Every worker's verifies in one Prometheus text, labelled like keygate's own.
+    def prom(name):
+        c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        c.request("GET", "/stats/prometheus")
+        body = c.getresponse().read().decode()
+        c.close()
+        m = re.search(r"^" + re.escape(name) + r" (\d+)$", body, re.M)
+        return int(m.group(1)) if m else None, body
+    t0 = time.time()
+    while prom('keygate_verify_total{outcome="valid"}')[0] is None:
+        if time.time() - t0 > 3:
+            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+            c.request("GET", "/stats?filter=verify|wasmcustom|snapshot_version")
+            plain = c.getresponse().read().decode()
+            c.close()
+            lines = [l for l in prom("x")[1].splitlines() if "keygate" in l]
+            check(False, f"no keygate_verify_total in /stats/prometheus: {lines[:10]} /stats: {plain[:800]}")
+        time.sleep(0.2)
+    valid = 'keygate_verify_total{outcome="valid"}'
+    before = prom(valid)[0]
+    for _ in range(40):
+        check(get(keys["valid"])[0] == 200, "valid")
+    t0 = time.time()
+    while prom(valid)[0] < before + 40:
+        check(time.time() - t0 < 3, f"Envoy stats miss verifies: {prom(valid)[0]} < {before} + 40")
+        time.sleep(0.2)
+    n, body = prom('keygate_verify_total{outcome="valid_deprecated"}')
+    check(n and n >= 1, "deprecated uses counted")
+    check(re.search(r'^keygate_deprecated_key_uses_total\{key_id="[0-9a-f]{32}"\} \d+$', body, re.M),
+          "deprecated-key use per key id in /stats/prometheus")
+    check(re.search(r'^keygate_snapshot_version(\{\})? [1-9]\d*$', body, re.M),
+          f"snapshot version gauge: {[l for l in body.splitlines() if 'version' in l]}")
+    print("envoy: /stats/prometheus shows the verifies of both workers with keygate's labels")
     print(f"envoy filter: {check.count} checks passed")
 
     if PROBE:
