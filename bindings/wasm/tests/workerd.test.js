@@ -132,6 +132,8 @@ ${snippetModules}  ],
     (name = "ORIGIN", service = "origin"),
     (name = "UPSTREAM", service = "upstream"),
     (name = "SCOPE", text = "invoices:read"),
+    (name = "METRICS_PATH", text = "/_keygate/metrics"),
+    (name = "METRICS_TOKEN", text = "metrics-secret-for-the-test"),
     (name = "REFRESH_SECONDS", text = "1"),
   ],
   compatibilityDate = "2024-09-01",
@@ -247,4 +249,17 @@ test("the anchor is pinned: an origin serving another keyset's trust and snapsho
   } finally {
     for (const [f, b] of Object.entries(saved)) fs.writeFileSync(path.join(site, f), b);
   }
+});
+
+test("metrics: this isolate's counters, only with the token", async () => {
+  const url = `http://127.0.0.1:${port}/_keygate/metrics`;
+  assert.equal((await fetch(url)).status, 403);
+  assert.equal((await fetch(url, { headers: { "x-keygate-metrics-token": "metrics-secret-for-the-tesX" } })).status, 403);
+  const r = await fetch(url, { headers: { "x-keygate-metrics-token": "metrics-secret-for-the-test" } });
+  assert.equal(r.status, 200);
+  const body = await r.text();
+  const valid = Number(/^keygate_verify_total\{outcome="valid"\} (\d+)$/m.exec(body)?.[1]);
+  assert.ok(valid >= 1, body.slice(0, 300));
+  assert.match(body, /^keygate_deprecated_key_uses_total\{key_id="[0-9a-f]{32}",principal="mobile-app"\} [1-9]/m);
+  assert.match(body, /^keygate_snapshot_version [1-9]/m);
 });

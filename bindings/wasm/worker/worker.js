@@ -9,7 +9,9 @@
 // revocations.kgr), UPSTREAM (service), SCOPE (required scope, optional),
 // REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
 // (default x-keygate-principal), REALM (default "keygate"), RETRY_AFTER
-// (seconds on a 503, default 5).
+// (seconds on a 503, default 5), METRICS_PATH with METRICS_TOKEN (both or
+// neither: GET METRICS_PATH with `x-keygate-metrics-token: METRICS_TOKEN`
+// answers this isolate's counters as Prometheus text).
 import { initSync, Verifier, Reload, notLoaded } from "./index.js";
 import wasmModule from "./keygate_bg.wasm";
 
@@ -81,6 +83,24 @@ function fresh(env, ctx, v) {
   return null;
 }
 
+// Compares two strings in time that depends only on their lengths.
+function sameSecret(a, b) {
+  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
+  let d = x.length ^ y.length;
+  for (let i = 0; i < x.length; i++) d |= x[i] ^ (y[i % (y.length || 1)] ?? 0);
+  return d === 0;
+}
+
+// The counters of this isolate's verifier, for a caller holding the token.
+function metrics(request, env, v) {
+  if (!env.METRICS_TOKEN) return new Response("keygate: METRICS_PATH needs METRICS_TOKEN\n", { status: 500 });
+  if (!sameSecret(request.headers.get("x-keygate-metrics-token") ?? "", env.METRICS_TOKEN)) {
+    return new Response("forbidden\n", { status: 403 });
+  }
+  if (!v) return new Response("keygate: no trust anchor\n", { status: 503 });
+  return new Response(v.statsPrometheus(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+}
+
 function reply(a) {
   return new Response(a.body, { status: a.status, headers: [...a.responseHeaders, ["content-type", "text/plain"]] });
 }
@@ -94,6 +114,7 @@ export default {
       retryAfter: env.RETRY_AFTER ? Number(env.RETRY_AFTER) : undefined,
     };
     const v = verifierFor(env);
+    if (env.METRICS_PATH && new URL(request.url).pathname === env.METRICS_PATH) return metrics(request, env, v);
     if (!v) return reply(notLoaded(options));
     const waiting = fresh(env, ctx, v);
     if (waiting) await waiting;
