@@ -39,6 +39,9 @@ impl Principal {
     /// `copy_from_slice` is a libc call. (Eight-byte words plus an
     /// overlapping last word saved no instructions and measured slower: the
     /// verdict is read back soon after, across the overlapping stores.)
+    ///
+    /// Called once per verdict, on [`Principal::EMPTY`]: the bytes past the
+    /// name stay zero, which [`Principal::padded`] promises.
     #[inline]
     fn set(&mut self, s: &[u8]) {
         let n = s.len().min(MAX_PRINCIPAL_LEN);
@@ -46,6 +49,12 @@ impl Principal {
             *d = *b;
         }
         self.len = n as u8;
+    }
+
+    /// The name's bytes zero-padded to [`MAX_PRINCIPAL_LEN`], and its
+    /// length: a fixed-size copy (the C API's verdict) with no UTF-8 check.
+    pub fn padded(&self) -> (&[u8; MAX_PRINCIPAL_LEN], usize) {
+        (&self.buf, usize::from(self.len))
     }
 
     /// The name (empty when no key was found).
@@ -1257,6 +1266,9 @@ mod tests {
             let mut p = Principal::EMPTY;
             p.set(&long[..n]);
             assert_eq!(p.as_str().as_bytes(), &long[..n], "len {n}");
+            let (padded, len) = p.padded();
+            assert_eq!((&padded[..len], len), (&long[..n], n));
+            assert!(padded[n..].iter().all(|b| *b == 0), "zero past the name, len {n}");
         }
     }
 
