@@ -30,11 +30,13 @@
 //! ## Features
 //! - `std` (default): [`Verifier`] with lock-free hot reload and stats, the
 //!   snapshot/update/trust builders, key generation.
-//! - `issuer`: the control plane over SQLite ([`issuer::Issuer`]), used by the
-//!   `keygate` CLI.
 //! - `alloc`: reserved for allocation-only helpers.
 //! - with neither, the key parser and the zero-copy [`SnapshotView`],
 //!   [`RevocationView`] and [`TrustSet`] work with no allocator.
+//!
+//! The control plane (keys, rotation, revocation, the audit chain,
+//! publishing, `scan`) is the separate `keygate-issuer` crate: a gateway
+//! that embeds this one carries no database.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -59,9 +61,6 @@ mod snapshot;
 mod trust;
 #[cfg(feature = "std")]
 mod verify;
-
-#[cfg(feature = "issuer")]
-pub mod issuer;
 
 // docs/integrations/rust.md's example compiles as a doctest, so the page
 // cannot drift from the API.

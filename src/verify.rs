@@ -1268,7 +1268,10 @@ mod tests {
             assert_eq!(p.as_str().as_bytes(), &long[..n], "len {n}");
             let (padded, len) = p.padded();
             assert_eq!((&padded[..len], len), (&long[..n], n));
-            assert!(padded[n..].iter().all(|b| *b == 0), "zero past the name, len {n}");
+            assert!(
+                padded[n..].iter().all(|b| *b == 0),
+                "zero past the name, len {n}"
+            );
         }
     }
 

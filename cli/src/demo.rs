@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use keygate::issuer::{IssueRequest, Issuer, RevokeTarget};
 use keygate::{ApiKey, Outcome, Verifier};
+use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
 use serde_json::{json, Value};
 
 use crate::{verdict_json, Fail, Res};

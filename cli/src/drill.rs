@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use keygate::issuer::{IssueRequest, Issuer, RevokeTarget};
 use keygate::{Outcome, Verifier};
+use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
 use serde_json::json;
 
 use crate::{Fail, Res};
@@ -273,12 +273,12 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
     let mut corrupt = good.clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
-    keygate::issuer::write_atomic(&out.join("snapshot.kgs"), &corrupt, 0o644).map_err(fail)?;
+    keygate_issuer::write_atomic(&out.join("snapshot.kgs"), &corrupt, 0o644).map_err(fail)?;
     std::thread::sleep(s.poll * 2);
-    keygate::issuer::write_atomic(&out.join("snapshot.kgs"), &first_snapshot, 0o644)
+    keygate_issuer::write_atomic(&out.join("snapshot.kgs"), &first_snapshot, 0o644)
         .map_err(fail)?;
     std::thread::sleep(s.poll * 2);
-    keygate::issuer::write_atomic(&out.join("snapshot.kgs"), &good, 0o644).map_err(fail)?;
+    keygate_issuer::write_atomic(&out.join("snapshot.kgs"), &good, 0o644).map_err(fail)?;
     bad_push.store(false, Ordering::Relaxed);
     let refusals: u64 = gateways
         .iter()

@@ -1,4 +1,4 @@
-//! `keygate`: the issuer CLI, a thin shell over `keygate::issuer`.
+//! `keygate`: the issuer CLI, a thin shell over `keygate_issuer`.
 
 mod demo;
 mod drill;
@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use keygate::issuer::{printable, IssueRequest, Issuer, IssuerError, RevokeTarget};
 use keygate::{Digest, KeyId, RevocationView, SnapshotView, Verdict, Verifier};
+use keygate_issuer::{printable, IssueRequest, Issuer, IssuerError, RevokeTarget};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -385,11 +385,11 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn parse_duration(s: &str) -> Res<u64> {
-    Ok(keygate::issuer::parse_duration(s)?)
+    Ok(keygate_issuer::parse_duration(s)?)
 }
 
 pub(crate) fn parse_time(s: &str) -> Res<u64> {
-    Ok(keygate::issuer::parse_time(s)?)
+    Ok(keygate_issuer::parse_time(s)?)
 }
 
 /// RFC 3339 for times humantime can show (to year 9999); a later one, which
@@ -467,7 +467,7 @@ fn run(cli: &Cli) -> Res<u8> {
                     grace,
                     rotate_before,
                 } => {
-                    let p = keygate::issuer::Policy {
+                    let p = keygate_issuer::Policy {
                         class: class.clone(),
                         max_age: parse_duration(max_age)?,
                         grace: parse_duration(grace)?,
@@ -559,7 +559,7 @@ fn run(cli: &Cli) -> Res<u8> {
         } => {
             let i = open(cli)?;
             let keys = i.list(principal.as_deref(), status.as_deref())?;
-            let mut report = keygate::issuer::UsageReport::default();
+            let mut report = keygate_issuer::UsageReport::default();
             for f in usage {
                 let text = std::fs::read_to_string(f)
                     .map_err(|e| input(format!("{}: {e}", f.display())))?;
@@ -730,7 +730,7 @@ fn run(cli: &Cli) -> Res<u8> {
                 return Err(input("scan needs at least one PATH"));
             }
             let mut i = open(cli)?;
-            let opts = keygate::issuer::ScanOptions {
+            let opts = keygate_issuer::ScanOptions {
                 respect_gitignore: *respect_gitignore,
             };
             // Findings are printed as they are found: a scan of a huge tree
@@ -1140,7 +1140,7 @@ fn import(cli: &Cli, a: &ImportArgs) -> Res<u8> {
     let items = if let Some(f) = &a.from {
         let text =
             std::fs::read_to_string(f).map_err(|e| input(format!("{}: {e}", f.display())))?;
-        keygate::issuer::parse_import_lines(&text, &f.display().to_string())?
+        keygate_issuer::parse_import_lines(&text, &f.display().to_string())?
     } else {
         let (Some(p), Some(h)) = (&a.principal, &a.sha256) else {
             return Err(input(
@@ -1148,7 +1148,7 @@ fn import(cli: &Cli, a: &ImportArgs) -> Res<u8> {
             ));
         };
         let expires_at = a.expires_at.as_deref().map(parse_time).transpose()?;
-        vec![keygate::issuer::Import::new(p, h, &a.scopes, expires_at)?]
+        vec![keygate_issuer::Import::new(p, h, &a.scopes, expires_at)?]
     };
     let mut i = open(cli)?;
     let out = i.import_many(&items)?;

@@ -180,7 +180,7 @@ fn refresh(v: &Verifier, s: &Settings) {
         return;
     };
     let text = v.high_water().to_text(v.trust().keyset().as_str());
-    if let Err(e) = keygate::issuer::write_atomic(path, text.as_bytes(), 0o600) {
+    if let Err(e) = keygate_issuer::write_atomic(path, text.as_bytes(), 0o600) {
         eprintln!("keygate serve: state {} not saved: {e}", path.display());
     }
 }

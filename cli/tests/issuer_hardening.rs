@@ -373,7 +373,7 @@ fn hostile_times_in_artifacts_and_exports_do_not_panic() {
 /// holds every revoke acknowledged before it.
 #[test]
 fn concurrent_revokes_and_publishes_lose_nothing() {
-    use keygate::issuer::{IssueRequest, Issuer, RevokeTarget};
+    use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
     use std::sync::{Arc, Barrier};
     let e = env();
     e.init();

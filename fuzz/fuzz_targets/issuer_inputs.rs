@@ -1,7 +1,7 @@
 #![no_main]
 // The issuer's text inputs: durations, times, import lines, gateway usage
 // exports, scanned file contents and text shown on a terminal. Never a panic.
-use keygate::issuer::{find_in, parse_duration, parse_import_lines, parse_time, printable, UsageReport};
+use keygate_issuer::{find_in, parse_duration, parse_import_lines, parse_time, printable, UsageReport};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = parse_duration(&text);

@@ -1,10 +1,5 @@
 //! Writing artifacts so a reader never sees a partial file.
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;

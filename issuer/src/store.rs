@@ -1,10 +1,5 @@
 //! The SQLite store: schema, migrations, connection settings.
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use std::path::Path;
 use std::time::Duration;
 

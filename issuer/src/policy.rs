@@ -5,11 +5,6 @@
 //! key counts as due for rotation (`rotate_before`, default: the grace, so the
 //! rotation's grace window ends by the old key's expiry).
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -101,7 +96,7 @@ impl Issuer {
                 "max-age and grace must be positive".into(),
             ));
         }
-        if p.max_age > crate::snapshot::MAX_TIME {
+        if p.max_age > keygate::MAX_TIME {
             return Err(IssuerError::Invalid(
                 "max-age is longer than a key record can hold (until 2106)".into(),
             ));

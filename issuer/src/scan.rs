@@ -8,18 +8,13 @@
 //! line numbers are counted as the scan goes (linear in the file's size). A
 //! path that cannot be read is reported, never skipped in silence.
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use memchr::memmem;
 use serde::Serialize;
 
-use crate::key::{self, Digest, KeyId, CHECKSUM_LEN, SECRET_LEN};
+use keygate::{Digest, KeyId, CHECKSUM_LEN, SECRET_LEN};
 
 /// A key found in a file. Holds the key id, never the secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -149,7 +144,7 @@ impl Matcher {
             return None;
         }
         let text = core::str::from_utf8(cand).ok()?;
-        key::parse(text)
+        keygate::parse_key(text)
             .ok()
             .filter(|p| p.prefix() == self.prefix)
             .map(|_| Digest::of(cand).key_id())
@@ -286,8 +281,8 @@ fn err_path(e: &ignore::Error) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn key() -> crate::key::ApiKey {
-        crate::key::ApiKey::from_secret_bytes("acme_live", &[3; 24]).unwrap()
+    fn key() -> keygate::ApiKey {
+        keygate::ApiKey::from_secret_bytes("acme_live", &[3; 24]).unwrap()
     }
 
     #[test]

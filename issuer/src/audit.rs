@@ -9,11 +9,6 @@
 //! show on its own — entries cut off its end — is caught by comparing it with
 //! the head signed into the last published snapshot ([`verify`]'s `signed`).
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -85,7 +80,7 @@ pub(crate) fn hex(b: &[u8]) -> String {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    crate::key::Digest::from_hex(s).map(|d| d.0)
+    keygate::Digest::from_hex(s).map(|d| d.0)
 }
 
 /// The current head (hash of the last entry; zeros when empty).

@@ -2,14 +2,10 @@
 //! one place, so the CLI, a future API and the fuzz target read them alike.
 //! Each refuses bad input with [`IssuerError::Invalid`] naming what was wrong.
 
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
-
 use serde::Deserialize;
 
 use super::{IssuerError, Result};
-use crate::key::Digest;
+use keygate::Digest;
 
 /// A duration such as `30s`, `15m`, `7d`, `90d`, in whole seconds.
 pub fn parse_duration(s: &str) -> Result<u64> {

@@ -5,12 +5,11 @@
 //! is still in use before its sunset — `keygate list --usage FILE...`.
 
 use std::collections::HashMap;
-use std::prelude::rust_2021::*;
 
 use serde::Serialize;
 
 use super::{IssuerError, Result};
-use crate::key::KeyId;
+use keygate::KeyId;
 
 /// What the gateways reported for one key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -1,16 +1,15 @@
-//! The issuer (control plane): keys, rotation, revocation, publishing, audit,
-//! scanning and signer rotation over one SQLite store. `std` only; the
-//! `keygate` CLI is a thin shell over this module.
+//! keygate's issuer (control plane): keys, rotation, revocation, publishing,
+//! audit, scanning and signer rotation over one SQLite store. A crate of its
+//! own, so the verification core (`keygate`) that gateways embed carries no
+//! database; the `keygate` CLI is a thin shell over this one.
 //!
 //! A store is a directory holding `keygate.db`, the signing keys
 //! (`signer-<id>.pk8`, mode 0600) and `published.kgs`, a copy of the last
 //! published snapshot used to compute fast revocation updates. Secrets of API
 //! keys are never stored: only their digests.
 
-// The core crate is no_std; the issuer is std-only.
-use std::prelude::rust_2021::*;
-#[allow(unused_imports)]
-use std::{format, vec};
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod audit;
 mod input;
@@ -33,12 +32,12 @@ pub use publish::write_atomic;
 pub use scan::{find_in, Finding, ScanOptions, Unreadable};
 pub use usage::{Usage, UsageReport};
 
-use crate::artifact::Name;
-use crate::error::Artifact;
-use crate::key::{ApiKey, Digest, KeyId};
-use crate::revocation::{build_update, UpdateSpec};
-use crate::snapshot::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status, MAX_TIME};
-use crate::trust::{build_bundle, Signer};
+use keygate::Artifact;
+use keygate::Name;
+use keygate::{build_bundle, Signer};
+use keygate::{build_update, UpdateSpec};
+use keygate::{ApiKey, Digest, KeyId};
+use keygate::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status, MAX_TIME};
 
 /// Why an issuer operation failed. Nothing is changed when one is returned.
 #[non_exhaustive]
@@ -59,7 +58,7 @@ pub enum IssuerError {
     /// A file operation failed.
     Io(std::io::Error),
     /// An artifact was refused.
-    Artifact(Box<crate::Error>),
+    Artifact(Box<keygate::Error>),
     /// The audit chain or the keys table was changed outside keygate; nothing
     /// is published from a store in this state.
     AuditBroken(String),
@@ -101,8 +100,8 @@ impl From<std::io::Error> for IssuerError {
     }
 }
 
-impl From<crate::Error> for IssuerError {
-    fn from(e: crate::Error) -> Self {
+impl From<keygate::Error> for IssuerError {
+    fn from(e: keygate::Error) -> Self {
         Self::Artifact(Box::new(e))
     }
 }
@@ -305,10 +304,7 @@ fn parse_status(s: &str) -> Result<Status> {
 }
 
 fn check_principal(p: &str) -> Result<()> {
-    if p.is_empty()
-        || p.len() > crate::snapshot::MAX_PRINCIPAL_LEN
-        || p.chars().any(char::is_control)
-    {
+    if p.is_empty() || p.len() > keygate::MAX_PRINCIPAL_LEN || p.chars().any(char::is_control) {
         return Err(IssuerError::Invalid(format!(
             "principal must be 1-128 bytes without control characters: {p:?}"
         )));
@@ -369,7 +365,7 @@ pub const MAX_REASON_LEN: usize = 1024;
 fn check_scopes(scopes: &[String]) -> Result<()> {
     for s in scopes {
         let ok = !s.is_empty()
-            && s.len() <= crate::snapshot::MAX_SCOPE_LEN
+            && s.len() <= keygate::MAX_SCOPE_LEN
             && s.bytes().all(|c| c.is_ascii_graphic() && c != b'"');
         if !ok {
             return Err(IssuerError::Invalid(format!(
@@ -1194,7 +1190,7 @@ impl Issuer {
     }
 
     fn head_of(&self, snapshot: &[u8]) -> Result<SignedHead> {
-        let trust = crate::TrustSet::from_chain(&self.trust_bytes()?)?;
+        let trust = keygate::TrustSet::from_chain(&self.trust_bytes()?)?;
         let view = SnapshotView::new(snapshot, &trust)?;
         Ok(SignedHead {
             snapshot_version: view.header().version,
