@@ -30,6 +30,9 @@
 // included.
 #define KEYGATE_HEADER_VALUE_CAPACITY 385
 
+// A buffer of this many bytes always holds [`keygate_file_stamp`]'s text.
+#define KEYGATE_FILE_STAMP_MAX 128
+
 // A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
 #define KEYGATE_STATE_MAX 256
 
@@ -70,6 +73,10 @@ typedef enum keygate_result {
   // A policy setting the gateway contract does not allow (a realm or
   // principal header name, see `keygate_policy_new`).
   KEYGATE_RESULT_INVALID_POLICY = 5,
+  // No such file.
+  KEYGATE_RESULT_FILE_NOT_FOUND = 6,
+  // A file could not be read (permissions, I/O error).
+  KEYGATE_RESULT_FILE_UNREADABLE = 7,
   // The artifact ends early.
   KEYGATE_RESULT_TRUNCATED = 100,
   // The bytes are not this kind of artifact.
@@ -352,6 +359,24 @@ enum keygate_result keygate_stats_merge_prometheus(const uint8_t *texts,
                                                    char *buf,
                                                    size_t buf_len,
                                                    size_t *out_len);
+
+// The core's change detection for an artifact file, without reading it:
+// its stamp (device, inode, size, nanosecond mtime and ctime) as text,
+// NUL-terminated, length in `*out_len`. A host keeps the stamp of the file
+// it last installed and re-reads only when the stamp differs — the rule
+// `keygate serve` and every other surface follow. `FILE_NOT_FOUND` when
+// there is no such file, `FILE_UNREADABLE` when it cannot be examined,
+// `BUFFER_TOO_SMALL` below [`KEYGATE_FILE_STAMP_MAX`] bytes when the stamp
+// is longer.
+//
+// # Safety
+// `path` valid for `path_len` bytes (not NUL-terminated); `buf` writable
+// for `buf_len` bytes; `out_len` writable.
+enum keygate_result keygate_file_stamp(const char *path,
+                                       size_t path_len,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_len);
 
 // Writes the verifier's high-water marks (the highest trust version,
 // snapshot version and update sequence installed) as the state-file text

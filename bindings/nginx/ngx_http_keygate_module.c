@@ -33,17 +33,13 @@
 
 #include "keygate.h"
 
-/* What identifies one version of an artifact file without reading it: a
- * publish writes a new file and renames it over the old (a new inode), and
- * an in-place rewrite changes the nanosecond mtime/ctime. (Whole-second
- * mtime plus size missed a second revocation update of the same size
- * written in the same second.) */
+/* What identifies one version of an artifact file without reading it is
+ * the core's rule (keygate_file_stamp: inode, size, nanosecond times), the
+ * same every keygate surface applies. (Whole-second mtime plus size missed a
+ * second revocation update of the same size written in the same second.) */
 typedef struct {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-    unsigned valid : 1;
+    char text[KEYGATE_FILE_STAMP_MAX];
+    size_t len;
 } ngx_http_keygate_stamp_t;
 
 /* One set of artifact files and, per worker, the verifier loaded from them. */
@@ -285,24 +281,24 @@ static int ngx_http_keygate_path(ngx_str_t *path, char *name, size_t cap) {
 
 /* Reads `path` into a malloc'd buffer when its stamp differs from `*stamp`
  * (or `stamp` is NULL); NULL when unchanged, missing (`*missing` set) or on
- * error (logged). The stamp of what was read goes to `*next`. */
+ * error (logged). The stamp taken before the read goes to `*next`: if the
+ * file is replaced meanwhile, the next tick sees a new stamp and reads again. */
 static u_char *ngx_http_keygate_read(ngx_str_t *path, size_t *len, ngx_log_t *log, ngx_http_keygate_stamp_t *stamp,
                                      ngx_http_keygate_stamp_t *next, int *missing) {
     char name[NGX_MAX_PATH];
+    ngx_http_keygate_stamp_t now;
     if (missing) *missing = 0;
     if (!ngx_http_keygate_path(path, name, sizeof(name))) return NULL;
-    struct stat st;
-    if (stat(name, &st) == -1) {
-        if (missing && ngx_errno == NGX_ENOENT) {
-            *missing = 1;
-            return NULL;
-        }
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "keygate: cannot stat \"%s\"", name);
+    keygate_result r = keygate_file_stamp(name, path->len, now.text, sizeof(now.text), &now.len);
+    if (r == KEYGATE_RESULT_FILE_NOT_FOUND && missing) {
+        *missing = 1;
         return NULL;
     }
-    if (stamp && stamp->valid && stamp->dev == st.st_dev && stamp->ino == st.st_ino && stamp->size == st.st_size &&
-        stamp->mtime.tv_sec == st.st_mtim.tv_sec && stamp->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-        stamp->ctime.tv_sec == st.st_ctim.tv_sec && stamp->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+    if (r != KEYGATE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "keygate: \"%s\": %s", name, keygate_result_message(r));
+        return NULL;
+    }
+    if (stamp && stamp->len == now.len && ngx_memcmp(stamp->text, now.text, now.len) == 0) {
         return NULL; /* unchanged */
     }
     ngx_fd_t fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
@@ -310,12 +306,13 @@ static u_char *ngx_http_keygate_read(ngx_str_t *path, size_t *len, ngx_log_t *lo
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "keygate: cannot open \"%s\"", name);
         return NULL;
     }
-    /* Stamp and size from the open file: the path may have been replaced since stat. */
-    if (fstat(fd, &st) == -1) {
+    /* The size from the open file: the path may have been replaced since. */
+    ngx_file_info_t fi;
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
         ngx_close_file(fd);
         return NULL;
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)ngx_file_size(&fi);
     u_char *buf = ngx_alloc(n ? n : 1, log);
     ssize_t got = buf ? ngx_read_fd(fd, buf, n) : -1;
     ngx_close_file(fd);
@@ -324,7 +321,7 @@ static u_char *ngx_http_keygate_read(ngx_str_t *path, size_t *len, ngx_log_t *lo
         ngx_free(buf);
         return NULL;
     }
-    if (next) *next = (ngx_http_keygate_stamp_t){st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim, 1};
+    if (next) *next = now;
     *len = n;
     return buf;
 }

@@ -33,6 +33,10 @@ pub enum keygate_result {
     /// A policy setting the gateway contract does not allow (a realm or
     /// principal header name, see `keygate_policy_new`).
     InvalidPolicy = 5,
+    /// No such file.
+    FileNotFound = 6,
+    /// A file could not be read (permissions, I/O error).
+    FileUnreadable = 7,
     /// The artifact ends early.
     Truncated = 100,
     /// The bytes are not this kind of artifact.
@@ -122,13 +126,15 @@ pub struct keygate_verifier {
 }
 
 /// Every result code, for turning an integer from C back into one.
-const RESULTS: [keygate_result; 18] = [
+const RESULTS: [keygate_result; 20] = [
     keygate_result::Ok,
     keygate_result::NullArgument,
     keygate_result::InvalidArgument,
     keygate_result::BufferTooSmall,
     keygate_result::Panic,
     keygate_result::InvalidPolicy,
+    keygate_result::FileNotFound,
+    keygate_result::FileUnreadable,
     keygate_result::Truncated,
     keygate_result::BadMagic,
     keygate_result::UnsupportedVersion,
@@ -874,6 +880,61 @@ pub unsafe extern "C" fn keygate_stats_merge_prometheus(
     })
 }
 
+/// A buffer of this many bytes always holds [`keygate_file_stamp`]'s text.
+pub const KEYGATE_FILE_STAMP_MAX: usize = 128;
+
+/// The core's change detection for an artifact file, without reading it:
+/// its stamp (device, inode, size, nanosecond mtime and ctime) as text,
+/// NUL-terminated, length in `*out_len`. A host keeps the stamp of the file
+/// it last installed and re-reads only when the stamp differs — the rule
+/// `keygate serve` and every other surface follow. `FILE_NOT_FOUND` when
+/// there is no such file, `FILE_UNREADABLE` when it cannot be examined,
+/// `BUFFER_TOO_SMALL` below [`KEYGATE_FILE_STAMP_MAX`] bytes when the stamp
+/// is longer.
+///
+/// # Safety
+/// `path` valid for `path_len` bytes (not NUL-terminated); `buf` writable
+/// for `buf_len` bytes; `out_len` writable.
+#[no_mangle]
+pub unsafe extern "C" fn keygate_file_stamp(
+    path: *const c_char,
+    path_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> keygate_result {
+    guard(|| {
+        if path.is_null() || buf.is_null() || out_len.is_null() {
+            return keygate_result::NullArgument;
+        }
+        // SAFETY: `path_len` readable bytes per the caller.
+        let Some(p) = (unsafe { bytes(path.cast(), path_len) }) else {
+            return keygate_result::NullArgument;
+        };
+        let path =
+            std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p));
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return keygate_result::FileNotFound
+            }
+            Err(_) => return keygate_result::FileUnreadable,
+        };
+        let stamp = keygate_core::file_stamp(&meta);
+        if stamp.len() + 1 > buf_len {
+            return keygate_result::BufferTooSmall;
+        }
+        // SAFETY: `buf` writable for buf_len ≥ stamp.len() + 1 bytes, and
+        // distinct from `stamp`, which this call allocated.
+        unsafe {
+            std::ptr::copy_nonoverlapping(stamp.as_ptr().cast::<c_char>(), buf, stamp.len());
+            *buf.add(stamp.len()) = 0;
+            *out_len = stamp.len();
+        }
+        keygate_result::Ok
+    })
+}
+
 /// A buffer of this many bytes always holds [`keygate_verifier_state`]'s text.
 pub const KEYGATE_STATE_MAX: usize = 256;
 
@@ -981,6 +1042,8 @@ pub extern "C" fn keygate_result_message(result: u32) -> *const c_char {
         keygate_result::InvalidPolicy => {
             c"invalid policy: realm or principal header name not allowed"
         }
+        keygate_result::FileNotFound => c"no such file",
+        keygate_result::FileUnreadable => c"file cannot be read",
         keygate_result::Truncated => c"artifact truncated",
         keygate_result::BadMagic => c"not a keygate artifact of this kind (bad magic)",
         keygate_result::UnsupportedVersion => c"unsupported artifact format version",

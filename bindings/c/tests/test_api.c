@@ -183,11 +183,11 @@ static void every_error_code_and_state_kept(const char *dir) {
     free(text);
 
     /* Every result code has a message; version string. */
-    int codes[] = {0, 1, 2, 3, 4, 5, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 199};
+    int codes[] = {0, 1, 2, 3, 4, 5, 6, 7, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 199};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         CHECK(strstr(keygate_result_message(codes[i]), "unknown") == NULL);
     /* Integers C makes up are answered, not undefined behaviour. */
-    CHECK(strcmp(keygate_result_message(6), "unknown result code") == 0);
+    CHECK(strcmp(keygate_result_message(8), "unknown result code") == 0);
     CHECK(strcmp(keygate_result_message(0xffffffffu), "unknown result code") == 0);
     CHECK(strcmp(keygate_outcome_name(9), "unknown outcome") == 0);
     CHECK(strcmp(keygate_outcome_name(0xffffffffu), "unknown outcome") == 0);
@@ -323,6 +323,32 @@ static void the_contract(const char *dir) {
     keygate_verifier_free(v);
 }
 
+/* The core's file change detection: a same-size file renamed into place in
+ * the same second gets a new stamp; an untouched one keeps it. */
+static void file_stamps(const char *dir) {
+    char path[4096], tmp[4096], a[KEYGATE_FILE_STAMP_MAX], b[KEYGATE_FILE_STAMP_MAX];
+    size_t la = 0, lb = 0;
+    snprintf(path, sizeof path, "%s/stamp-test", dir);
+    snprintf(tmp, sizeof tmp, "%s/stamp-test.tmp", dir);
+    remove(path);
+    CHECK_RESULT(keygate_file_stamp(path, strlen(path), a, sizeof a, &la), KEYGATE_RESULT_FILE_NOT_FOUND);
+    FILE *f = fopen(path, "wb");
+    fputs("aaaa", f);
+    fclose(f);
+    CHECK_RESULT(keygate_file_stamp(path, strlen(path), a, 4, &la), KEYGATE_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RESULT(keygate_file_stamp(path, strlen(path), a, sizeof a, &la), KEYGATE_RESULT_OK);
+    CHECK_RESULT(keygate_file_stamp(path, strlen(path), b, sizeof b, &lb), KEYGATE_RESULT_OK);
+    CHECK(la == lb && strcmp(a, b) == 0);
+    f = fopen(tmp, "wb");
+    fputs("bbbb", f);
+    fclose(f);
+    CHECK(rename(tmp, path) == 0);
+    CHECK_RESULT(keygate_file_stamp(path, strlen(path), b, sizeof b, &lb), KEYGATE_RESULT_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK_RESULT(keygate_file_stamp(NULL, 3, b, sizeof b, &lb), KEYGATE_RESULT_NULL_ARGUMENT);
+    remove(path);
+}
+
 /* Two "worker processes" add their counters up into one Prometheus text. */
 static void stats_add_up(const char *dir) {
     keygate_verifier *a = loaded(dir), *b = loaded(dir);
@@ -364,6 +390,7 @@ int main(int argc, char **argv) {
     state_survives_a_restart(argv[1]);
     the_contract(argv[1]);
     stats_add_up(argv[1]);
+    file_stamps(argv[1]);
     printf("test_api: %d checks passed (%s)\n", checks, keygate_version());
     return 0;
 }

@@ -43,6 +43,7 @@ bool keygate_policy_strips(const keygate_policy *policy, const uint8_t *name, si
 int keygate_verifier_check(const keygate_verifier *v, const keygate_header *headers, size_t headers_len,
   const char *scope, size_t scope_len, uint64_t now_unix, const keygate_policy *policy, keygate_answer *out);
 int keygate_verifier_state(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
+int keygate_file_stamp(const char *path, size_t path_len, char *buf, size_t buf_len, size_t *out_len);
 int keygate_verifier_restore_state(keygate_verifier *v, const uint8_t *text, size_t len);
 int keygate_verifier_stats_prometheus_size(const keygate_verifier *v, size_t *out_size);
 int keygate_verifier_stats_text(const keygate_verifier *v, char *buf, size_t buf_len, size_t *out_len);
@@ -56,10 +57,12 @@ const char *keygate_version(void);
 local _M = { _VERSION = "0.2.0" }
 
 local lib, verifier, conf
-local seen = {}        -- path -> size and CRC of the last file installed
+local seen = {}        -- path -> the core's file stamp of the last file installed
 local policies = {}    -- realm \0 principal header \0 retry-after -> keygate_policy
 local answer = ffi.new("keygate_answer")
 local STATE_MAX = 256
+local STAMP_MAX = 128
+local stamp_buf, stamp_len = ffi.new("char[?]", STAMP_MAX), ffi.new("size_t[1]")
 local STATS_TEXT = 12288
 local STATS_STALE = 10          -- seconds: a worker that stopped publishing is gone
 
@@ -92,19 +95,25 @@ local function save_state()
   if not ok then ngx.log(ngx.ERR, "keygate: state ", conf.state, " not saved: ", err) end
 end
 
--- Installs a file if its content changed since it was last installed. A
--- missing trust update or revocation file is "none yet"; a missing snapshot
--- is an error. A refused artifact is logged and retried on every tick (it
--- may be accepted once the trust it needs arrives); state is kept.
+-- Installs a file if it changed since it was last installed, by the core's
+-- file stamp (keygate_file_stamp: inode, size, nanosecond times — nothing is
+-- read while it is unchanged). A missing trust update or revocation file is
+-- "none yet"; a missing snapshot is an error. A refused artifact is logged
+-- and retried on every tick (it may be accepted once the trust it needs
+-- arrives); state is kept.
 local function load(path, fn, what)
   if not path then return false end
-  local data = slurp(path)
-  if not data then
-    if what == "snapshot" then ngx.log(ngx.ERR, "keygate: snapshot ", path, " missing") end
+  local rc = lib.keygate_file_stamp(path, #path, stamp_buf, STAMP_MAX, stamp_len)
+  if rc ~= 0 then
+    if what == "snapshot" or rc ~= 6 then -- 6: FILE_NOT_FOUND
+      ngx.log(ngx.ERR, "keygate: ", what, " ", path, ": ", message(rc))
+    end
     return false
   end
-  local stamp = #data .. ":" .. ngx.crc32_long(data)
+  local stamp = ffi.string(stamp_buf, stamp_len[0])
   if seen[path] == stamp then return false end
+  local data = slurp(path)
+  if not data then return false end
   local rc = lib[fn](verifier, data, #data)
   if rc ~= 0 then
     ngx.log(ngx.ERR, "keygate: ", what, " ", path, " refused: ", message(rc))
