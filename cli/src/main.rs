@@ -355,7 +355,17 @@ struct Fail(u8, String);
 
 impl From<IssuerError> for Fail {
     fn from(e: IssuerError) -> Self {
-        Fail(if e.is_input_error() { 2 } else { 3 }, e.to_string())
+        // The exit-code policy is the CLI's: 2 for what the caller can
+        // fix in its input, 3 for the store or the system.
+        let input = matches!(
+            e,
+            IssuerError::Invalid(_)
+                | IssuerError::NotFound(_)
+                | IssuerError::NoStore(_)
+                | IssuerError::AlreadyInitialized(_)
+                | IssuerError::Artifact(_)
+        );
+        Fail(if input { 2 } else { 3 }, e.to_string())
     }
 }
 

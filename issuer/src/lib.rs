@@ -43,7 +43,7 @@ use keygate::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status, MAX_TIM
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum IssuerError {
-    /// Bad input from the user (exit code 2 in the CLI).
+    /// Bad input from the caller: what was wrong.
     Invalid(String),
     /// A key, principal or store that does not exist.
     NotFound(String),
@@ -53,8 +53,11 @@ pub enum IssuerError {
     AlreadyInitialized(PathBuf),
     /// The store is damaged or from a newer keygate.
     Corrupt(String),
-    /// SQLite failed.
-    Db(rusqlite::Error),
+    /// The store cannot be used right now (locked or busy beyond the wait,
+    /// cannot be opened): a retry may succeed.
+    Unavailable(String),
+    /// The database failed otherwise (the store's own message).
+    Db(String),
     /// A file operation failed.
     Io(std::io::Error),
     /// An artifact was refused.
@@ -78,6 +81,7 @@ impl fmt::Display for IssuerError {
                 write!(f, "a keygate store already exists at {}", p.display())
             }
             Self::Corrupt(m) => write!(f, "store damaged: {m}"),
+            Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
             Self::Db(e) => write!(f, "database error: {e}"),
             Self::Io(e) => write!(f, "i/o error: {e}"),
             Self::Artifact(e) => write!(f, "{e}"),
@@ -88,9 +92,15 @@ impl fmt::Display for IssuerError {
 
 impl std::error::Error for IssuerError {}
 
+// The store's own error type stays inside this crate: a caller sees what
+// went wrong, not which database said so.
 impl From<rusqlite::Error> for IssuerError {
     fn from(e: rusqlite::Error) -> Self {
-        Self::Db(e)
+        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked | CannotOpen) => Self::Unavailable(e.to_string()),
+            _ => Self::Db(e.to_string()),
+        }
     }
 }
 
@@ -103,20 +113,6 @@ impl From<std::io::Error> for IssuerError {
 impl From<keygate::Error> for IssuerError {
     fn from(e: keygate::Error) -> Self {
         Self::Artifact(Box::new(e))
-    }
-}
-
-impl IssuerError {
-    /// True for errors caused by the caller's input (CLI exit code 2).
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            Self::Invalid(_)
-                | Self::NotFound(_)
-                | Self::NoStore(_)
-                | Self::AlreadyInitialized(_)
-                | Self::Artifact(_)
-        )
     }
 }
 
@@ -1313,11 +1309,6 @@ impl Issuer {
         Ok(((k.status, Some(k.principal)), false))
     }
 
-    /// Test and drill hook: the raw SQLite connection.
-    #[doc(hidden)]
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 /// Inserts a new key's row and its audit entry, which records the row's hash.
