@@ -67,6 +67,7 @@ require_ran "Envoy filter checks" "$(count 3 'envoy filter: [0-9]+ checks passed
 require_ran "nginx module checks" "$(count 3 'nginx module: [0-9]+ checks passed')"
 require_ran "docs checks" "$(count 7 'docs: [0-9]+ blocks on [0-9]+ pages, [0-9]+ checks passed')"
 require_ran "C API checks" "$(count 2 'test_api: [0-9]+ checks passed')"
+require_ran "gateway contract vectors through real gateways" "$(count 1 '[0-9]+ vectors passed')"
 require_ran "JS tests (node, workerd)" "$(count 3 '^# pass [0-9]+')"
 echo "  Rust tests failed: $(count 1 '[0-9]+ failed')"
 require_ran "Rust tests" "$(count 4 'test result: ok\. [0-9]+ passed')"

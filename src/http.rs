@@ -360,9 +360,23 @@ impl Default for Policy<'static> {
     }
 }
 
-/// What a gateway answers a request: see the table in the [module
-/// docs](self). Built from an outcome by [`Answer::for_outcome`], or by
-/// [`Answer::no_key`], [`Answer::conflict`] and [`Answer::not_loaded`].
+/// What a gateway answers a request — the gateway contract every surface
+/// applies (docs/integrations/contract.md has the full table):
+///
+/// | outcome | status | response headers |
+/// |---|---|---|
+/// | no key | 401 | `WWW-Authenticate: Bearer realm="R"` |
+/// | two different keys | 400 | `…, error="invalid_request"` |
+/// | `valid` | forwarded | — |
+/// | `valid_deprecated` | forwarded | `Deprecation: @T`, `Sunset: <date>` |
+/// | `insufficient_scope` | 403 | `…, error="insufficient_scope"` |
+/// | `stale`, or nothing loaded | 503 | `Retry-After: N` |
+/// | any other outcome | 401 | `…, error="invalid_token", error_description="<outcome>"` |
+///
+/// Built from an outcome by [`Answer::for_outcome`], or by
+/// [`Answer::no_key`], [`Answer::conflict`] and [`Answer::not_loaded`];
+/// before forwarding, remove what [`Policy::strips`] names and set the
+/// principal header to [`principal_value`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Answer {

@@ -61,6 +61,7 @@ impl Outcome {
         matches!(self, Self::Valid | Self::ValidDeprecated)
     }
 
+    #[cfg(feature = "std")]
     pub(crate) fn index(self) -> usize {
         self as usize
     }

@@ -83,6 +83,20 @@ impl Reloaded {
 }
 
 /// The reload state of one source: the validator of each artifact installed.
+///
+/// One reload discipline for every surface that fetches its own artifacts
+/// (`keygate serve`, `keygate drill`, the Envoy filter, the Worker); it does
+/// no I/O — the surface fetches, this decides:
+///
+/// 1. **Order** ([`RELOAD_ORDER`]): trust, snapshot, revocations, every tick.
+/// 2. **Change detection**: a fetch reports a validator (an `ETag`, or a
+///    [`file_stamp`]); the one of the last artifact *installed* is what the
+///    next fetch asks about ([`Reload::validator`]): the same means unchanged.
+/// 3. **Missing**: no trust update or revocation update is "none yet"; no
+///    snapshot is an error.
+/// 4. **Refused**: state kept, validator not remembered, tried again next
+///    tick (it may be accepted once the trust it needs has arrived).
+/// 5. **After an install**, save [`Verifier::high_water`] where you can.
 #[derive(Debug, Default, Clone)]
 pub struct Reload {
     validators: [Option<String>; 3],
@@ -110,7 +124,7 @@ impl Reload {
     }
 
     /// Applies what the source said about `a` to `verifier`, by the rules in
-    /// the [module docs](self).
+    /// [`Reload`]'s documentation.
     pub fn offer(&mut self, verifier: &Verifier, a: Artifact, fetched: Fetched<'_>) -> Reloaded {
         let (bytes, validator) = match fetched {
             Fetched::NotModified => return Reloaded::Unchanged,
