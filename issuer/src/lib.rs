@@ -1308,7 +1308,6 @@ impl Issuer {
         }
         Ok(((k.status, Some(k.principal)), false))
     }
-
 }
 
 /// Inserts a new key's row and its audit entry, which records the row's hash.
