@@ -2,6 +2,7 @@
 
 mod demo;
 mod drill;
+mod listener;
 mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};

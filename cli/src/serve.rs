@@ -20,7 +20,6 @@
 //! highest versions installed survive a restart.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,10 +30,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use keygate::{Artifact, HighWater, Look, Reload, Reloaded, Verifier};
 
-use crate::{input, Fail, Res};
+use crate::{input, listener, Fail, Res};
 
 /// Where the artifacts come from.
 pub(crate) enum Sources {
@@ -141,13 +139,6 @@ impl Settings {
 
 /// `Retry-After` seconds on a 503.
 pub(crate) const RETRY_AFTER: u32 = 5;
-
-/// The largest request head (request line + headers) read.
-const MAX_HEAD: usize = 64 * 1024;
-
-/// How long one connection is kept (proxies keep connections alive and
-/// reconnect when one is closed).
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Loads what changed by the core's reload rules ([`Reload`]): a missing
 /// snapshot, a failed fetch and a refused artifact keep the current state
@@ -268,66 +259,19 @@ fn admin(v: &Verifier, shed: u64, req: &Request<Incoming>) -> Response<Body> {
 /// connections at once (more are closed at once and counted), each with a
 /// bounded head and a header read timeout; an accept error (EMFILE, ENFILE,
 /// ECONNABORTED…) is logged and waited out, never fatal.
-async fn serve_listener<F>(
-    listener: tokio::net::TcpListener,
-    cap: usize,
-    header_timeout: Duration,
-    shed: Arc<AtomicU64>,
-    handle: F,
-) where
+/// The forward-auth or metrics handler as a hyper service.
+fn service<F>(
+    handle: Arc<F>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<Body>, Infallible>>,
+> + Clone
+where
     F: Fn(&Request<Incoming>) -> Response<Body> + Send + Sync + 'static,
 {
-    let handle = Arc::new(handle);
-    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                eprintln!("keygate serve: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            shed.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        };
-        let handle = Arc::clone(&handle);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let r = handle(&req);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_HEAD)
-                .serve_connection(TokioIo::new(stream), service);
-            // No connection holds its slot forever (a client that stops
-            // reading our answers): after its lifetime it is shut down
-            // gracefully — a request in flight is answered first — and cut
-            // if even that stalls.
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(header_timeout, conn).await;
-                }
-            }
-            drop(permit);
-        });
-    }
-}
-
-async fn bind(addr: &str) -> Res<tokio::net::TcpListener> {
-    let a: SocketAddr = addr
-        .parse()
-        .map_err(|e| input(format!("listen {addr}: {e}")))?;
-    tokio::net::TcpListener::bind(a)
-        .await
-        .map_err(|e| input(format!("listen {addr}: {e}")))
+    hyper::service::service_fn(move |req| std::future::ready(Ok(handle(&req))))
 }
 
 pub(crate) fn run(s: Settings) -> Res<u8> {
@@ -364,9 +308,9 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
         });
     }
     rt.block_on(async move {
-        let main = bind(&s.listen).await?;
+        let main = listener::bind(&s.listen).await?;
         let metrics = match &s.metrics_listen {
-            Some(a) => Some(bind(a).await?),
+            Some(a) => Some(listener::bind(a).await?),
             None => None,
         };
         eprintln!("keygate serve: listening on {}", s.listen);
@@ -377,16 +321,21 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
                 "keygate serve: /healthz and /metrics on {}",
                 s.metrics_listen.as_deref().unwrap_or_default()
             );
-            tokio::spawn(serve_listener(
+            let handle = Arc::new(move |req: &Request<Incoming>| {
+                admin(&v, shed2.load(Ordering::Relaxed), req)
+            });
+            tokio::spawn(listener::serve(
+                "keygate serve",
                 m,
                 64,
                 s.header_timeout,
                 Arc::clone(&shed),
-                move |req| admin(&v, shed2.load(Ordering::Relaxed), req),
+                service(handle),
             ));
         }
         let (cap, timeout) = (s.max_connections.max(1), s.header_timeout);
-        serve_listener(main, cap, timeout, shed, move |req| answer(&v, &s, req)).await;
+        let handle = Arc::new(move |req: &Request<Incoming>| answer(&v, &s, req));
+        listener::serve("keygate serve", main, cap, timeout, shed, service(handle)).await;
         Ok::<_, Fail>(())
     })?;
     Err(Fail(3, "server stopped".into()))

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admin;
 mod audit;
 mod input;
 mod policy;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+pub use admin::{AdminKey, IdempotentAnswer, IssuedAdminKey, ADMIN_PREFIX, ADMIN_SCOPES};
 pub use audit::{AuditEntry, AuditReport, SignedHead};
 pub use input::{parse_duration, parse_import_lines, parse_time, Import};
 pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};

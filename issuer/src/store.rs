@@ -54,6 +54,24 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE audit ADD COLUMN row_hash TEXT;
      ALTER TABLE audit ADD COLUMN prev_row_hash TEXT;
      ALTER TABLE keys ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;",
+    // 4: the HTTP API: admin keys (never published) and idempotency records.
+    "CREATE TABLE admin_keys (
+        key_id TEXT PRIMARY KEY,
+        digest BLOB NOT NULL UNIQUE,
+        principal TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+     );
+     CREATE TABLE idempotency (
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (owner, key)
+     );",
 ];
 
 /// The migration after which existing key rows are checkpointed into the chain.
