@@ -1,5 +1,6 @@
 //! `keygate`: the issuer CLI, a thin shell over `keygate_issuer`.
 
+mod api;
 mod demo;
 mod drill;
 mod listener;
@@ -144,6 +145,56 @@ enum Cmd {
     Signer {
         #[command(subcommand)]
         cmd: SignerCmd,
+    },
+    /// The issuer as an HTTP admin API (callers hold admin keys), publishing
+    /// on its own with --publish-to.
+    Api {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8790")]
+        listen: String,
+        /// Publish here on every change: revocations at once, new or
+        /// rotated keys after --publish-delay.
+        #[arg(long, value_name = "DIR")]
+        publish_to: Option<PathBuf>,
+        /// Run after every publish (with KEYGATE_PUBLISH_DIR set), e.g. to
+        /// sync the directory to a bucket or CDN.
+        #[arg(long, value_name = "CMD", requires = "publish_to")]
+        publish_hook: Option<String>,
+        /// How long a new or rotated key waits for a full publish (changes
+        /// within it are published together).
+        #[arg(long, default_value = "1s")]
+        publish_delay: String,
+        /// How often the fleet's gateways poll (for usable_at in answers).
+        #[arg(long, default_value = "1s")]
+        fleet_poll: String,
+        /// Lifetime of published artifacts.
+        #[arg(long, default_value = "7d")]
+        valid_for: String,
+        /// Most connections open at once.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Time a client has to send a request's headers.
+        #[arg(long, default_value = "10s")]
+        header_timeout: String,
+        /// Worker threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Create, list or revoke admin keys (for keygate api). The key is
+    /// printed once.
+    AdminKey {
+        /// Who holds the new key.
+        #[arg(long, conflicts_with_all = ["list", "revoke"])]
+        principal: Option<String>,
+        /// Scopes of the new key: keys:read, keys:write, audit:read, publish.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// List the admin keys.
+        #[arg(long)]
+        list: bool,
+        /// Revoke this admin key (id).
+        #[arg(long, value_name = "KEY_ID")]
+        revoke: Option<String>,
     },
     /// Forward-auth HTTP service (nginx auth_request, Traefik ForwardAuth,
     /// Envoy ext_authz, Caddy forward_auth).
@@ -817,6 +868,91 @@ fn run(cli: &Cli) -> Res<u8> {
             Ok(0)
         }
         Cmd::Demo => demo::run(cli.json),
+        Cmd::Api {
+            listen,
+            publish_to,
+            publish_hook,
+            publish_delay,
+            fleet_poll,
+            valid_for,
+            max_connections,
+            header_timeout,
+            threads,
+        } => {
+            let duration = |what: &str, s: &str| {
+                humantime::parse_duration(s).map_err(|e| input(format!("bad {what} {s:?}: {e}")))
+            };
+            api::run(api::Settings {
+                listen: listen.clone(),
+                store: cli.store.clone(),
+                publish_to: publish_to.clone(),
+                publish_hook: publish_hook.clone(),
+                publish_delay: duration("publish delay", publish_delay)?,
+                fleet_poll: duration("fleet poll", fleet_poll)?,
+                valid_for: duration("valid-for", valid_for)?.as_secs(),
+                max_connections: *max_connections,
+                header_timeout: duration("header timeout", header_timeout)?,
+                threads: *threads,
+            })
+        }
+        Cmd::AdminKey {
+            principal,
+            scopes,
+            list,
+            revoke,
+        } => {
+            let mut i = open(cli)?;
+            if *list {
+                let keys = i.admin_keys()?;
+                if cli.json {
+                    println!("{}", serde_json::to_string(&keys).unwrap_or_default());
+                } else {
+                    for k in keys {
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{}  {}  {}  {state}",
+                            k.key_id,
+                            printable(&k.principal),
+                            k.scopes.join(",")
+                        );
+                    }
+                }
+                return Ok(0);
+            }
+            if let Some(id) = revoke {
+                let id = KeyId::from_hex(id).ok_or_else(|| input("a key id is 32 hex digits"))?;
+                let k = i.revoke_admin_key(&id)?;
+                if cli.json {
+                    println!("{}", serde_json::to_string(&k).unwrap_or_default());
+                } else {
+                    println!("revoked admin key {}", k.key_id);
+                }
+                return Ok(0);
+            }
+            let principal = principal
+                .as_deref()
+                .ok_or_else(|| input("admin-key needs --principal (or --list, --revoke)"))?;
+            let k = i.create_admin_key(principal, scopes)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"key": k.key.expose_secret(), "key_id": k.info.key_id, "principal": k.info.principal, "scopes": k.info.scopes})
+                );
+            } else {
+                println!("{}", k.key.expose_secret());
+                eprintln!(
+                    "admin key {} for {} ({}); shown once",
+                    k.info.key_id,
+                    printable(principal),
+                    k.info.scopes.join(",")
+                );
+            }
+            Ok(0)
+        }
         Cmd::Serve {
             listen,
             metrics_listen,

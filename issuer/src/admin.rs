@@ -1,6 +1,12 @@
 //! Admin keys (who may call the issuer's HTTP API) and idempotency records
 //! (a retried POST returns the first answer and issues nothing twice).
 //!
+//! The first answer to an issue holds the new key's secret, and the store
+//! never holds a secret: a record's body is sealed (ChaCha20-Poly1305) under
+//! a key derived from the caller's admin key *secret* and the
+//! `Idempotency-Key`. Only the digest of an admin key is stored, so only a
+//! retry by the same caller can open it.
+//!
 //! Admin keys are keys of their own prefix, [`ADMIN_PREFIX`], kept in their
 //! own table: they are never published to gateways (a gateway that requires
 //! no scope would otherwise let one through), and a published keyset holds
@@ -57,6 +63,70 @@ pub struct IdempotentAnswer {
     pub status: u16,
     /// Its body.
     pub body: String,
+}
+
+/// The sealing key of one record: HKDF-SHA256 over the admin key's secret,
+/// salted with the `Idempotency-Key`.
+fn record_key(admin_secret: &[u8], idempotency_key: &str) -> ring::aead::LessSafeKey {
+    struct Len;
+    impl ring::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, idempotency_key.as_bytes());
+    let mut raw = [0u8; 32];
+    // HKDF-expand of 32 bytes from SHA-256 cannot fail.
+    if let Ok(okm) = salt
+        .extract(admin_secret)
+        .expand(&[b"keygate idempotency record"], Len)
+    {
+        let _ = okm.fill(&mut raw);
+    }
+    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &raw)
+        .unwrap_or_else(|_| unreachable!("a 32-byte ChaCha20-Poly1305 key"));
+    ring::aead::LessSafeKey::new(key)
+}
+
+fn seal(admin_secret: &[u8], idempotency_key: &str, body: &str) -> Result<String> {
+    use ring::rand::SecureRandom as _;
+    let mut nonce = [0u8; 12];
+    ring::rand::SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| IssuerError::Corrupt("the OS random generator failed".into()))?;
+    let mut buf = body.as_bytes().to_vec();
+    record_key(admin_secret, idempotency_key)
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut buf,
+        )
+        .map_err(|_| IssuerError::Corrupt("sealing an idempotency record failed".into()))?;
+    Ok(nonce
+        .iter()
+        .chain(&buf)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn open_sealed(admin_secret: &[u8], idempotency_key: &str, hex: &str) -> Result<String> {
+    let bad = || IssuerError::Corrupt("an idempotency record does not open".into());
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let raw: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    if raw.len() < 12 + 16 {
+        return Err(bad());
+    }
+    let (nonce, sealed) = raw.split_at(12);
+    let mut buf = sealed.to_vec();
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+    let plain = record_key(admin_secret, idempotency_key)
+        .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf)
+        .map_err(|_| bad())?;
+    String::from_utf8(plain.to_vec()).map_err(|_| bad())
 }
 
 /// Admin key scopes the API knows.
@@ -201,9 +271,15 @@ impl Issuer {
             .optional()?)
     }
 
-    /// The first answer recorded under `key` by the admin key `owner`, if any.
-    pub fn idempotent_answer(&self, owner: &str, key: &str) -> Result<Option<IdempotentAnswer>> {
-        Ok(self
+    /// The first answer recorded under `key` for the admin key `owner` (its
+    /// id), opened with that admin key's `secret`, if any.
+    pub fn idempotent_answer(
+        &self,
+        owner: &str,
+        secret: &[u8],
+        key: &str,
+    ) -> Result<Option<IdempotentAnswer>> {
+        let sealed = self
             .conn
             .query_row(
                 "SELECT request_hash, status, body FROM idempotency WHERE owner = ?1 AND key = ?2",
@@ -216,51 +292,45 @@ impl Issuer {
                     })
                 },
             )
-            .optional()?)
+            .optional()?;
+        sealed
+            .map(|a| {
+                Ok(IdempotentAnswer {
+                    body: open_sealed(secret, key, &a.body)?,
+                    ..a
+                })
+            })
+            .transpose()
     }
 
-    /// Records the first answer under `key` for `owner`; a record already
-    /// there (a concurrent retry) wins and is returned instead.
+    /// Records the first answer under `key` for `owner`, sealed with the
+    /// admin key's `secret`; a record already there (a concurrent retry)
+    /// wins and is returned instead.
     pub fn record_idempotent_answer(
         &mut self,
         owner: &str,
+        secret: &[u8],
         key: &str,
         answer: &IdempotentAnswer,
     ) -> Result<IdempotentAnswer> {
         let now = self.now();
+        let sealed = seal(secret, key, &answer.body)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR IGNORE INTO idempotency (owner, key, request_hash, status, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                owner,
-                key,
-                answer.request_hash,
-                answer.status,
-                answer.body,
-                now
-            ],
+            params![owner, key, answer.request_hash, answer.status, sealed, now],
         )?;
         // Records older than a day are no longer needed for retries.
         tx.execute(
             "DELETE FROM idempotency WHERE created_at < ?1",
             [now.saturating_sub(86_400)],
         )?;
-        let first = tx.query_row(
-            "SELECT request_hash, status, body FROM idempotency WHERE owner = ?1 AND key = ?2",
-            params![owner, key],
-            |r| {
-                Ok(IdempotentAnswer {
-                    request_hash: r.get(0)?,
-                    status: r.get(1)?,
-                    body: r.get(2)?,
-                })
-            },
-        )?;
         tx.commit()?;
-        Ok(first)
+        self.idempotent_answer(owner, secret, key)?
+            .ok_or_else(|| IssuerError::Corrupt("an idempotency record vanished".into()))
     }
 }
 
@@ -308,14 +378,16 @@ mod tests {
     fn the_first_answer_wins() {
         let dir = tempfile::tempdir().unwrap();
         let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();
-        assert!(i.idempotent_answer("a", "k1").unwrap().is_none());
+        let secret = b"kgadmin_secret-of-the-caller";
+        assert!(i.idempotent_answer("a", secret, "k1").unwrap().is_none());
         let first = IdempotentAnswer {
             request_hash: "h".into(),
             status: 201,
-            body: "{}".into(),
+            body: r#"{"key":"acme_live_SECRET"}"#.into(),
         };
         assert_eq!(
-            i.record_idempotent_answer("a", "k1", &first).unwrap(),
+            i.record_idempotent_answer("a", secret, "k1", &first)
+                .unwrap(),
             first
         );
         let second = IdempotentAnswer {
@@ -323,10 +395,23 @@ mod tests {
             ..first.clone()
         };
         assert_eq!(
-            i.record_idempotent_answer("a", "k1", &second).unwrap(),
+            i.record_idempotent_answer("a", secret, "k1", &second)
+                .unwrap(),
             first
         );
         // Another admin key's record with the same key is its own.
-        assert!(i.idempotent_answer("b", "k1").unwrap().is_none());
+        assert!(i.idempotent_answer("b", secret, "k1").unwrap().is_none());
+        // The store holds no secret, and only the caller's secret opens it.
+        for f in ["keygate.db", "keygate.db-wal"] {
+            let bytes = std::fs::read(dir.path().join("s").join(f)).unwrap_or_default();
+            assert!(
+                !bytes.windows(6).any(|w| w == b"SECRET"),
+                "{f} holds the secret"
+            );
+        }
+        assert!(matches!(
+            i.idempotent_answer("a", b"another admin secret", "k1"),
+            Err(IssuerError::Corrupt(_))
+        ));
     }
 }

@@ -516,6 +516,39 @@ impl Issuer {
         self.now.unwrap_or_else(system_now)
     }
 
+    /// Who the next changes are made by, for the audit log (the API sets
+    /// the admin key's principal per request). Refused like `--actor`.
+    pub fn set_actor(&mut self, actor: &str) -> Result<()> {
+        check_actor(actor)?;
+        self.actor = actor.to_string();
+        Ok(())
+    }
+
+    /// The sequence number of the newest audit entry (0 for none): a
+    /// publisher polls it to learn that something changed.
+    pub fn audit_head_seq(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))?)
+    }
+
+    /// The actions of the audit entries after `seq`, oldest first.
+    pub fn audit_actions_since(&self, seq: u64) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT action FROM audit WHERE seq > ?1 ORDER BY seq")?;
+        let rows = st
+            .query_map([seq], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    /// Whether a snapshot was published from this store (a revocation-only
+    /// publish needs one to build on).
+    pub fn has_published(&self) -> bool {
+        self.dir.join(PUBLISHED).exists()
+    }
+
     /// Starts a mutation: an immediate (write-locking) transaction, and who
     /// is making it, for the audit entry the mutation records in it.
     fn write(&mut self) -> Result<(rusqlite::Transaction<'_>, &str)> {

@@ -1,0 +1,661 @@
+//! `keygate api`: the issuer as an HTTP service, for a dashboard backend (any
+//! language) that creates, rotates and revokes keys — and, with
+//! `--publish-to`, publishes on its own: a revocation reaches the published
+//! update within a second, a new key the next full snapshot within
+//! `--publish-delay`.
+//!
+//! - Callers authenticate with an **admin key** (`keygate admin-key`):
+//!   `Authorization: Bearer kgadmin_…`, scopes `keys:read`, `keys:write`,
+//!   `audit:read`, `publish`. Admin keys are never published to gateways.
+//! - Every POST takes an `Idempotency-Key` (the Stripe convention): a retry
+//!   with the same key and the same request gets the first answer and changes
+//!   nothing; the same key with another request is refused (422).
+//! - Errors are RFC 9457 `application/problem+json` with a stable `type`.
+//! - Limits: the hardened listener `keygate serve` uses (head ≤ 64 KiB,
+//!   header timeout, connection cap), bodies ≤ 64 KiB, 30 s per request.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use keygate::KeyId;
+use keygate_issuer::{
+    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, RevokeTarget,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{listener, Fail, Res};
+
+/// `keygate api`'s settings.
+pub(crate) struct Settings {
+    pub listen: String,
+    pub store: PathBuf,
+    pub publish_to: Option<PathBuf>,
+    pub publish_hook: Option<String>,
+    pub publish_delay: Duration,
+    /// How often the fleet's gateways poll: part of `usable_at`.
+    pub fleet_poll: Duration,
+    /// Lifetime of published artifacts (seconds).
+    pub valid_for: u64,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub threads: usize,
+}
+
+/// The largest request body.
+const MAX_BODY: usize = 64 * 1024;
+/// The longest an `Idempotency-Key` may be.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+struct App {
+    issuer: Mutex<Issuer>,
+    s: Settings,
+}
+
+/// An RFC 9457 problem: `type` is `https://keygate.dev/problems/<slug>`.
+struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+}
+
+fn problem(
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: impl Into<String>,
+) -> Problem {
+    Problem {
+        status,
+        slug,
+        title,
+        detail: detail.into(),
+    }
+}
+
+impl Problem {
+    fn body(&self) -> Value {
+        json!({
+            "type": format!("https://keygate.dev/problems/{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.body().to_string()).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self.slug {
+            "unauthorized" => {
+                h.insert(
+                    "www-authenticate",
+                    HeaderValue::from_static("Bearer realm=\"keygate-api\""),
+                );
+            }
+            "insufficient-scope" => {
+                h.insert(
+                    "www-authenticate",
+                    HeaderValue::from_static(
+                        "Bearer realm=\"keygate-api\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+impl From<IssuerError> for Problem {
+    fn from(e: IssuerError) -> Self {
+        match e {
+            IssuerError::Invalid(m) => problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                m,
+            ),
+            IssuerError::NotFound(m) => problem(StatusCode::NOT_FOUND, "not-found", "Not found", m),
+            IssuerError::Unavailable(m) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store is busy or unreachable; retry",
+                m,
+            ),
+            e => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The issuer failed",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+type Answer = Result<(StatusCode, Value), Problem>;
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}" as &[u8]
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "The body is not the JSON expected",
+            e.to_string(),
+        )
+    })
+}
+
+/// The admin key presented (the gateway contract's key extraction), if it
+/// is one, holds `scope`.
+fn authenticate(issuer: &Issuer, headers: &HeaderMap, scope: &str) -> Result<AdminKey, Problem> {
+    let pairs = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    let key = match keygate::presented_key(pairs) {
+        keygate::Presented::Key(k) => std::str::from_utf8(k).unwrap_or(""),
+        keygate::Presented::None => {
+            return Err(problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "An admin key is required",
+                "send Authorization: Bearer kgadmin_…",
+            ))
+        }
+        keygate::Presented::Conflict => {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Two different keys presented",
+                "send one admin key",
+            ))
+        }
+    };
+    let Some(admin) = issuer.authenticate_admin(key)? else {
+        return Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unknown or revoked admin key",
+            "the key is not a current admin key of this store",
+        ));
+    };
+    if !admin.scopes.iter().any(|s| s == scope) {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "insufficient-scope",
+            "The admin key lacks a scope",
+            format!("this call needs the {scope} scope"),
+        ));
+    }
+    Ok(admin)
+}
+
+/// The admin key's bytes as presented (authenticated before this is used).
+fn admin_secret(headers: &HeaderMap) -> Vec<u8> {
+    let pairs = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    match keygate::presented_key(pairs) {
+        keygate::Presented::Key(k) => k.to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs a call on the blocking pool with the issuer locked, as the admin
+/// key's principal. POSTs go through the idempotency record.
+async fn call(
+    app: Arc<App>,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    scope: &'static str,
+    op: impl FnOnce(&App, &mut Issuer, &[u8]) -> Answer + Send + 'static,
+) -> Response {
+    let done = tokio::task::spawn_blocking(move || {
+        let mut issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
+        let admin = match authenticate(&issuer, &headers, scope) {
+            Ok(a) => a,
+            Err(p) => return p.into_response(),
+        };
+        if let Err(e) = issuer.set_actor(&format!("api:{}", admin.principal)) {
+            return Problem::from(e).into_response();
+        }
+        let idempotency = headers
+            .get("idempotency-key")
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_string());
+        let Some(idem) = idempotency.filter(|_| method == Method::POST) else {
+            return reply(op(&app, &mut issuer, &body));
+        };
+        if idem.is_empty()
+            || idem.len() > MAX_IDEMPOTENCY_KEY
+            || !idem.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Bad Idempotency-Key",
+                "1-255 visible ASCII characters",
+            )
+            .into_response();
+        }
+        let mut h = Vec::with_capacity(body.len() + path.len() + 8);
+        h.extend_from_slice(method.as_str().as_bytes());
+        h.push(b' ');
+        h.extend_from_slice(path.as_bytes());
+        h.push(b'\n');
+        h.extend_from_slice(&body);
+        let request_hash: String = keygate::Digest::of(&h)
+            .0
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        // The presented admin key's secret seals the record (the store keeps
+        // only its digest), so the first answer's key secret is never at rest.
+        let secret = admin_secret(&headers);
+        match issuer.idempotent_answer(&admin.key_id, &secret, &idem) {
+            Ok(Some(first)) => return replay(&first, &request_hash),
+            Ok(None) => {}
+            Err(e) => return Problem::from(e).into_response(),
+        }
+        let (status, value) = match op(&app, &mut issuer, &body) {
+            Ok(a) => a,
+            Err(p) => (p.status, p.body()),
+        };
+        // A failure of the store is not recorded: a retry may succeed.
+        if status.is_server_error() {
+            return Problem {
+                status,
+                slug: "internal",
+                title: "",
+                detail: String::new(),
+            }
+            .with_body(value);
+        }
+        let first = IdempotentAnswer {
+            request_hash: request_hash.clone(),
+            status: status.as_u16(),
+            body: value.to_string(),
+        };
+        match issuer.record_idempotent_answer(&admin.key_id, &secret, &idem, &first) {
+            Ok(winner) if winner == first => reply(Ok((status, value))),
+            // A concurrent request with the same key got there first.
+            Ok(winner) => replay(&winner, &request_hash),
+            Err(e) => Problem::from(e).into_response(),
+        }
+    })
+    .await;
+    done.unwrap_or_else(|_| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The issuer failed",
+            "a request handler panicked",
+        )
+        .into_response()
+    })
+}
+
+impl Problem {
+    /// A problem whose body was already built (kept as it was).
+    fn with_body(self, body: Value) -> Response {
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+fn reply(a: Answer) -> Response {
+    match a {
+        Ok((status, v)) => {
+            let mut r = (status, v.to_string()).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(p) => p.into_response(),
+    }
+}
+
+fn replay(first: &IdempotentAnswer, request_hash: &str) -> Response {
+    if first.request_hash != request_hash {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency-Key reused for another request",
+            "this Idempotency-Key was first used with a different method, path or body",
+        )
+        .into_response();
+    }
+    let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
+    let mut r = (status, first.body.clone()).into_response();
+    let ct = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    r
+}
+
+/// When a key issued now is in every gateway: the next publish plus one
+/// fleet poll (`None` when this service does not publish).
+fn usable_at(app: &App, now: u64) -> Option<u64> {
+    app.s.publish_to.as_ref()?;
+    Some(now + (app.s.publish_delay + app.s.fleet_poll).as_secs().max(1))
+}
+
+fn issued(app: &App, now: u64, k: &IssuedKey) -> Value {
+    let mut v = serde_json::to_value(&k.info).unwrap_or(Value::Null);
+    v["key"] = Value::String(k.key.expose_secret().to_string());
+    v["usable_at"] = usable_at(app, now).map_or(Value::Null, Value::from);
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    principal: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Lifetime in seconds.
+    expires_in: Option<u64>,
+    /// Not valid before (unix seconds).
+    not_before: Option<u64>,
+    /// Policy class of the principal.
+    class: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    /// Grace window of the old keys, in seconds.
+    grace: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    principal: Option<String>,
+    status: Option<String>,
+}
+
+fn key_id(s: &str) -> Result<KeyId, Problem> {
+    KeyId::from_hex(s).ok_or_else(|| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Bad key id",
+            "a key id is 32 hex digits",
+        )
+    })
+}
+
+fn router(app: Arc<App>) -> Router {
+    macro_rules! route {
+        ($method:expr, $scope:literal, $op:expr) => {
+            |State(app): State<Arc<App>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                call(app, $method, uri.path().to_string(), headers, body, $scope, $op).await
+            }
+        };
+    }
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/v1/keys",
+            post(route!(Method::POST, "keys:write", |app, i, body| {
+                let b: IssueBody = json_body(body)?;
+                let req = IssueRequest {
+                    principal: b.principal,
+                    scopes: b.scopes,
+                    expires_in: b.expires_in,
+                    not_before: b.not_before,
+                    class: b.class,
+                };
+                let now = i.now();
+                let k = i.issue(&req)?;
+                Ok((StatusCode::CREATED, issued(app, now, &k)))
+            }))
+            .get(
+                |State(app): State<Arc<App>>, uri: axum::http::Uri, headers: HeaderMap, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>| async move {
+                    let q = match q {
+                        Ok(Query(q)) => q,
+                        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid-request", "Bad query", e.body_text()).into_response(),
+                    };
+                    call(app, Method::GET, uri.path().to_string(), headers, Bytes::new(), "keys:read", move |_, i, _| {
+                        let keys = i.list(q.principal.as_deref(), q.status.as_deref())?;
+                        Ok((StatusCode::OK, json!({ "keys": keys })))
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/v1/keys/{id}",
+            get(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap| async move {
+                call(app, Method::GET, uri.path().to_string(), headers, Bytes::new(), "keys:read", move |_, i, _| {
+                    let id = key_id(&id)?;
+                    match i.key(&id)? {
+                        Some(k) => Ok((StatusCode::OK, serde_json::to_value(k).unwrap_or(Value::Null))),
+                        None => Err(problem(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no key {id}"))),
+                    }
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/keys/{id}/revoke",
+            post(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |_, i, body| {
+                    let b: RevokeBody = json_body(body)?;
+                    let id = key_id(&id)?;
+                    let r = i.revoke(&RevokeTarget::Ids(vec![id]), b.reason.as_deref())?;
+                    Ok((StatusCode::OK, json!({ "revoked": r })))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/principals/{principal}/rotate",
+            post(|State(app): State<Arc<App>>, Path(p): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |app, i, body| {
+                    let b: RotateBody = json_body(body)?;
+                    let now = i.now();
+                    let (k, old) = i.rotate(&p, b.grace)?;
+                    let mut v = issued(app, now, &k);
+                    v["deprecated"] = serde_json::to_value(old).unwrap_or(Value::Null);
+                    Ok((StatusCode::CREATED, v))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/principals/{principal}/revoke",
+            post(|State(app): State<Arc<App>>, Path(p): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |_, i, body| {
+                    let b: RevokeBody = json_body(body)?;
+                    let r = i.revoke(&RevokeTarget::Principal(p), b.reason.as_deref())?;
+                    Ok((StatusCode::OK, json!({ "revoked": r })))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/publish",
+            post(route!(Method::POST, "publish", |app, i, _body| {
+                let Some(out) = app.s.publish_to.as_ref() else {
+                    return Err(problem(StatusCode::CONFLICT, "publishing-not-configured", "This service does not publish", "start keygate api with --publish-to DIR"));
+                };
+                let r = i.publish(out, app.s.valid_for)?;
+                run_hook(&app.s, out);
+                Ok((StatusCode::OK, serde_json::to_value(r).unwrap_or(Value::Null)))
+            })),
+        )
+        .route(
+            "/v1/audit",
+            get(route!(Method::GET, "audit:read", |_, i, _body| {
+                Ok((StatusCode::OK, json!({ "entries": i.audit_log()? })))
+            })),
+        )
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "not-found", "No such endpoint", "see docs/integrations/issuer-api.md") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .with_state(app)
+}
+
+/// Runs `--publish-hook` after a publish (for syncing to a bucket or CDN),
+/// with `KEYGATE_PUBLISH_DIR` set; a failure is logged, never fatal.
+fn run_hook(s: &Settings, out: &std::path::Path) {
+    let Some(cmd) = &s.publish_hook else { return };
+    match std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("KEYGATE_PUBLISH_DIR", out)
+        .stdin(std::process::Stdio::null())
+        .status()
+    {
+        Ok(st) if st.success() => {}
+        Ok(st) => eprintln!("keygate api: publish hook exited with {st}"),
+        Err(e) => eprintln!("keygate api: publish hook: {e}"),
+    }
+}
+
+/// Publishes on its own: every 100 ms it looks at the audit chain; a change
+/// that is only revocations is published as the fast update at once, any
+/// other (a new or rotated key) as a full snapshot once `--publish-delay`
+/// has passed since it. Its own connection to the store, so the API never
+/// waits for a publish.
+fn publisher(s: Arc<App>, out: PathBuf) {
+    let mut issuer = match Issuer::open(&s.s.store, "api:publisher") {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("keygate api: publisher cannot open the store: {e}");
+            return;
+        }
+    };
+    let mut seen = 0u64;
+    let mut pending_since: Option<Instant> = if issuer.has_published() {
+        None
+    } else {
+        Some(Instant::now())
+    };
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let head = match issuer.audit_head_seq() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("keygate api: publisher: {e}");
+                continue;
+            }
+        };
+        if head != seen {
+            let actions = issuer.audit_actions_since(seen).unwrap_or_default();
+            seen = head;
+            let only_revokes = actions.iter().all(|a| {
+                matches!(
+                    a.as_str(),
+                    "revoke" | "publish" | "admin-key" | "admin-key-revoke"
+                )
+            });
+            let any_revoke = actions.iter().any(|a| a == "revoke");
+            if !only_revokes {
+                pending_since.get_or_insert_with(Instant::now);
+            } else if any_revoke && pending_since.is_none() && issuer.has_published() {
+                match issuer.publish_revocations(&out, s.s.valid_for) {
+                    Ok(r) => {
+                        eprintln!(
+                            "keygate api: published revocations (sequence {})",
+                            r.revocation_seq
+                        );
+                        run_hook(&s.s, &out);
+                    }
+                    Err(e) => eprintln!("keygate api: publishing revocations: {e}"),
+                }
+                seen = issuer.audit_head_seq().unwrap_or(seen);
+            } else if any_revoke {
+                pending_since.get_or_insert_with(Instant::now);
+            }
+        }
+        if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
+            match issuer.publish(&out, s.s.valid_for) {
+                Ok(r) => {
+                    eprintln!(
+                        "keygate api: published snapshot {} ({} keys)",
+                        r.snapshot_version, r.keys
+                    );
+                    run_hook(&s.s, &out);
+                    pending_since = None;
+                }
+                Err(e) => eprintln!("keygate api: publishing: {e}"),
+            }
+            seen = issuer.audit_head_seq().unwrap_or(seen);
+        }
+    }
+}
+
+pub(crate) fn run(s: Settings) -> Res<u8> {
+    let issuer = Issuer::open(&s.store, "api").map_err(Fail::from)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(s.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Fail(3, format!("runtime: {e}")))?;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let app = Arc::new(App {
+        issuer: Mutex::new(issuer),
+        s,
+    });
+    if let Some(out) = app.s.publish_to.clone() {
+        let app = Arc::clone(&app);
+        std::thread::spawn(move || publisher(app, out));
+    }
+    rt.block_on(async move {
+        let l = listener::bind(&app.s.listen).await?;
+        eprintln!("keygate api: listening on {}", app.s.listen);
+        let (cap, timeout) = (app.s.max_connections, app.s.header_timeout);
+        let service = hyper_util::service::TowerToHyperService::new(router(app));
+        listener::serve(
+            "keygate api",
+            l,
+            cap,
+            timeout,
+            Arc::new(AtomicU64::new(0)),
+            service,
+        )
+        .await;
+        Ok::<_, Fail>(())
+    })?;
+    Err(Fail(3, "server stopped".into()))
+}
