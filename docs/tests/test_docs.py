@@ -436,6 +436,53 @@ int main(int argc, char **argv) {{
     check(re.search(re.escape(old_id) + r".* \d{4}-\d\d-\d\dT.*\((\d+) uses\)", out),
           f"forward-auth.md: list --usage shows the old key's last use: {out!r}")
 
+    # -- the issuer API: its own store, admin key, curl and Python as written ----
+    ia = "integrations/issuer-api.md"
+    api_store, api_pub = os.path.join(work, "api-store"), os.path.join(work, "api-pub")
+    Store(BIN, api_store).run("init", "--keyset", "acme", "--prefix", "acme_live")
+    IA = [("keygate ", BIN + " "), ("/var/lib/keygate/store", api_store), ("/srv/keygate", api_pub)]
+    run_sh_block(take(ia, 0, "sh", "run: an admin key into dashboard.key, then --list"), IA, cwd=work)
+    check(open(os.path.join(work, "dashboard.key")).read().startswith("kgadmin_"), "issuer-api.md: admin key written")
+    api_port = free_port()
+    api_cmd = take(ia, 1, "sh", "started as written (port substituted)").strip()
+    for a_, b_ in IA + [("8790", str(api_port))]:
+        api_cmd = api_cmd.replace(a_, b_)
+    p = start("keygate-api", api_cmd.split())
+    wait_port(api_port, "keygate api", p)
+    out = run_sh_block(take(ia, 2, "sh", "curl: issue with an Idempotency-Key, twice"), [("8790", str(api_port))],
+                       cwd=work)
+    first = json.loads(out)
+    again = json.loads(run_sh_block(take(ia, 2, "sh", "curl: issue with an Idempotency-Key, twice"),
+                                    [("8790", str(api_port))], cwd=work))
+    check(first["key"].startswith("acme_live_") and again == first,
+          f"issuer-api.md curl: a retry returns the same key: {first} {again}")
+    py = take(ia, 3, "python", "run with requests: new_key twice, a reused key refused, revoke published < 1 s")
+    with open(os.path.join(work, "issuer_client.py"), "w") as f:
+        f.write(py.replace("8790", str(api_port)) + """
+import json, subprocess, sys, time
+a, b = new_key("customer-9"), new_key("customer-9")
+assert a == b and a["principal"] == "customer-9", (a, b)
+try:
+    call("POST", "/v1/keys", idempotency_key="new-key-customer-9", principal="someone-else")
+    raise SystemExit("a reused Idempotency-Key was accepted")
+except KeygateError as e:
+    assert "idempotency-key-reused" in str(e), e
+revoke(a["key_id"], "customer left")
+t0 = time.time()
+while True:
+    out = subprocess.run([sys.argv[1], "--json", "verify", "--trust", sys.argv[2] + "/trust.kgt", "--snapshot",
+                          sys.argv[2] + "/snapshot.kgs", "--revocations", sys.argv[2] + "/revocations.kgr",
+                          a["key"]], capture_output=True, text=True).stdout
+    if out and json.loads(out)["outcome"] == "revoked":
+        break
+    assert time.time() - t0 < 3, out
+    time.sleep(0.05)
+print("REVOKED_AFTER_MS", int(1000 * (time.time() - t0)))
+""")
+    r = subprocess.run([VENV_PY, "issuer_client.py", BIN, api_pub], cwd=work, capture_output=True, text=True)
+    check(r.returncode == 0 and "REVOKED_AFTER_MS" in r.stdout,
+          f"issuer-api.md python: {r.stdout[-1500:]} {r.stderr[-1500:]}")
+
     # -- Envoy: build the filter as written, then its config --------------------
     run_sh_block(take("integrations/envoy.md", 0, "sh", "run: rustup target, cargo build"))
     wasm = os.path.join(TARGET, "wasm32-wasip1/release/keygate_envoy.wasm")
