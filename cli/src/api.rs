@@ -488,6 +488,21 @@ fn router(app: Arc<App>) -> Router {
             }),
         )
         .route(
+            "/v1/keys/{id}/rotate",
+            post(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |app, i, body| {
+                    let b: RotateBody = json_body(body)?;
+                    let id = key_id(&id)?;
+                    let now = i.now();
+                    let (k, old) = i.rotate_key(&id, b.grace)?;
+                    let mut v = issued(app, now, &k);
+                    v["deprecated"] = serde_json::to_value(old).unwrap_or(Value::Null);
+                    Ok((StatusCode::CREATED, v))
+                })
+                .await
+            }),
+        )
+        .route(
             "/v1/principals/{principal}/rotate",
             post(|State(app): State<Arc<App>>, Path(p): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
                 call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |app, i, body| {

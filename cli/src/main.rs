@@ -293,9 +293,14 @@ struct IssueArgs {
 
 #[derive(Args)]
 struct RotateArgs {
-    /// The principal to rotate (or --due for every principal with a due key).
-    #[arg(long, required_unless_present = "due", conflicts_with = "due")]
+    /// The principal to rotate (or --key-id for one of its keys, or --due for
+    /// every principal with a due key).
+    #[arg(long, required_unless_present_any = ["due", "key_id"], conflicts_with_all = ["due", "key_id"])]
     principal: Option<String>,
+    /// Rotate only this key (id): a new key for its principal, only this one
+    /// deprecated — for a principal with a key per region or instance.
+    #[arg(long, conflicts_with = "due")]
+    key_id: Option<String>,
     /// Grace window before the old keys stop working (default: the class's, else 7d).
     #[arg(long)]
     grace: Option<String>,
@@ -1206,13 +1211,18 @@ fn rotate(cli: &Cli, a: &RotateArgs) -> Res<u8> {
         }
         return Ok(0);
     }
-    let Some(principal) = &a.principal else {
-        return Err(input("rotate needs --principal P or --due"));
+    let (new, old) = if let Some(id) = &a.key_id {
+        let id = KeyId::from_hex(id).ok_or_else(|| input("a key id is 32 hex digits"))?;
+        i.rotate_key(&id, grace)?
+    } else {
+        let Some(principal) = &a.principal else {
+            return Err(input("rotate needs --principal P, --key-id ID or --due"));
+        };
+        if let Some(c) = &a.class {
+            i.set_principal_class(principal, c)?;
+        }
+        i.rotate(principal, grace)?
     };
-    if let Some(c) = &a.class {
-        i.set_principal_class(principal, c)?;
-    }
-    let (new, old) = i.rotate(principal, grace)?;
     if cli.json {
         print_json(&json!({
             "key": new.key.expose_secret(), "key_id": new.info.key_id, "principal": new.info.principal,
@@ -1221,8 +1231,9 @@ fn rotate(cli: &Cli, a: &RotateArgs) -> Res<u8> {
     } else {
         println!("{}", new.key.expose_secret());
         eprintln!(
-            "new key {} for {principal}; this is the only time the key is shown",
-            new.info.key_id
+            "new key {} for {}; this is the only time the key is shown",
+            new.info.key_id,
+            printable(&new.info.principal)
         );
         for o in &old {
             eprintln!("deprecated {} (sunset {})", o.key_id, fmt_time(o.sunset_at));

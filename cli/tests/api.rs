@@ -308,6 +308,57 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
     assert_eq!(rot["deprecated"][0]["key_id"], k2["key_id"]);
     assert_ne!(rot["key"], k2["key"]);
 
+    // One key of a principal with a key per region: only that one rotates.
+    let eu = call(
+        &api,
+        "POST",
+        "/v1/keys",
+        Some(&writer),
+        None,
+        r#"{"principal":"regional","scopes":["a"]}"#,
+    )
+    .json();
+    let us = call(
+        &api,
+        "POST",
+        "/v1/keys",
+        Some(&writer),
+        None,
+        r#"{"principal":"regional","scopes":["b"]}"#,
+    )
+    .json();
+    let path = format!("/v1/keys/{}/rotate", eu["key_id"].as_str().unwrap());
+    let one = call(&api, "POST", &path, Some(&writer), None, "{}");
+    assert_eq!(one.status, 201, "{}", one.body);
+    let one = one.json();
+    assert_eq!(
+        one["scopes"], eu["scopes"],
+        "the new key takes the rotated key's scopes"
+    );
+    let dep: Vec<&Value> = one["deprecated"].as_array().unwrap().iter().collect();
+    assert_eq!((dep.len(), &dep[0]["key_id"]), (1, &eu["key_id"]));
+    let us_now = call(
+        &api,
+        "GET",
+        &format!("/v1/keys/{}", us["key_id"].as_str().unwrap()),
+        Some(&writer),
+        None,
+        "",
+    )
+    .json();
+    assert_eq!(
+        us_now["status"], "active",
+        "the other region's key is untouched"
+    );
+    // The same from the CLI; a deprecated key cannot be rotated again.
+    let cli = e.json(&["rotate", "--key-id", us["key_id"].as_str().unwrap()]);
+    assert_eq!(cli["deprecated"][0]["key_id"], us["key_id"]);
+    assert_problem(
+        &call(&api, "POST", &path, Some(&writer), None, "{}"),
+        404,
+        "not-found",
+    );
+
     // Publishing on demand needs its own scope.
     assert_problem(
         &call(&api, "POST", "/v1/publish", Some(&writer), None, ""),

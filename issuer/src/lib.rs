@@ -719,6 +719,30 @@ impl Issuer {
         principal: &str,
         grace: Option<u64>,
     ) -> Result<(IssuedKey, Vec<KeyInfo>)> {
+        self.rotate_selected(principal, None, grace)
+    }
+
+    /// Rotates one key: a new key for its principal with its scopes and
+    /// lifetime, and only this key deprecated with `grace` (a principal with
+    /// a key per region or instance rotates them one at a time). `NotFound`
+    /// unless the key exists and is active.
+    pub fn rotate_key(
+        &mut self,
+        id: &KeyId,
+        grace: Option<u64>,
+    ) -> Result<(IssuedKey, Vec<KeyInfo>)> {
+        let k = self
+            .key(id)?
+            .ok_or_else(|| IssuerError::NotFound(format!("key {id}")))?;
+        self.rotate_selected(&k.principal.clone(), Some(&k.key_id), grace)
+    }
+
+    fn rotate_selected(
+        &mut self,
+        principal: &str,
+        only: Option<&str>,
+        grace: Option<u64>,
+    ) -> Result<(IssuedKey, Vec<KeyInfo>)> {
         let now = self.now();
         let policy = self.principal_policy(principal)?;
         let grace =
@@ -727,7 +751,13 @@ impl Issuer {
             .list(Some(principal), Some("active"))?
             .into_iter()
             .filter(|k| k.expires_at.is_none_or(|e| e > now))
+            .filter(|k| only.is_none_or(|id| k.key_id == id))
             .collect();
+        if let (Some(id), true) = (only, current.is_empty()) {
+            return Err(IssuerError::NotFound(format!(
+                "key {id} is not an active key"
+            )));
+        }
         let newest = current.iter().max_by_key(|k| k.created_at).ok_or_else(|| {
             IssuerError::NotFound(format!("principal '{principal}' has no active key"))
         })?;
