@@ -58,6 +58,46 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 struct App {
     issuer: Mutex<Issuer>,
     s: Settings,
+    /// The audit sequence the last full publish covered, and its signal.
+    published: Mutex<u64>,
+    published_cv: std::sync::Condvar,
+}
+
+impl App {
+    /// Waits until a full publish covers audit entry `seq`; false on timeout.
+    fn wait_published(&self, seq: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut done = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        while *done < seq {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self
+                .published_cv
+                .wait_timeout(done, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn mark_published(&self, seq: u64) {
+        let mut done = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        *done = (*done).max(seq);
+        self.published_cv.notify_all();
+    }
+}
+
+/// How long `"wait": "published"` waits for the next full publish.
+const WAIT_PUBLISHED: Duration = Duration::from_secs(20);
+
+/// A POST body asking to be answered only once the change is published.
+fn wants_published(method: &Method, body: &[u8]) -> bool {
+    *method == Method::POST
+        && serde_json::from_slice::<Value>(body)
+            .ok()
+            .is_some_and(|v| v.get("wait").and_then(Value::as_str) == Some("published"))
 }
 
 /// An RFC 9457 problem: `type` is `https://keygate.dev/problems/<slug>`.
@@ -222,7 +262,9 @@ fn admin_secret(headers: &HeaderMap) -> Vec<u8> {
 }
 
 /// Runs a call on the blocking pool with the issuer locked, as the admin
-/// key's principal. POSTs go through the idempotency record.
+/// key's principal. POSTs go through the idempotency record; a POST whose
+/// body says `"wait": "published"` is answered once a full publish covers it
+/// (waited for with the store unlocked).
 async fn call(
     app: Arc<App>,
     method: Method,
@@ -233,75 +275,32 @@ async fn call(
     op: impl FnOnce(&App, &mut Issuer, &[u8]) -> Answer + Send + 'static,
 ) -> Response {
     let done = tokio::task::spawn_blocking(move || {
-        let mut issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
-        let admin = match authenticate(&issuer, &headers, scope) {
-            Ok(a) => a,
-            Err(p) => return p.into_response(),
-        };
-        if let Err(e) = issuer.set_actor(&format!("api:{}", admin.principal)) {
-            return Problem::from(e).into_response();
-        }
-        let idempotency = headers
-            .get("idempotency-key")
-            .map(|v| v.to_str().unwrap_or("\u{0}").to_string());
-        let Some(idem) = idempotency.filter(|_| method == Method::POST) else {
-            return reply(op(&app, &mut issuer, &body));
-        };
-        if idem.is_empty()
-            || idem.len() > MAX_IDEMPOTENCY_KEY
-            || !idem.bytes().all(|b| b.is_ascii_graphic())
-        {
+        let wait = wants_published(&method, &body);
+        if wait && app.s.publish_to.is_none() {
             return problem(
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                "Bad Idempotency-Key",
-                "1-255 visible ASCII characters",
+                StatusCode::CONFLICT,
+                "publishing-not-configured",
+                "This service does not publish",
+                "\"wait\": \"published\" needs keygate api --publish-to DIR",
             )
             .into_response();
         }
-        let mut h = Vec::with_capacity(body.len() + path.len() + 8);
-        h.extend_from_slice(method.as_str().as_bytes());
-        h.push(b' ');
-        h.extend_from_slice(path.as_bytes());
-        h.push(b'\n');
-        h.extend_from_slice(&body);
-        let request_hash: String = keygate::Digest::of(&h)
-            .0
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        // The presented admin key's secret seals the record (the store keeps
-        // only its digest), so the first answer's key secret is never at rest.
-        let secret = admin_secret(&headers);
-        match issuer.idempotent_answer(&admin.key_id, &secret, &idem) {
-            Ok(Some(first)) => return replay(&first, &request_hash),
-            Ok(None) => {}
-            Err(e) => return Problem::from(e).into_response(),
-        }
-        let (status, value) = match op(&app, &mut issuer, &body) {
-            Ok(a) => a,
-            Err(p) => (p.status, p.body()),
+        let (resp, target) = {
+            let mut issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
+            let resp = locked(&app, &mut issuer, &method, &path, &headers, &body, scope, op);
+            let target = (wait && resp.status().is_success())
+                .then(|| issuer.audit_head_seq().unwrap_or(u64::MAX));
+            (resp, target)
         };
-        // A failure of the store is not recorded: a retry may succeed.
-        if status.is_server_error() {
-            return Problem {
-                status,
-                slug: "internal",
-                title: "",
-                detail: String::new(),
-            }
-            .with_body(value);
-        }
-        let first = IdempotentAnswer {
-            request_hash: request_hash.clone(),
-            status: status.as_u16(),
-            body: value.to_string(),
-        };
-        match issuer.record_idempotent_answer(&admin.key_id, &secret, &idem, &first) {
-            Ok(winner) if winner == first => reply(Ok((status, value))),
-            // A concurrent request with the same key got there first.
-            Ok(winner) => replay(&winner, &request_hash),
-            Err(e) => Problem::from(e).into_response(),
+        match target {
+            Some(seq) if !app.wait_published(seq, WAIT_PUBLISHED) => problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                "not-published-yet",
+                "Done, but not published in time",
+                "the change is stored and will be published; retry with the same Idempotency-Key for the answer",
+            )
+            .into_response(),
+            _ => resp,
         }
     })
     .await;
@@ -314,6 +313,90 @@ async fn call(
         )
         .into_response()
     })
+}
+
+/// One call with the store locked: authentication, the idempotency record,
+/// the operation.
+#[allow(clippy::too_many_arguments)]
+fn locked(
+    app: &App,
+    issuer: &mut Issuer,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    scope: &'static str,
+    op: impl FnOnce(&App, &mut Issuer, &[u8]) -> Answer,
+) -> Response {
+    let admin = match authenticate(issuer, headers, scope) {
+        Ok(a) => a,
+        Err(p) => return p.into_response(),
+    };
+    if let Err(e) = issuer.set_actor(&format!("api:{}", admin.principal)) {
+        return Problem::from(e).into_response();
+    }
+    let idempotency = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_string());
+    let Some(idem) = idempotency.filter(|_| *method == Method::POST) else {
+        return reply(op(app, issuer, body));
+    };
+    if idem.is_empty()
+        || idem.len() > MAX_IDEMPOTENCY_KEY
+        || !idem.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "Bad Idempotency-Key",
+            "1-255 visible ASCII characters",
+        )
+        .into_response();
+    }
+    let mut h = Vec::with_capacity(body.len() + path.len() + 8);
+    h.extend_from_slice(method.as_str().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(path.as_bytes());
+    h.push(b'\n');
+    h.extend_from_slice(body);
+    let request_hash: String = keygate::Digest::of(&h)
+        .0
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // The presented admin key's secret seals the record (the store keeps
+    // only its digest), so the first answer's key secret is never at rest.
+    let secret = admin_secret(headers);
+    match issuer.idempotent_answer(&admin.key_id, &secret, &idem) {
+        Ok(Some(first)) => return replay(&first, &request_hash),
+        Ok(None) => {}
+        Err(e) => return Problem::from(e).into_response(),
+    }
+    let (status, value) = match op(app, issuer, body) {
+        Ok(a) => a,
+        Err(p) => (p.status, p.body()),
+    };
+    // A failure of the store is not recorded: a retry may succeed.
+    if status.is_server_error() {
+        return Problem {
+            status,
+            slug: "internal",
+            title: "",
+            detail: String::new(),
+        }
+        .with_body(value);
+    }
+    let first = IdempotentAnswer {
+        request_hash: request_hash.clone(),
+        status: status.as_u16(),
+        body: value.to_string(),
+    };
+    match issuer.record_idempotent_answer(&admin.key_id, &secret, &idem, &first) {
+        Ok(winner) if winner == first => reply(Ok((status, value))),
+        // A concurrent request with the same key got there first.
+        Ok(winner) => replay(&winner, &request_hash),
+        Err(e) => Problem::from(e).into_response(),
+    }
 }
 
 impl Problem {
@@ -390,6 +473,17 @@ struct IssueBody {
     not_before: Option<u64>,
     /// Policy class of the principal.
     class: Option<String>,
+    /// `"published"`: answer once the key is in the published artifacts
+    /// (`call` reads it; checked here).
+    #[serde(rename = "wait")]
+    _wait: Option<Wait>,
+}
+
+/// What a POST may wait for.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Wait {
+    Published,
 }
 
 #[derive(Deserialize, Default)]
@@ -403,6 +497,9 @@ struct RevokeBody {
 struct RotateBody {
     /// Grace window of the old keys, in seconds.
     grace: Option<u64>,
+    /// `"published"`: answer once the new key is published.
+    #[serde(rename = "wait")]
+    _wait: Option<Wait>,
 }
 
 #[derive(Deserialize)]
@@ -624,8 +721,11 @@ fn publisher(s: Arc<App>, out: PathBuf) {
             }
         }
         if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
+            // Everything up to here is in this publish.
+            let upto = issuer.audit_head_seq().unwrap_or(0);
             match issuer.publish(&out, s.s.valid_for) {
                 Ok(r) => {
+                    s.mark_published(upto);
                     eprintln!(
                         "keygate api: published snapshot {} ({} keys)",
                         r.snapshot_version, r.keys
@@ -651,6 +751,8 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
     let app = Arc::new(App {
         issuer: Mutex::new(issuer),
         s,
+        published: Mutex::new(0),
+        published_cv: std::sync::Condvar::new(),
     });
     if let Some(out) = app.s.publish_to.clone() {
         let app = Arc::clone(&app);

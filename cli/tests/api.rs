@@ -308,6 +308,37 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
     assert_eq!(rot["deprecated"][0]["key_id"], k2["key_id"]);
     assert_ne!(rot["key"], k2["key"]);
 
+    // "wait": "published": answered once the key is in the published artifacts.
+    let t0 = Instant::now();
+    let w = call(
+        &api,
+        "POST",
+        "/v1/keys",
+        Some(&writer),
+        None,
+        r#"{"principal":"waiter","wait":"published"}"#,
+    );
+    assert_eq!(w.status, 201, "{}", w.body);
+    let wk = w.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        published_outcome(&e, &wk),
+        Some(keygate::Outcome::Valid),
+        "answered before it was published"
+    );
+    eprintln!(
+        "api: issue with wait=published answered in {} ms",
+        t0.elapsed().as_millis()
+    );
+    let r = call(
+        &api,
+        "POST",
+        "/v1/keys",
+        Some(&writer),
+        None,
+        r#"{"principal":"w","wait":"soon"}"#,
+    );
+    assert_problem(&r, 400, "invalid-request");
+
     // One key of a principal with a key per region: only that one rotates.
     let eu = call(
         &api,
@@ -388,6 +419,18 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
             );
         }
     }
+
+    // Without --publish-to there is nothing to wait for.
+    let quiet = start_api(&e, 2, &[]);
+    let r = call(
+        &quiet,
+        "POST",
+        "/v1/keys",
+        Some(&writer),
+        None,
+        r#"{"principal":"w","wait":"published"}"#,
+    );
+    assert_problem(&r, 409, "publishing-not-configured");
 
     // A revoked admin key is refused at once.
     let list = e.json(&["admin-key", "--list"]);
