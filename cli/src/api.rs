@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub fleet_poll: Duration,
     /// Lifetime of published artifacts (seconds).
     pub valid_for: u64,
+    /// Gateways' metrics endpoints scraped by `GET /v1/usage`.
+    pub usage_from: Vec<String>,
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub threads: usize,
@@ -636,6 +638,17 @@ fn router(app: Arc<App>) -> Router {
             })),
         )
         .route(
+            "/v1/usage",
+            get(|State(app): State<Arc<App>>, headers: HeaderMap| async move {
+                tokio::task::spawn_blocking(move || usage(&app, &headers))
+                    .await
+                    .unwrap_or_else(|_| {
+                        problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The issuer failed", "a request handler panicked")
+                            .into_response()
+                    })
+            }),
+        )
+        .route(
             "/v1/audit",
             get(route!(Method::GET, "audit:read", |_, i, _body| {
                 Ok((StatusCode::OK, json!({ "entries": i.audit_log()? })))
@@ -645,6 +658,66 @@ fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .with_state(app)
+}
+
+/// The largest metrics export read from one gateway.
+const MAX_EXPORT: u64 = 16 << 20;
+
+/// `GET /v1/usage`: who still uses each deprecated key, and when last, from
+/// the gateways' own counters (`--usage-from` URLs, scraped now). The store
+/// is locked only to read the keys, never while a gateway answers.
+fn usage(app: &App, headers: &HeaderMap) -> Response {
+    let deprecated = {
+        let issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(p) = authenticate(&issuer, headers, "keys:read") {
+            return p.into_response();
+        }
+        match issuer.list(None, Some("deprecated")) {
+            Ok(k) => k,
+            Err(e) => return Problem::from(e).into_response(),
+        }
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let mut report = keygate_issuer::UsageReport::default();
+    let mut sources = Vec::new();
+    for url in &app.s.usage_from {
+        let got = agent
+            .get(url)
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(r.into_reader(), MAX_EXPORT),
+                    &mut text,
+                )
+                .map_err(|e| e.to_string())?;
+                report.add_export(url, &text).map_err(|e| e.to_string())
+            });
+        sources.push(match got {
+            Ok(()) => json!({ "url": url, "ok": true }),
+            Err(e) => json!({ "url": url, "ok": false, "error": e }),
+        });
+    }
+    let keys: Vec<Value> = deprecated
+        .iter()
+        .map(|k| {
+            let u = report.get(&k.key_id).unwrap_or_default();
+            json!({
+                "key_id": k.key_id,
+                "principal": k.principal,
+                "sunset_at": k.sunset_at,
+                "uses": u.uses,
+                "last_seen": (u.last_seen > 0).then_some(u.last_seen),
+            })
+        })
+        .collect();
+    reply(Ok((
+        StatusCode::OK,
+        json!({ "keys": keys, "sources": sources }),
+    )))
 }
 
 /// Runs `--publish-hook` after a publish (for syncing to a bucket or CDN),

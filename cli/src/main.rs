@@ -170,6 +170,11 @@ enum Cmd {
         /// Lifetime of published artifacts.
         #[arg(long, default_value = "7d")]
         valid_for: String,
+        /// A gateway's metrics URL (keygate serve's /metrics, the nginx
+        /// keygate_metrics location, Envoy's /stats/prometheus), scraped by
+        /// GET /v1/usage; repeat for each gateway.
+        #[arg(long, value_name = "URL")]
+        usage_from: Vec<String>,
         /// Most connections open at once.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
@@ -880,6 +885,7 @@ fn run(cli: &Cli) -> Res<u8> {
             publish_delay,
             fleet_poll,
             valid_for,
+            usage_from,
             max_connections,
             header_timeout,
             threads,
@@ -895,6 +901,7 @@ fn run(cli: &Cli) -> Res<u8> {
                 publish_delay: duration("publish delay", publish_delay)?,
                 fleet_poll: duration("fleet poll", fleet_poll)?,
                 valid_for: duration("valid-for", valid_for)?.as_secs(),
+                usage_from: usage_from.clone(),
                 max_connections: *max_connections,
                 header_timeout: duration("header timeout", header_timeout)?,
                 threads: *threads,

@@ -420,6 +420,60 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
         }
     }
 
+    // Usage from the gateways' own counters: a fake gateway's /metrics says
+    // the key deprecated by the rotation above is still in use.
+    let dep_id = rot["deprecated"][0]["key_id"].as_str().unwrap().to_string();
+    let gw = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let gw_port = gw.server_addr().to_ip().unwrap().port();
+    let export = format!(
+        "keygate_deprecated_key_uses_total{{key_id=\"{dep_id}\",principal=\"mobile-app\"}} 42\n\
+         keygate_deprecated_key_last_seen_seconds{{key_id=\"{dep_id}\"}} 1767225600\n"
+    );
+    std::thread::spawn(move || {
+        for req in gw.incoming_requests() {
+            let _ = req.respond(tiny_http::Response::from_string(export.clone()));
+        }
+    });
+    let gw_url = format!("http://127.0.0.1:{gw_port}/metrics");
+    let scraping = start_api(
+        &e,
+        3,
+        &[
+            "--usage-from",
+            &gw_url,
+            "--usage-from",
+            "http://127.0.0.1:9/metrics",
+        ],
+    );
+    let u = call(&scraping, "GET", "/v1/usage", Some(&writer), None, "").json();
+    let k = u["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == dep_id.as_str())
+        .unwrap();
+    assert_eq!(
+        (k["uses"].as_u64(), k["last_seen"].as_u64()),
+        (Some(42), Some(1_767_225_600)),
+        "{u}"
+    );
+    let ok: Vec<bool> = u["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ok"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        ok,
+        [true, false],
+        "a gateway that is down is named, not fatal: {u}"
+    );
+    assert_problem(
+        &call(&scraping, "GET", "/v1/usage", None, None, ""),
+        401,
+        "unauthorized",
+    );
+
     // Without --publish-to there is nothing to wait for.
     let quiet = start_api(&e, 2, &[]);
     let r = call(
