@@ -48,7 +48,7 @@ try:
     admin = json.loads(kg(store, "admin-key", "--principal", "bench", "--scope", "keys:write", "--scope", "keys:read"))["key"]
     port = free_port()
     api = subprocess.Popen([BIN, "--store", store, "api", "--listen", f"127.0.0.1:{port}", "--publish-to", pub,
-                            "--publish-delay", "1s"], stderr=subprocess.DEVNULL)
+                            "--publish-delay", os.environ.get("PUBLISH_DELAY", "1s")], stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
