@@ -369,17 +369,34 @@ fn locked(
     // The presented admin key's secret seals the record (the store keeps
     // only its digest), so the first answer's key secret is never at rest.
     let secret = admin_secret(headers);
-    match issuer.idempotent_answer(&admin.key_id, &secret, &idem) {
-        Ok(Some(first)) => return replay(&first, &request_hash),
-        Ok(None) => {}
-        Err(e) => return Problem::from(e).into_response(),
-    }
-    let (status, value) = match op(app, issuer, body) {
-        Ok(a) => a,
-        Err(p) => (p.status, p.body()),
-    };
-    // A failure of the store is not recorded: a retry may succeed.
-    if status.is_server_error() {
+    // The lookup, the change and its record are one transaction: after a
+    // crash a retry finds both or neither, so nothing is done twice; and
+    // two instances retrying at once serialize on it.
+    let mut failed: Option<(StatusCode, Value)> = None;
+    let out = issuer.atomically(|i| {
+        if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
+            return Ok((first, false));
+        }
+        let (status, value) = match op(app, i, body) {
+            Ok(a) => a,
+            Err(p) => (p.status, p.body()),
+        };
+        // A failure of the store is not recorded, and nothing of it stays:
+        // a retry may succeed.
+        if status.is_server_error() {
+            failed = Some((status, value));
+            return Err(IssuerError::Unavailable("rolled back".into()));
+        }
+        let first = IdempotentAnswer {
+            request_hash: request_hash.clone(),
+            status: status.as_u16(),
+            body: value.to_string(),
+        };
+        let winner = i.record_idempotent_answer(&admin.key_id, &secret, &idem, &first)?;
+        let fresh = winner == first;
+        Ok((winner, fresh))
+    });
+    if let Some((status, value)) = failed {
         return Problem {
             status,
             slug: "internal",
@@ -388,15 +405,9 @@ fn locked(
         }
         .with_body(value);
     }
-    let first = IdempotentAnswer {
-        request_hash: request_hash.clone(),
-        status: status.as_u16(),
-        body: value.to_string(),
-    };
-    match issuer.record_idempotent_answer(&admin.key_id, &secret, &idem, &first) {
-        Ok(winner) if winner == first => reply(Ok((status, value))),
-        // A concurrent request with the same key got there first.
-        Ok(winner) => replay(&winner, &request_hash),
+    match out {
+        Ok((first, true)) => answer_as_recorded(&first),
+        Ok((first, false)) => replay(&first, &request_hash),
         Err(e) => Problem::from(e).into_response(),
     }
 }
@@ -423,6 +434,20 @@ fn reply(a: Answer) -> Response {
         }
         Err(p) => p.into_response(),
     }
+}
+
+/// The answer this request just recorded, sent as it was recorded.
+fn answer_as_recorded(a: &IdempotentAnswer) -> Response {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+    let mut r = (status, a.body.clone()).into_response();
+    let ct = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(ct));
+    r
 }
 
 fn replay(first: &IdempotentAnswer, request_hash: &str) -> Response {

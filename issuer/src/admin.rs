@@ -13,7 +13,7 @@
 //! no key that can change it. Creating and revoking one is an audit entry
 //! like any other change.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{audit, check_principal, check_scopes, Issuer, IssuerError, Result};
@@ -175,9 +175,7 @@ impl Issuer {
         let id = digest.key_id().to_string();
         let now = self.now();
         let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, _) = self.write()?;
         tx.execute(
             "INSERT INTO admin_keys (key_id, digest, principal, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, digest.0.as_slice(), principal, scopes.join(" "), now],
@@ -219,9 +217,7 @@ impl Issuer {
     pub fn revoke_admin_key(&mut self, id: &KeyId) -> Result<AdminKey> {
         let now = self.now();
         let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, _) = self.write()?;
         let hex = id.to_string();
         let changed = tx.execute(
             "UPDATE admin_keys SET revoked_at = ?1 WHERE key_id = ?2 AND revoked_at IS NULL",
@@ -315,15 +311,7 @@ impl Issuer {
     ) -> Result<IdempotentAnswer> {
         let now = self.now();
         let sealed = seal(secret, key, &answer.body)?;
-        // A record is not worth an fsync of its own: in WAL mode the next
-        // change's synced commit makes it durable too, and a process crash
-        // (kill -9) never loses it. Only a power loss right after could, and
-        // then a retry issues a second key instead of replaying — never a
-        // lost change. (Halves the fsyncs of an API issue.)
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let recorded = self.record_sealed(owner, key, answer, &sealed, now);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        recorded?;
+        self.record_sealed(owner, key, answer, &sealed, now)?;
         self.idempotent_answer(owner, secret, key)?
             .ok_or_else(|| IssuerError::Corrupt("an idempotency record vanished".into()))
     }
@@ -336,9 +324,7 @@ impl Issuer {
         sealed: &str,
         now: u64,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (tx, _) = self.write()?;
         tx.execute(
             "INSERT OR IGNORE INTO idempotency (owner, key, request_hash, status, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -9,7 +9,7 @@
 //! show on its own — entries cut off its end — is caught by comparing it with
 //! the head signed into the last published snapshot ([`verify`]'s `signed`).
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -113,7 +113,7 @@ pub(crate) struct RowChange {
 }
 
 /// The sequence number the next entry will get.
-pub(crate) fn next_seq(tx: &Transaction<'_>) -> Result<u64, IssuerError> {
+pub(crate) fn next_seq(tx: &Connection) -> Result<u64, IssuerError> {
     let last: Option<u64> = tx
         .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
         .optional()?
@@ -123,7 +123,7 @@ pub(crate) fn next_seq(tx: &Transaction<'_>) -> Result<u64, IssuerError> {
 
 /// Appends an entry inside the caller's transaction; returns its sequence.
 pub(crate) fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     at: u64,
     ev: Event<'_>,
@@ -179,7 +179,7 @@ pub(crate) fn append(
 /// [`append`] with the event's fields as arguments: how a mutation records itself.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn note(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     at: u64,
     action: &str,

@@ -270,6 +270,34 @@ pub struct Issuer {
     conn: Connection,
     actor: String,
     now: Option<u64>,
+    /// Inside [`Issuer::atomically`]: writes are savepoints of its transaction.
+    in_atomic: bool,
+}
+
+/// One write of the issuer: its own transaction, or a savepoint inside
+/// [`Issuer::atomically`]. Dropped without `commit`, it rolls back.
+pub(crate) enum Write<'c> {
+    Tx(rusqlite::Transaction<'c>),
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl Write<'_> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Self::Tx(t) => t.commit(),
+            Self::Nested(s) => s.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Self::Tx(t) => t,
+            Self::Nested(s) => s,
+        }
+    }
 }
 
 impl fmt::Debug for Issuer {
@@ -455,6 +483,7 @@ impl Issuer {
             conn,
             actor: actor.into(),
             now: None,
+            in_atomic: false,
         };
         let now = me.now();
         let (signer, pkcs8) = Signer::generate();
@@ -503,6 +532,7 @@ impl Issuer {
             conn,
             actor: actor.into(),
             now: None,
+            in_atomic: false,
         })
     }
 
@@ -549,13 +579,46 @@ impl Issuer {
         self.dir.join(PUBLISHED).exists()
     }
 
-    /// Starts a mutation: an immediate (write-locking) transaction, and who
+    /// Starts a mutation: an immediate (write-locking) transaction — or,
+    /// inside [`Issuer::atomically`], a savepoint of the caller's — and who
     /// is making it, for the audit entry the mutation records in it.
-    fn write(&mut self) -> Result<(rusqlite::Transaction<'_>, &str)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok((tx, &self.actor))
+    fn write(&mut self) -> Result<(Write<'_>, &str)> {
+        let w = if self.in_atomic {
+            Write::Nested(self.conn.savepoint()?)
+        } else {
+            Write::Tx(
+                self.conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            )
+        };
+        Ok((w, &self.actor))
+    }
+
+    /// Runs `f` as one transaction: every change it makes commits together,
+    /// or none does (a crash in between leaves nothing of it). The API
+    /// issues a key and records its idempotency answer this way, so a retry
+    /// after a crash finds either both or neither.
+    pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.in_atomic {
+            return f(self);
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.in_atomic = true;
+        let r = f(self);
+        self.in_atomic = false;
+        match r {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// The store directory.
@@ -1377,7 +1440,7 @@ impl Issuer {
 
 /// Inserts a new key's row and its audit entry, which records the row's hash.
 fn record_created(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     now: u64,
     action: &str,
@@ -1409,11 +1472,11 @@ fn record_created(
 /// Changes one key's row with `update` and appends `ev`, recording the row's
 /// hash before and after.
 fn record_changed(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     now: u64,
     mut ev: audit::Event<'_>,
-    update: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<usize>,
+    update: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
 ) -> Result<()> {
     let id = ev.key_id.unwrap_or_default();
     let before = row_hash_in(tx, id)?;
@@ -1441,7 +1504,7 @@ fn row_hash_in(conn: &Connection, id: &str) -> Result<[u8; 32]> {
 /// Puts every row not yet covered by the audit chain (`origin_seq` 0: a store
 /// from before the chain covered keys) under one `checkpoint` entry. Runs once,
 /// in the migration that adds the columns.
-pub(crate) fn checkpoint_rows(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+pub(crate) fn checkpoint_rows(tx: &Connection) -> Result<()> {
     let uncovered: u64 =
         tx.query_row("SELECT count(*) FROM keys WHERE origin_seq = 0", [], |r| {
             r.get(0)
@@ -1516,12 +1579,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn insert_key(
-    tx: &rusqlite::Transaction<'_>,
-    digest: &Digest,
-    i: &KeyInfo,
-    origin_seq: u64,
-) -> Result<()> {
+fn insert_key(tx: &Connection, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<()> {
     let exists: bool = tx
         .query_row("SELECT 1 FROM keys WHERE key_id = ?1", [&i.key_id], |_| {
             Ok(true)
