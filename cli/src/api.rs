@@ -436,7 +436,7 @@ fn reply(a: Answer) -> Response {
     }
 }
 
-/// The answer this request just recorded, sent as it was recorded.
+/// A recorded answer, sent as it was recorded.
 fn answer_as_recorded(a: &IdempotentAnswer) -> Response {
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
     let mut r = (status, a.body.clone()).into_response();
@@ -450,6 +450,8 @@ fn answer_as_recorded(a: &IdempotentAnswer) -> Response {
     r
 }
 
+/// The first answer again, for a retry of the same request; a key used
+/// with another request is refused.
 fn replay(first: &IdempotentAnswer, request_hash: &str) -> Response {
     if first.request_hash != request_hash {
         return problem(
@@ -460,15 +462,7 @@ fn replay(first: &IdempotentAnswer, request_hash: &str) -> Response {
         )
         .into_response();
     }
-    let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
-    let mut r = (status, first.body.clone()).into_response();
-    let ct = if status.is_success() {
-        "application/json"
-    } else {
-        "application/problem+json"
-    };
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static(ct));
+    let mut r = answer_as_recorded(first);
     r.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     r
@@ -486,6 +480,18 @@ fn issued(app: &App, now: u64, k: &IssuedKey) -> Value {
     v["key"] = Value::String(k.key.expose_secret().to_string());
     v["usable_at"] = usable_at(app, now).map_or(Value::Null, Value::from);
     v
+}
+
+/// The answer to a rotation: the new key, and the keys it deprecated.
+fn rotated(app: &App, now: u64, (k, old): (IssuedKey, Vec<keygate_issuer::KeyInfo>)) -> Answer {
+    let mut v = issued(app, now, &k);
+    v["deprecated"] = serde_json::to_value(old).unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, v))
+}
+
+/// The answer to a revoke.
+fn revoked(r: Vec<keygate_issuer::Revoked>) -> Answer {
+    Ok((StatusCode::OK, json!({ "revoked": r })))
 }
 
 #[derive(Deserialize)]
@@ -555,6 +561,27 @@ fn router(app: Arc<App>) -> Router {
             }
         };
     }
+    // The same for a route with one path parameter, handed to the operation.
+    macro_rules! route_with {
+        ($method:expr, $scope:literal, |$app:pat_param, $i:ident, $body:ident, $param:ident| $op:expr) => {
+            |State(app): State<Arc<App>>,
+             Path($param): Path<String>,
+             uri: axum::http::Uri,
+             headers: HeaderMap,
+             body: Bytes| async move {
+                call(
+                    app,
+                    $method,
+                    uri.path().to_string(),
+                    headers,
+                    body,
+                    $scope,
+                    move |$app, $i, $body| $op,
+                )
+                .await
+            }
+        };
+    }
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -588,68 +615,45 @@ fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/v1/keys/{id}",
-            get(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap| async move {
-                call(app, Method::GET, uri.path().to_string(), headers, Bytes::new(), "keys:read", move |_, i, _| {
-                    let id = key_id(&id)?;
-                    match i.key(&id)? {
-                        Some(k) => Ok((StatusCode::OK, serde_json::to_value(k).unwrap_or(Value::Null))),
-                        None => Err(problem(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no key {id}"))),
-                    }
-                })
-                .await
-            }),
+            get(route_with!(Method::GET, "keys:read", |_, i, _body, id| {
+                let id = key_id(&id)?;
+                match i.key(&id)? {
+                    Some(k) => Ok((StatusCode::OK, serde_json::to_value(k).unwrap_or(Value::Null))),
+                    None => Err(problem(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no key {id}"))),
+                }
+            })),
         )
         .route(
             "/v1/keys/{id}/revoke",
-            post(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
-                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |_, i, body| {
-                    let b: RevokeBody = json_body(body)?;
-                    let id = key_id(&id)?;
-                    let r = i.revoke(&RevokeTarget::Ids(vec![id]), b.reason.as_deref())?;
-                    Ok((StatusCode::OK, json!({ "revoked": r })))
-                })
-                .await
-            }),
+            post(route_with!(Method::POST, "keys:write", |_, i, body, id| {
+                let b: RevokeBody = json_body(body)?;
+                let id = key_id(&id)?;
+                revoked(i.revoke(&RevokeTarget::Ids(vec![id]), b.reason.as_deref())?)
+            })),
         )
         .route(
             "/v1/keys/{id}/rotate",
-            post(|State(app): State<Arc<App>>, Path(id): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
-                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |app, i, body| {
-                    let b: RotateBody = json_body(body)?;
-                    let id = key_id(&id)?;
-                    let now = i.now();
-                    let (k, old) = i.rotate_key(&id, b.grace)?;
-                    let mut v = issued(app, now, &k);
-                    v["deprecated"] = serde_json::to_value(old).unwrap_or(Value::Null);
-                    Ok((StatusCode::CREATED, v))
-                })
-                .await
-            }),
+            post(route_with!(Method::POST, "keys:write", |app, i, body, id| {
+                let b: RotateBody = json_body(body)?;
+                let id = key_id(&id)?;
+                let now = i.now();
+                rotated(app, now, i.rotate_key(&id, b.grace)?)
+            })),
         )
         .route(
             "/v1/principals/{principal}/rotate",
-            post(|State(app): State<Arc<App>>, Path(p): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
-                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |app, i, body| {
-                    let b: RotateBody = json_body(body)?;
-                    let now = i.now();
-                    let (k, old) = i.rotate(&p, b.grace)?;
-                    let mut v = issued(app, now, &k);
-                    v["deprecated"] = serde_json::to_value(old).unwrap_or(Value::Null);
-                    Ok((StatusCode::CREATED, v))
-                })
-                .await
-            }),
+            post(route_with!(Method::POST, "keys:write", |app, i, body, p| {
+                let b: RotateBody = json_body(body)?;
+                let now = i.now();
+                rotated(app, now, i.rotate(&p, b.grace)?)
+            })),
         )
         .route(
             "/v1/principals/{principal}/revoke",
-            post(|State(app): State<Arc<App>>, Path(p): Path<String>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
-                call(app, Method::POST, uri.path().to_string(), headers, body, "keys:write", move |_, i, body| {
-                    let b: RevokeBody = json_body(body)?;
-                    let r = i.revoke(&RevokeTarget::Principal(p), b.reason.as_deref())?;
-                    Ok((StatusCode::OK, json!({ "revoked": r })))
-                })
-                .await
-            }),
+            post(route_with!(Method::POST, "keys:write", |_, i, body, p| {
+                let b: RevokeBody = json_body(body)?;
+                revoked(i.revoke(&RevokeTarget::Principal(p), b.reason.as_deref())?)
+            })),
         )
         .route(
             "/v1/publish",

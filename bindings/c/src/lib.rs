@@ -790,19 +790,40 @@ unsafe fn text_out(
         let Some(v) = (unsafe { self::verifier(verifier) }) else {
             return keygate_result::NullArgument;
         };
-        let text = text(v);
-        if text.len() + 1 > buf_len {
-            return keygate_result::BufferTooSmall;
-        }
-        // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes per the
-        // caller, and cannot overlap `text`, which this call just allocated.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
-            *buf.add(text.len()) = 0;
-            *out_len = text.len();
-        }
-        keygate_result::Ok
+        // SAFETY: forwarded caller guarantees, checked non-NULL above.
+        unsafe { copy_out(&text(v), buf, buf_len, out_len, false) }
     })
+}
+
+/// Copies `text` into `buf` with a NUL and its length to `*out_len`, or
+/// `BUFFER_TOO_SMALL` writing nothing into `buf` (and, with `tell_needed`,
+/// the bytes needed, NUL included, into `*out_len`).
+///
+/// # Safety
+/// `buf` writable for `buf_len` bytes and not inside `text`; `out_len`
+/// writable; neither NULL.
+unsafe fn copy_out(
+    text: &str,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    tell_needed: bool,
+) -> keygate_result {
+    if text.len() + 1 > buf_len {
+        if tell_needed {
+            // SAFETY: writable per the caller.
+            unsafe { *out_len = text.len() + 1 };
+        }
+        return keygate_result::BufferTooSmall;
+    }
+    // SAFETY: `buf` is writable for buf_len ≥ text.len() + 1 bytes and does
+    // not overlap `text`, per the caller.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
+        *buf.add(text.len()) = 0;
+        *out_len = text.len();
+    }
+    keygate_result::Ok
 }
 
 /// Writes the verifier's counters as a compact stats text another process
@@ -863,20 +884,9 @@ pub unsafe extern "C" fn keygate_stats_merge_prometheus(
         else {
             return keygate_result::InvalidArgument;
         };
-        let text = stats.prometheus();
-        if text.len() + 1 > buf_len {
-            // SAFETY: non-NULL and writable per the caller.
-            unsafe { *out_len = text.len() + 1 };
-            return keygate_result::BufferTooSmall;
-        }
-        // SAFETY: `buf` writable for buf_len ≥ text.len() + 1 bytes and
-        // distinct from `text`, which this call allocated.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
-            *buf.add(text.len()) = 0;
-            *out_len = text.len();
-        }
-        keygate_result::Ok
+        // SAFETY: `buf` writable for `buf_len` bytes, `out_len` writable
+        // (checked non-NULL above); the text is this call's own.
+        unsafe { copy_out(&stats.prometheus(), buf, buf_len, out_len, true) }
     })
 }
 
@@ -920,18 +930,17 @@ pub unsafe extern "C" fn keygate_file_stamp(
             }
             Err(_) => return keygate_result::FileUnreadable,
         };
-        let stamp = keygate_core::file_stamp(&meta);
-        if stamp.len() + 1 > buf_len {
-            return keygate_result::BufferTooSmall;
-        }
-        // SAFETY: `buf` writable for buf_len ≥ stamp.len() + 1 bytes, and
-        // distinct from `stamp`, which this call allocated.
+        // SAFETY: `buf` writable for `buf_len` bytes, `out_len` writable
+        // (checked non-NULL above); the stamp is this call's own.
         unsafe {
-            std::ptr::copy_nonoverlapping(stamp.as_ptr().cast::<c_char>(), buf, stamp.len());
-            *buf.add(stamp.len()) = 0;
-            *out_len = stamp.len();
+            copy_out(
+                &keygate_core::file_stamp(&meta),
+                buf,
+                buf_len,
+                out_len,
+                false,
+            )
         }
-        keygate_result::Ok
     })
 }
 
