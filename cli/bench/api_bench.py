@@ -84,6 +84,32 @@ try:
     print(f"CLI bulk issue (one transaction): {N} keys in {cli_s:.2f} s = {N / cli_s:.0f} keys/s"
           f" (api / bulk: {(n / api_s) / (N / cli_s):.2f}x)")
 
+    # The same through wrk (C, not a Python client): 2 threads, 16
+    # connections, each request a new key with its own Idempotency-Key.
+    if shutil.which("wrk"):
+        lua = os.path.join(work, "issue.lua")
+        with open(lua, "w") as f:
+            f.write(f"""
+local threads, n, id = 0, 0, 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) id = wrk.thread:get("id") end
+function request()
+  n = n + 1
+  return wrk.format("POST", "/v1/keys", {{["Authorization"] = "Bearer {admin}",
+    ["Idempotency-Key"] = "wrk-" .. id .. "-" .. n}}, '{{"principal":"wrk-' .. id .. '-' .. n .. '"}}')
+end
+""")
+        out = subprocess.run(["wrk", "-t2", "-c16", "-d5s", "--latency", "-s", lua, f"http://127.0.0.1:{port}"],
+                             capture_output=True, text=True).stdout
+        rps = [l for l in out.splitlines() if l.startswith("Requests/sec")]
+        p50 = [l.split()[1] for l in out.splitlines() if l.strip().startswith("50%")]
+        p99 = [l.split()[1] for l in out.splitlines() if l.strip().startswith("99%")]
+        non2xx = [l for l in out.splitlines() if "Non-2xx" in l]
+        print(f"api issue via wrk (2 threads, 16 connections, 5 s): {rps[0].split()[1] if rps else '?'} keys/s;"
+              f" p50 {p50[0] if p50 else '?'}, p99 {p99[0] if p99 else '?'}; {non2xx[0].strip() if non2xx else '0 non-2xx'}")
+    else:
+        print("api issue via wrk: SKIPPED (wrk not installed)")
+
     # Revoke -> published: each revoke, then poll the published update.
     ids = [k["key_id"] for k in json.loads(kg(store, "list"))[:20]]
     time.sleep(1.5)  # the issues above are published first

@@ -57,8 +57,20 @@ const MAX_BODY: usize = 64 * 1024;
 /// The longest an `Idempotency-Key` may be.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// What the committer does with a job's result once its batch is done:
+/// `Ok(audit head after the commit)`, or `Err(())` when the batch failed.
+type Deliver = Box<dyn FnOnce(Result<u64, ()>) + Send>;
+/// One request's work against the store, run by the committer.
+type Job = Box<dyn FnOnce(&App, &mut Issuer) -> Deliver + Send>;
+
+/// The most requests committed together.
+const MAX_BATCH: usize = 256;
+
 struct App {
-    issuer: Mutex<Issuer>,
+    /// Requests waiting for the committer (group commit: every request
+    /// waiting when a batch starts shares its one synced transaction).
+    jobs: Mutex<Vec<Job>>,
+    jobs_cv: std::sync::Condvar,
     s: Settings,
     /// The audit sequence the last full publish covered, and its signal.
     published: Mutex<u64>,
@@ -66,6 +78,29 @@ struct App {
 }
 
 impl App {
+    /// Runs `f` on the committer's store connection inside the next batch's
+    /// transaction and returns its result with the audit head after the
+    /// commit — only once that commit is durable; `None` when the batch
+    /// failed (nothing of it was stored).
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&App, &mut Issuer) -> T + Send + 'static,
+    ) -> Option<(T, u64)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |app, issuer| {
+            let t = f(app, issuer);
+            Box::new(move |committed: Result<u64, ()>| {
+                let _ = tx.send(committed.ok().map(|seq| (t, seq)));
+            })
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(job);
+        self.jobs_cv.notify_one();
+        rx.recv().ok().flatten()
+    }
+
     /// Waits until a full publish covers audit entry `seq`; false on timeout.
     fn wait_published(&self, seq: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -287,14 +322,19 @@ async fn call(
             )
             .into_response();
         }
-        let (resp, target) = {
-            let mut issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
-            let resp = locked(&app, &mut issuer, &method, &path, &headers, &body, scope, op);
-            let target = (wait && resp.status().is_success())
-                .then(|| issuer.audit_head_seq().unwrap_or(u64::MAX));
-            (resp, target)
+        let done = app.submit(move |app, issuer| {
+            locked(app, issuer, &method, &path, &headers, &body, scope, op)
+        });
+        let Some((resp, head)) = done else {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store did not commit; retry",
+                "nothing of this request was stored",
+            )
+            .into_response();
         };
-        match target {
+        match (wait && resp.status().is_success()).then_some(head) {
             Some(seq) if !app.wait_published(seq, WAIT_PUBLISHED) => problem(
                 StatusCode::GATEWAY_TIMEOUT,
                 "not-published-yet",
@@ -696,14 +736,22 @@ const MAX_EXPORT: u64 = 16 << 20;
 /// the gateways' own counters (`--usage-from` URLs, scraped now). The store
 /// is locked only to read the keys, never while a gateway answers.
 fn usage(app: &App, headers: &HeaderMap) -> Response {
-    let deprecated = {
-        let issuer = app.issuer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(p) = authenticate(&issuer, headers, "keys:read") {
-            return p.into_response();
-        }
-        match issuer.list(None, Some("deprecated")) {
-            Ok(k) => k,
-            Err(e) => return Problem::from(e).into_response(),
+    let h = headers.clone();
+    let listed = app.submit(move |_, issuer| {
+        authenticate(issuer, &h, "keys:read")?;
+        issuer.list(None, Some("deprecated")).map_err(Problem::from)
+    });
+    let deprecated = match listed {
+        Some((Ok(k), _)) => k,
+        Some((Err(p), _)) => return p.into_response(),
+        None => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store is unavailable; retry",
+                "",
+            )
+            .into_response()
         }
     };
     let agent = ureq::AgentBuilder::new()
@@ -747,6 +795,35 @@ fn usage(app: &App, headers: &HeaderMap) -> Response {
         StatusCode::OK,
         json!({ "keys": keys, "sources": sources }),
     )))
+}
+
+/// Runs the waiting requests in batches, each batch one transaction with one
+/// synced commit (group commit); a request's answer is delivered only after
+/// its batch is durable. Each request's own changes sit in a savepoint, so a
+/// request that fails leaves the others of its batch intact.
+fn committer(app: Arc<App>, mut issuer: Issuer) {
+    loop {
+        let batch: Vec<Job> = {
+            let mut q = app.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            while q.is_empty() {
+                q = app.jobs_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            let n = q.len().min(MAX_BATCH);
+            q.drain(..n).collect()
+        };
+        let mut deliveries: Vec<Deliver> = Vec::with_capacity(batch.len());
+        let app_ref: &App = &app;
+        let committed = issuer.atomically(|i| {
+            for job in batch {
+                deliveries.push(job(app_ref, i));
+            }
+            i.audit_head_seq()
+        });
+        let result = committed.map_err(|e| eprintln!("keygate api: a batch did not commit: {e}"));
+        for d in deliveries {
+            d(result);
+        }
+    }
 }
 
 /// Runs `--publish-hook` after a publish (for syncing to a bucket or CDN),
@@ -851,11 +928,16 @@ pub(crate) fn run(s: Settings) -> Res<u8> {
         .map_err(|e| Fail(3, format!("runtime: {e}")))?;
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let app = Arc::new(App {
-        issuer: Mutex::new(issuer),
+        jobs: Mutex::new(Vec::new()),
+        jobs_cv: std::sync::Condvar::new(),
         s,
         published: Mutex::new(0),
         published_cv: std::sync::Condvar::new(),
     });
+    {
+        let app = Arc::clone(&app);
+        std::thread::spawn(move || committer(app, issuer));
+    }
     if let Some(out) = app.s.publish_to.clone() {
         let app = Arc::clone(&app);
         std::thread::spawn(move || publisher(app, out));

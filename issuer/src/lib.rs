@@ -598,9 +598,19 @@ impl Issuer {
     /// or none does (a crash in between leaves nothing of it). The API
     /// issues a key and records its idempotency answer this way, so a retry
     /// after a crash finds either both or neither.
+    /// Inside another `atomically`, it is a savepoint of that transaction:
+    /// an error undoes only what `f` did.
     pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         if self.in_atomic {
-            return f(self);
+            self.conn.execute_batch("SAVEPOINT keygate_atomically")?;
+            let r = f(self);
+            let end = if r.is_ok() {
+                "RELEASE keygate_atomically"
+            } else {
+                "ROLLBACK TO keygate_atomically; RELEASE keygate_atomically"
+            };
+            self.conn.execute_batch(end)?;
+            return r;
         }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.in_atomic = true;

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (owner, key)
      );",
+    // 5: expired idempotency records are found by age, not by a scan.
+    "CREATE INDEX idempotency_created ON idempotency(created_at);",
 ];
 
 /// The migration after which existing key rows are checkpointed into the chain.
