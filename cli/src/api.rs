@@ -884,6 +884,8 @@ fn publisher(s: Arc<App>, out: PathBuf) {
             if !only_revokes {
                 pending_since.get_or_insert_with(Instant::now);
             } else if any_revoke && pending_since.is_none() && issuer.has_published() {
+                // What came after `head` (a revoke acknowledged while this
+                // publishes) is looked at on the next round, never skipped.
                 match issuer.publish_revocations(&out, s.s.valid_for) {
                     Ok(r) => {
                         eprintln!(
@@ -894,7 +896,6 @@ fn publisher(s: Arc<App>, out: PathBuf) {
                     }
                     Err(e) => eprintln!("keygate api: publishing revocations: {e}"),
                 }
-                seen = issuer.audit_head_seq().unwrap_or(seen);
             } else if any_revoke {
                 pending_since.get_or_insert_with(Instant::now);
             }
@@ -914,7 +915,10 @@ fn publisher(s: Arc<App>, out: PathBuf) {
                 }
                 Err(e) => eprintln!("keygate api: publishing: {e}"),
             }
-            seen = issuer.audit_head_seq().unwrap_or(seen);
+            // Changes after `upto` (made while this published) are looked at
+            // on the next round: the publish's own entry is harmless there,
+            // a revoke gets its fast update.
+            seen = seen.max(upto);
         }
     }
 }

@@ -1105,45 +1105,25 @@ impl Issuer {
         let prefix = Prefix::new(&self.prefix()?)
             .ok_or_else(|| IssuerError::Corrupt("bad prefix".into()))?;
         let signer = self.active_signer()?;
-        // Finish a signer rotation whose two-signer bundle was already published.
-        let retiring: Option<(String, u64)> = self
-            .conn
-            .query_row(
-                "SELECT id, published_since FROM signers WHERE state = 'retiring'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (tx, actor) = self.write()?;
-        check_audit(&tx, signed)?;
-        if let Some((old_id, published)) = &retiring {
-            if *published > 0 {
-                let version: u64 =
-                    tx.query_row("SELECT max(version) FROM trust_chain", [], |r| r.get(0))?;
-                let bundle =
-                    build_bundle(&keyset, version + 1, now, &[signer.trusted()], &[&signer]);
-                tx.execute(
-                    "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
-                    params![version + 1, bundle],
-                )?;
-                tx.execute(
-                    "UPDATE signers SET state = 'retired' WHERE id = ?1",
-                    [old_id],
-                )?;
-                audit::note(&tx, actor, now, "signer-retire", None, None, Some(old_id))?;
-            } else {
-                tx.execute(
-                    "UPDATE signers SET published_since = 1 WHERE id = ?1",
-                    [old_id],
-                )?;
-            }
-        }
-        let version = store::get_meta_u64(&tx, "snapshot_version")? + 1;
+        // The read: one consistent view of the store (a read transaction in
+        // WAL mode), with only the publish lock held, so writers — the API —
+        // carry on while the snapshot is built. Publishers are serialized by
+        // that lock, so versions still go up in publish order and each
+        // publish reads after the one before it.
+        let read = if self.in_atomic {
+            None
+        } else {
+            Some(self.conn.unchecked_transaction()?)
+        };
+        check_audit(&self.conn, signed)?;
+        let version = store::get_meta_u64(&self.conn, "snapshot_version")? + 1;
         let mut b = SnapshotBuilder::new(keyset, prefix, version, now)
             .valid_until(now.saturating_add(valid_for));
         let mut universe = Vec::new();
         {
-            let mut st = tx.prepare(&format!("SELECT digest, {KEY_COLUMNS} FROM keys"))?;
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT digest, {KEY_COLUMNS} FROM keys"))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 let digest: Vec<u8> = r.get(0)?;
@@ -1171,7 +1151,45 @@ impl Issuer {
                 });
             }
         }
-        let head = audit::head(&tx)?;
+        let head = audit::head(&self.conn)?;
+        let retiring: Option<(String, u64)> = self
+            .conn
+            .query_row(
+                "SELECT id, published_since FROM signers WHERE state = 'retiring'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        drop(read);
+        let snapshot = b
+            .audit_head(head)
+            .build(&signer)
+            .map_err(|e| IssuerError::Invalid(e.to_string()))?;
+        // The write: only the bookkeeping, briefly.
+        let (tx, actor) = self.write()?;
+        // Finish a signer rotation whose two-signer bundle was already published.
+        if let Some((old_id, published)) = &retiring {
+            if *published > 0 {
+                let version: u64 =
+                    tx.query_row("SELECT max(version) FROM trust_chain", [], |r| r.get(0))?;
+                let bundle =
+                    build_bundle(&keyset, version + 1, now, &[signer.trusted()], &[&signer]);
+                tx.execute(
+                    "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
+                    params![version + 1, bundle],
+                )?;
+                tx.execute(
+                    "UPDATE signers SET state = 'retired' WHERE id = ?1",
+                    [old_id],
+                )?;
+                audit::note(&tx, actor, now, "signer-retire", None, None, Some(old_id))?;
+            } else {
+                tx.execute(
+                    "UPDATE signers SET published_since = 1 WHERE id = ?1",
+                    [old_id],
+                )?;
+            }
+        }
         audit::note(
             &tx,
             actor,
@@ -1181,10 +1199,6 @@ impl Issuer {
             None,
             Some(&format!("snapshot v{version}, {} keys", universe.len())),
         )?;
-        let snapshot = b
-            .audit_head(head)
-            .build(&signer)
-            .map_err(|e| IssuerError::Invalid(e.to_string()))?;
         let spec = UpdateSpec {
             keyset,
             base_version: version,
