@@ -883,9 +883,12 @@ fn publisher(s: Arc<App>, out: PathBuf) {
             let any_revoke = actions.iter().any(|a| a == "revoke");
             if !only_revokes {
                 pending_since.get_or_insert_with(Instant::now);
-            } else if any_revoke && pending_since.is_none() && issuer.has_published() {
-                // What came after `head` (a revoke acknowledged while this
-                // publishes) is looked at on the next round, never skipped.
+            }
+            // A revoke goes out at once as the fast update, even while new
+            // keys wait for their full publish: the update is against the
+            // last published snapshot, and a key not in it is refused anyway
+            // until the snapshot that brings it also brings its revocation.
+            if any_revoke && issuer.has_published() {
                 match issuer.publish_revocations(&out, s.s.valid_for) {
                     Ok(r) => {
                         eprintln!(
