@@ -71,17 +71,6 @@ pub enum Reloaded {
     Refused(Error),
 }
 
-impl Reloaded {
-    /// True for the steps an operator must hear about (logged as errors,
-    /// counted): a missing snapshot, a failed fetch, a refused artifact.
-    pub fn is_error(&self) -> bool {
-        matches!(
-            self,
-            Self::SnapshotMissing | Self::Failed(_) | Self::Refused(_)
-        )
-    }
-}
-
 /// The reload state of one source: the validator of each artifact installed.
 ///
 /// One reload discipline for every surface that fetches its own artifacts
@@ -258,10 +247,10 @@ mod tests {
             Reloaded::NoneYet
         ));
         let missing = r.offer(&v, Artifact::Snapshot, Fetched::Missing);
-        assert!(matches!(missing, Reloaded::SnapshotMissing) && missing.is_error());
+        assert!(matches!(missing, Reloaded::SnapshotMissing));
         // Refused: not remembered, so the next tick asks again.
         let bad = r.offer(&v, Artifact::Snapshot, got(&SNAPSHOT[..100], "\"a\""));
-        assert!(matches!(bad, Reloaded::Refused(_)) && bad.is_error());
+        assert!(matches!(bad, Reloaded::Refused(_)));
         assert_eq!(r.validator(Artifact::Snapshot), None);
         // An update before its snapshot is refused, and retried later.
         assert!(matches!(
@@ -288,7 +277,7 @@ mod tests {
         ));
         assert_eq!(r.validator(Artifact::Snapshot), Some("\"c\""));
         let failed = r.offer(&v, Artifact::Trust, Fetched::Failed("timeout"));
-        assert!(matches!(failed, Reloaded::Failed(ref w) if w == "timeout") && failed.is_error());
+        assert!(matches!(failed, Reloaded::Failed(ref w) if w == "timeout"));
     }
 
     #[test]

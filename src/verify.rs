@@ -21,6 +21,13 @@ use crate::snapshot::{
 };
 use crate::trust::TrustSet;
 
+/// The system clock in unix seconds (0 before 1970).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A principal name copied out of the snapshot, so a verdict outlives reloads.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
@@ -1006,10 +1013,7 @@ impl Verifier {
     /// Verifies `key` at the current system time. (On `wasm32-unknown-unknown`
     /// there is no system clock: pass the time to [`Verifier::verify`].)
     pub fn verify_now(&self, key: &str, scope: Option<&str>) -> Verdict {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.verify(key, now, scope)
+        self.verify(key, unix_now(), scope)
     }
 
     /// Verifies `key` at `now` (unix seconds), requiring `scope` if given.
@@ -1062,6 +1066,15 @@ impl Verifier {
     /// that are not UTF-8 cannot be a key and are `malformed` (and counted).
     pub fn verify_bytes(&self, key: &[u8], now: u64, scope: Option<&str>) -> Verdict {
         self.verify(core::str::from_utf8(key).unwrap_or(""), now, scope)
+    }
+
+    /// [`check`](Self::check) at the current system time.
+    pub fn check_now<'a>(
+        &self,
+        headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        scope: Option<&str>,
+    ) -> (crate::Answer, Option<Verdict>) {
+        self.check(headers, unix_now(), scope)
     }
 
     /// The gateway contract for one request, from its headers as raw

@@ -205,10 +205,7 @@ fn answer(v: &Verifier, s: &Settings, req: &Request<Incoming>) -> Response<Body>
         .flatten()
         .and_then(|h| h.to_str().ok());
     let scope = header_scope.or(s.scope.as_deref());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (a, verdict) = v.check(headers, now, scope);
+    let (a, verdict) = v.check_now(headers, scope);
     let policy = s.policy();
     let mut r = text(a.status, a.body());
     for (name, value) in a.response_headers(&policy) {

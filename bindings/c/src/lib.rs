@@ -697,16 +697,22 @@ pub unsafe extern "C" fn keygate_verifier_check(
             // SAFETY: `headers_len` readable entries per the caller.
             unsafe { std::slice::from_raw_parts(headers, headers_len) }
         };
-        let mut pairs = Vec::with_capacity(list.len());
-        for h in list {
-            // SAFETY: each entry valid for its lengths per the caller.
-            let (Some(n), Some(val)) = (unsafe { bytes(h.name, h.name_len) }, unsafe {
-                bytes(h.value, h.value_len)
-            }) else {
-                return keygate_result::InvalidArgument;
-            };
-            pairs.push((n, val));
+        // SAFETY (both closures): each entry valid for its lengths per the
+        // caller. Checked once up front, then read as the contract walks the
+        // headers — no copy of the list per request.
+        let pair = |h: &keygate_header| unsafe {
+            (bytes(h.name, h.name_len), bytes(h.value, h.value_len))
+        };
+        if list
+            .iter()
+            .any(|h| matches!(pair(h), (None, _) | (_, None)))
+        {
+            return keygate_result::InvalidArgument;
         }
+        let pairs = list.iter().map(|h| {
+            let (n, v) = pair(h);
+            (n.unwrap_or_default(), v.unwrap_or_default())
+        });
         let scope = if scope.is_null() || scope_len == 0 {
             None
         } else {
@@ -716,14 +722,11 @@ pub unsafe extern "C" fn keygate_verifier_check(
                 None => return keygate_result::InvalidArgument,
             }
         };
-        let now = if now_unix == 0 {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
+        let (a, verdict) = if now_unix == 0 {
+            v.check_now(pairs, scope)
         } else {
-            now_unix
+            v.check(pairs, now_unix, scope)
         };
-        let (a, verdict) = v.check(pairs, now, scope);
         answer_into(&a, &policy, verdict.as_ref(), out);
         keygate_result::Ok
     })
