@@ -172,12 +172,8 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut r = (self.status, self.body().to_string()).into_response();
+        let mut r = send(self.status, self.body().to_string());
         let h = r.headers_mut();
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("application/problem+json"),
-        );
         match self.slug {
             "unauthorized" => {
                 h.insert(
@@ -437,13 +433,7 @@ fn locked(
         Ok((winner, fresh))
     });
     if let Some((status, value)) = failed {
-        return Problem {
-            status,
-            slug: "internal",
-            title: "",
-            detail: String::new(),
-        }
-        .with_body(value);
+        return send(status, value.to_string());
     }
     match out {
         Ok((first, true)) => answer_as_recorded(&first),
@@ -452,42 +442,33 @@ fn locked(
     }
 }
 
-impl Problem {
-    /// A problem whose body was already built (kept as it was).
-    fn with_body(self, body: Value) -> Response {
-        let mut r = (self.status, body.to_string()).into_response();
-        r.headers_mut().insert(
-            "content-type",
-            HeaderValue::from_static("application/problem+json"),
-        );
-        r
-    }
+/// A JSON body with its status: `application/json` for a success, an RFC
+/// 9457 `application/problem+json` otherwise. Every answer goes out here.
+fn send(status: StatusCode, body: String) -> Response {
+    let ct = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(ct));
+    r
 }
 
 fn reply(a: Answer) -> Response {
     match a {
-        Ok((status, v)) => {
-            let mut r = (status, v.to_string()).into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            r
-        }
+        Ok((status, v)) => send(status, v.to_string()),
         Err(p) => p.into_response(),
     }
 }
 
 /// A recorded answer, sent as it was recorded.
 fn answer_as_recorded(a: &IdempotentAnswer) -> Response {
-    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
-    let mut r = (status, a.body.clone()).into_response();
-    let ct = if status.is_success() {
-        "application/json"
-    } else {
-        "application/problem+json"
-    };
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static(ct));
-    r
+    send(
+        StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK),
+        a.body.clone(),
+    )
 }
 
 /// The first answer again, for a retry of the same request; a key used

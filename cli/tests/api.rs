@@ -189,6 +189,58 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
         404,
         "not-found",
     );
+    assert_problem(
+        &call(
+            &api,
+            "GET",
+            "/v1/keys?status=bogus",
+            Some(&writer),
+            None,
+            "",
+        ),
+        400,
+        "invalid-request",
+    );
+    assert_problem(
+        &call(&api, "GET", "/v1/keys?limit=5", Some(&writer), None, ""),
+        400,
+        "invalid-request",
+    );
+    let long_idem = "k".repeat(256);
+    assert_problem(
+        &call(
+            &api,
+            "POST",
+            "/v1/keys",
+            Some(&writer),
+            Some(&long_idem),
+            r#"{"principal":"x"}"#,
+        ),
+        400,
+        "invalid-request",
+    );
+    // A client that never finishes its body holds its own connection only:
+    // the store is not locked while a body is read, so others go on.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", api.port)).unwrap();
+    std::io::Write::write_all(
+        &mut slow,
+        format!(
+            "POST /v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {writer}\r\n\
+             Content-Length: 1000\r\n\r\n{{\"principal\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        call(&api, "GET", "/v1/keys", Some(&reader), None, "").status,
+        200
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "a stalled body blocked another caller"
+    );
+    drop(slow);
     let bad_idem = call(
         &api,
         "POST",
