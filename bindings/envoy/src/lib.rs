@@ -379,15 +379,16 @@ impl RootContext for Root {
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Filter {
             shared: Rc::clone(&self.shared),
-            deprecation: None,
+            answer: None,
         }))
     }
 }
 
 struct Filter {
     shared: Rc<RefCell<Shared>>,
-    /// (deprecated_at, sunset_at) of a rotated key, for its response.
-    deprecation: Option<(u64, Option<u64>)>,
+    /// The request's answer, for the response phase (a rotated key's
+    /// Deprecation and Sunset).
+    answer: Option<Answer>,
 }
 
 /// The request headers as bytes, straight from the host: proxy-wasm's own
@@ -620,13 +621,13 @@ impl HttpContext for Filter {
             let p = keygate::principal_value(d.principal.as_str());
             self.set_http_request_header(policy.principal_header(), Some(p.as_str()));
         }
-        self.deprecation = answer.deprecation;
+        // Kept for the response phase: a rotated key's Deprecation/Sunset.
+        self.answer = Some(answer);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end: bool) -> Action {
-        if let Some(dep) = self.deprecation {
-            let a = Answer::for_outcome(keygate::Outcome::ValidDeprecated, Some(dep.0), dep.1);
+        if let Some(a) = self.answer.filter(|a| a.deprecation.is_some()) {
             let shared = self.shared.borrow();
             let policy = shared
                 .config
@@ -637,5 +638,60 @@ impl HttpContext for Filter {
             }
         }
         Action::Continue
+    }
+}
+
+/// The plugin configuration a production build accepts, and refuses.
+#[cfg(test)]
+mod config_tests {
+    use super::Config;
+    use base64::Engine as _;
+
+    const TRUST: &[u8] = include_bytes!("../../../tests/vectors/trust.kgt");
+
+    fn check(extra: &str) -> Result<(), String> {
+        let anchor = base64::engine::general_purpose::STANDARD.encode(TRUST);
+        let json = format!(r#"{{"trust_anchor": "{anchor}", "artifacts_cluster": "o"{extra}}}"#);
+        let c: Config = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        c.check().map(|_| ())
+    }
+
+    #[test]
+    fn pinned_anchor_and_contract_settings() {
+        assert_eq!(check(""), Ok(()));
+        assert_eq!(
+            check(r#", "key_sources": ["X-API-Key", "authorization"]"#),
+            Ok(())
+        );
+        for (extra, why) in [
+            (r#", "key_sources": ["authorization"]"#, "key_sources"),
+            (r#", "realm": "a\"b""#, "realm"),
+            (r#", "principal_header": "x-api-key""#, "principal header"),
+        ] {
+            let e = check(extra).unwrap_err();
+            assert!(e.contains(why), "{extra}: {e}");
+        }
+        // The benchmark switches exist only in a build with `bench`.
+        for extra in [r#", "passthrough": true"#, r#", "header_floor": true"#] {
+            assert_eq!(
+                check(extra).is_ok(),
+                cfg!(feature = "bench"),
+                "{extra} in a build with bench = {}",
+                cfg!(feature = "bench")
+            );
+        }
+        let bad = |anchor: &str| {
+            let json = format!(r#"{{"trust_anchor": "{anchor}", "artifacts_cluster": "o"}}"#);
+            serde_json::from_str::<Config>(&json)
+                .unwrap()
+                .check()
+                .map(|_| ())
+                .unwrap_err()
+        };
+        assert!(bad("not base64!").contains("not base64"));
+        let truncated = base64::engine::general_purpose::STANDARD.encode(&TRUST[..40]);
+        assert!(bad(&truncated).contains("trust_anchor refused"));
+        let missing = serde_json::from_str::<Config>(r#"{"artifacts_cluster": "o"}"#);
+        assert!(missing.is_err(), "no anchor, no configuration");
     }
 }
