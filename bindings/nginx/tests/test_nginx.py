@@ -157,6 +157,22 @@ http {{
     }}
 }}
 """)
+
+def refused_config(directives):
+    """`nginx -t` on a location with `directives`: (refused?, what nginx said)."""
+    bad = os.path.join(work, "bad.conf")
+    with open(bad, "w") as f:
+        f.write(f"""{head}
+pid {work}/bad.pid; error_log {work}/bad.log;
+events {{ }}
+http {{ {http_extra}
+    server {{ listen 127.0.0.1:{free_port()}; location / {{ {directives} return 200; }} }}
+}}
+""")
+    r = subprocess.run(["nginx", "-t", "-p", work, "-c", bad], capture_output=True, text=True)
+    return r.returncode != 0, r.stderr
+
+
 nginx = subprocess.Popen(["nginx", "-p", work, "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
 check = Checks(lambda: [os.path.join(work, "error.log")])
 
@@ -201,6 +217,19 @@ try:
     check(st == 403 and 'error="insufficient_scope"' in h.get("www-authenticate", ""), f"scope: {st} {h}")
     st, _, body = get("/search/q", keys["noscope"])
     check(st == 200 and "search-indexer" in body, "per-location scope")
+
+    if MODE == "native":
+        # Settings the contract does not allow are refused when nginx loads
+        # the configuration, not met at the first request.
+        for directives, said in [('keygate on; keygate_realm "a\\"b";', "keygate_realm"),
+                                 ("keygate on; keygate_principal_header X-API-Key;", "keygate_principal_header"),
+                                 ("keygate on; keygate_principal_header \"bad name\";", "keygate_principal_header"),
+                                 ("keygate on; keygate_key_source header:Cookie;", "keygate_key_source"),
+                                 ("keygate on; keygate_retry_after 99999999999;", "keygate_retry_after")]:
+            refused, err = refused_config(directives)
+            check(refused and said in err, f"nginx -t accepted or misnamed {directives!r}: {err[-300:]}")
+        check(not refused_config("keygate on; keygate_key_source header:Authorization:Bearer header:X-API-Key;")[0],
+              "the contract's own key sources, spelled out, still load")
 
     # The gateway contract's table, and what the upstream received.
     skip = {}
