@@ -6,7 +6,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { Verifier, Reload, version } = require("../pkg/node");
+const { Verifier, Reload, notLoaded, version } = require("../pkg/node");
 // A second copy of wasm-bindgen's module, with its own WASM instance and its
 // own, unpatched `verify`: the reference the fast path is held against.
 const gluePath = require.resolve("../pkg/node/keygate.js");
@@ -183,4 +183,24 @@ test("Reload: the core's reload rules for a JS poller", () => {
   assert.equal(r.validator("snapshot.kgs"), '"b"');
   assert.deepEqual(r.offer(v, "snapshot.kgs", 503), { error: "HTTP 503", step: "failed" });
   assert.throws(() => r.offer(v, "nope.kgs", 200), /no artifact named/);
+});
+
+test("check: the contract's answer, and options and headers refused when malformed", () => {
+  const v = loaded();
+  const a = v.check([["Authorization", `Bearer ${keys.valid}`], ["X_Keygate_Principal", "admin"]],
+    { scope: "invoices:read", now: NOW });
+  assert.equal(a.status, 200);
+  assert.equal(a.forward, true);
+  assert.equal(a.principalValue, "billing-service");
+  assert.deepEqual(a.strip, ["authorization", "x_keygate_principal"]);
+  const two = v.check([["x-api-key", `${keys.valid}, ${keys.deprecated}`]], { now: NOW });
+  assert.equal(two.status, 400, "a comma-joined pair of keys is two keys");
+  const none = notLoaded({ retryAfter: 9 });
+  assert.deepEqual([none.status, none.responseHeaders], [503, [["Retry-After", "9"]]]);
+  assert.throws(() => v.check([["a"]]), /pairs of strings/);
+  assert.throws(() => v.check(["x"]), /\[name, value\] pairs/);
+  assert.throws(() => v.check([], { realm: 'a"b' }), /realm/);
+  assert.throws(() => v.check([], { principalHeader: "x-api-key" }), /principal header/);
+  assert.throws(() => v.check([], { retryAfter: -1 }), /retryAfter/);
+  assert.throws(() => v.check([], { scope: 7 }), /scope must be a string/);
 });
