@@ -853,23 +853,22 @@ fn publisher(s: Arc<App>, out: PathBuf) {
             }
         };
         if head != seen {
-            let actions = issuer.audit_actions_since(seen).unwrap_or_default();
+            let changed = match issuer.unpublished_since(seen) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keygate api: publisher: {e}");
+                    continue;
+                }
+            };
             seen = head;
-            let only_revokes = actions.iter().all(|a| {
-                matches!(
-                    a.as_str(),
-                    "revoke" | "publish" | "admin-key" | "admin-key-revoke"
-                )
-            });
-            let any_revoke = actions.iter().any(|a| a == "revoke");
-            if !only_revokes {
+            if changed.snapshot {
                 pending_since.get_or_insert_with(Instant::now);
             }
             // A revoke goes out at once as the fast update, even while new
             // keys wait for their full publish: the update is against the
             // last published snapshot, and a key not in it is refused anyway
             // until the snapshot that brings it also brings its revocation.
-            if any_revoke && issuer.has_published() {
+            if changed.revocations && issuer.has_published() {
                 match issuer.publish_revocations(&out, s.s.valid_for) {
                     Ok(r) => {
                         eprintln!(
@@ -880,7 +879,7 @@ fn publisher(s: Arc<App>, out: PathBuf) {
                     }
                     Err(e) => eprintln!("keygate api: publishing revocations: {e}"),
                 }
-            } else if any_revoke {
+            } else if changed.revocations {
                 pending_since.get_or_insert_with(Instant::now);
             }
         }

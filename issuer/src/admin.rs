@@ -381,6 +381,45 @@ mod tests {
     }
 
     #[test]
+    fn what_a_publisher_still_has_to_publish() {
+        use crate::{IssueRequest, RevokeTarget, Unpublished};
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();
+        i.publish(&dir.path().join("pub"), 3600).unwrap();
+        let at = i.audit_head_seq().unwrap();
+        assert_eq!(i.unpublished_since(at).unwrap(), Unpublished::default());
+        i.create_admin_key("ops", &["publish".into()]).unwrap();
+        assert_eq!(
+            i.unpublished_since(at).unwrap(),
+            Unpublished::default(),
+            "admin keys are never published"
+        );
+        let k = i
+            .issue(&IssueRequest {
+                principal: "p".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let after_issue = i.audit_head_seq().unwrap();
+        assert_eq!(
+            i.unpublished_since(at).unwrap(),
+            Unpublished {
+                revocations: false,
+                snapshot: true
+            }
+        );
+        i.revoke(&RevokeTarget::Ids(vec![k.key.key_id()]), None)
+            .unwrap();
+        assert_eq!(
+            i.unpublished_since(after_issue).unwrap(),
+            Unpublished {
+                revocations: true,
+                snapshot: false
+            }
+        );
+    }
+
+    #[test]
     fn the_first_answer_wins() {
         let dir = tempfile::tempdir().unwrap();
         let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();

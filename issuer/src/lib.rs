@@ -213,6 +213,16 @@ pub struct ScanReport {
     pub revoked: u64,
 }
 
+/// What changed since a point of the audit chain that is not published
+/// yet ([`Issuer::unpublished_since`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unpublished {
+    /// A key was revoked: the fast update can carry it.
+    pub revocations: bool,
+    /// Something only a full snapshot can carry.
+    pub snapshot: bool,
+}
+
 /// What a publish wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct PublishReport {
@@ -562,15 +572,25 @@ impl Issuer {
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))?)
     }
 
-    /// The actions of the audit entries after `seq`, oldest first.
-    pub fn audit_actions_since(&self, seq: u64) -> Result<Vec<String>> {
+    /// What changed after audit entry `seq` that gateways do not have yet:
+    /// revocations (for the fast update) and anything a full snapshot must
+    /// carry (new, rotated or imported keys, signer changes). Publishes and
+    /// admin keys change nothing gateways get. A publisher polls this.
+    pub fn unpublished_since(&self, seq: u64) -> Result<Unpublished> {
+        /// Entries that change nothing in the published artifacts.
+        const UNPUBLISHED_BY_NATURE: [&str; 3] = ["publish", "admin-key", "admin-key-revoke"];
         let mut st = self
             .conn
-            .prepare("SELECT action FROM audit WHERE seq > ?1 ORDER BY seq")?;
-        let rows = st
-            .query_map([seq], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(rows)
+            .prepare("SELECT DISTINCT action FROM audit WHERE seq > ?1")?;
+        let mut u = Unpublished::default();
+        for action in st.query_map([seq], |r| r.get::<_, String>(0))? {
+            match action?.as_str() {
+                "revoke" => u.revocations = true,
+                a if UNPUBLISHED_BY_NATURE.contains(&a) => {}
+                _ => u.snapshot = true,
+            }
+        }
+        Ok(u)
     }
 
     /// Whether a snapshot was published from this store (a revocation-only
