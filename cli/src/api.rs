@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use keygate::KeyId;
 use keygate_issuer::{
-    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, RevokeTarget,
+    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, RevokeTarget, StoreAt,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ use crate::{listener, Fail, Res};
 /// `keygate api`'s settings.
 pub(crate) struct Settings {
     pub listen: String,
-    pub store: PathBuf,
+    pub store: StoreAt,
     pub publish_to: Option<PathBuf>,
     pub publish_hook: Option<String>,
     pub publish_delay: Duration,
@@ -800,6 +800,14 @@ fn committer(app: Arc<App>, mut issuer: Issuer) {
             }
             i.audit_head_seq()
         });
+        if let Err(IssuerError::Unavailable(_)) = &committed {
+            // A lost connection (a database restart, a failover): the next
+            // batch gets a new one if the store is back.
+            match issuer.reopen() {
+                Ok(i) => issuer = i,
+                Err(e) => eprintln!("keygate api: store still unavailable: {e}"),
+            }
+        }
         let result = committed.map_err(|e| eprintln!("keygate api: a batch did not commit: {e}"));
         for d in deliveries {
             d(result);
@@ -828,86 +836,114 @@ fn run_hook(s: &Settings, out: &std::path::Path) {
 /// that is only revocations is published as the fast update at once, any
 /// other (a new or rotated key) as a full snapshot once `--publish-delay`
 /// has passed since it. Its own connection to the store, so the API never
-/// waits for a publish.
+/// waits for a publish. With several instances on one PostgreSQL store,
+/// only the leader (the holder of the store's leader lock) publishes; the
+/// others follow what it published, for `"wait": "published"`, and one of
+/// them takes over when the leader's connection ends.
 fn publisher(s: Arc<App>, out: PathBuf) {
-    let mut issuer = match Issuer::open(&s.s.store, "api:publisher") {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("keygate api: publisher cannot open the store: {e}");
-            return;
-        }
-    };
+    let mut issuer: Option<Issuer> = None;
+    let mut leader = false;
     let mut seen = 0u64;
-    let mut pending_since: Option<Instant> = if issuer.has_published() {
-        None
-    } else {
-        Some(Instant::now())
+    let mut pending_since: Option<Instant> = None;
+    let mut last_error = String::new();
+    let mut log_once = |e: &IssuerError| {
+        let m = e.to_string();
+        if m != last_error {
+            eprintln!("keygate api: publisher: {m}");
+            last_error = m;
+        }
     };
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let head = match issuer.audit_head_seq() {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("keygate api: publisher: {e}");
-                continue;
-            }
-        };
-        if head != seen {
-            let changed = match issuer.unpublished_since(seen) {
-                Ok(c) => c,
+        let i = match issuer.as_mut() {
+            Some(i) => i,
+            None => match Issuer::open_at(&s.s.store, "api:publisher") {
+                Ok(i) => {
+                    leader = false;
+                    issuer.insert(i)
+                }
                 Err(e) => {
-                    eprintln!("keygate api: publisher: {e}");
+                    log_once(&e);
                     continue;
                 }
-            };
-            seen = head;
-            if changed.snapshot {
-                pending_since.get_or_insert_with(Instant::now);
-            }
-            // A revoke goes out at once as the fast update, even while new
-            // keys wait for their full publish: the update is against the
-            // last published snapshot, and a key not in it is refused anyway
-            // until the snapshot that brings it also brings its revocation.
-            if changed.revocations && issuer.has_published() {
-                match issuer.publish_revocations(&out, s.s.valid_for) {
-                    Ok(r) => {
-                        eprintln!(
-                            "keygate api: published revocations (sequence {})",
-                            r.revocation_seq
-                        );
-                        run_hook(&s.s, &out);
-                    }
-                    Err(e) => eprintln!("keygate api: publishing revocations: {e}"),
+            },
+        };
+        match publish_round(&s, &out, i, &mut leader, &mut seen, &mut pending_since) {
+            Ok(()) => {}
+            Err(e) => {
+                log_once(&e);
+                if matches!(e, IssuerError::Unavailable(_)) {
+                    // A new connection next round (and a new election).
+                    issuer = None;
                 }
-            } else if changed.revocations {
-                pending_since.get_or_insert_with(Instant::now);
             }
-        }
-        if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
-            // Everything up to here is in this publish.
-            let upto = issuer.audit_head_seq().unwrap_or(0);
-            match issuer.publish(&out, s.s.valid_for) {
-                Ok(r) => {
-                    s.mark_published(upto);
-                    eprintln!(
-                        "keygate api: published snapshot {} ({} keys)",
-                        r.snapshot_version, r.keys
-                    );
-                    run_hook(&s.s, &out);
-                    pending_since = None;
-                }
-                Err(e) => eprintln!("keygate api: publishing: {e}"),
-            }
-            // Changes after `upto` (made while this published) are looked at
-            // on the next round: the publish's own entry is harmless there,
-            // a revoke gets its fast update.
-            seen = seen.max(upto);
         }
     }
 }
 
+/// One round of [`publisher`].
+fn publish_round(
+    s: &App,
+    out: &std::path::Path,
+    issuer: &mut Issuer,
+    leader: &mut bool,
+    seen: &mut u64,
+    pending_since: &mut Option<Instant>,
+) -> Result<(), IssuerError> {
+    if !*leader {
+        *leader = issuer.try_lead()?;
+        if !*leader {
+            s.mark_published(issuer.published_seq()?);
+            return Ok(());
+        }
+        eprintln!("keygate api: this instance publishes (leader)");
+        // A new leader looks at everything: what the one before it left
+        // unpublished goes out now.
+        *seen = 0;
+        if !issuer.has_published()? {
+            pending_since.get_or_insert_with(Instant::now);
+        }
+    }
+    let head = issuer.audit_head_seq()?;
+    if head != *seen {
+        let changed = issuer.unpublished_since(issuer.published_seq()?.max(*seen))?;
+        *seen = head;
+        if changed.snapshot {
+            pending_since.get_or_insert_with(Instant::now);
+        }
+        // A revoke goes out at once as the fast update, even while new
+        // keys wait for their full publish: the update is against the
+        // last published snapshot, and a key not in it is refused anyway
+        // until the snapshot that brings it also brings its revocation.
+        if changed.revocations && issuer.has_published()? {
+            let r = issuer.publish_revocations(out, s.s.valid_for)?;
+            eprintln!(
+                "keygate api: published revocations (sequence {})",
+                r.revocation_seq
+            );
+            run_hook(&s.s, out);
+        } else if changed.revocations {
+            pending_since.get_or_insert_with(Instant::now);
+        }
+    }
+    if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
+        let r = issuer.publish(out, s.s.valid_for)?;
+        s.mark_published(issuer.published_seq()?);
+        eprintln!(
+            "keygate api: published snapshot {} ({} keys)",
+            r.snapshot_version, r.keys
+        );
+        run_hook(&s.s, out);
+        *pending_since = None;
+        // Changes made while this published are looked at on the next
+        // round: the publish's own entry is harmless there, a revoke gets
+        // its fast update.
+    }
+    Ok(())
+}
+
 pub(crate) fn run(s: Settings) -> Res<u8> {
-    let issuer = Issuer::open(&s.store, "api").map_err(Fail::from)?;
+    let issuer = Issuer::open_at(&s.store, "api").map_err(Fail::from)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(s.threads.max(1))
         .enable_all()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use keygate::{Digest, KeyId, RevocationView, SnapshotView, Verdict, Verifier};
-use keygate_issuer::{printable, IssueRequest, Issuer, IssuerError, RevokeTarget};
+use keygate_issuer::{printable, IssueRequest, Issuer, IssuerError, RevokeTarget, StoreAt};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -23,14 +23,20 @@ use serde_json::{json, Value};
     about = "Issue, rotate, revoke and publish API keys; verify them offline."
 )]
 struct Cli {
-    /// Store directory (holds keygate.db and the signing keys).
+    /// The store: a directory (SQLite: keygate.db and the signing keys) or
+    /// a PostgreSQL URL (`postgres://user@host/db`) shared by several
+    /// instances.
     #[arg(
         long,
         global = true,
         env = "KEYGATE_STORE",
         default_value = "./keygate-store"
     )]
-    store: PathBuf,
+    store: String,
+    /// A PostgreSQL store's seal key (64 hex characters; `init` creates the
+    /// file when missing): its signing keys are stored sealed under it.
+    #[arg(long, global = true, env = "KEYGATE_SEAL_KEY_FILE")]
+    seal_key_file: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -486,8 +492,12 @@ fn actor(cli: &Cli) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+fn store_at(cli: &Cli) -> StoreAt {
+    StoreAt::parse(&cli.store).with_seal_key_file(cli.seal_key_file.clone())
+}
+
 fn open(cli: &Cli) -> Res<Issuer> {
-    let mut i = Issuer::open(&cli.store, &actor(cli))?;
+    let mut i = Issuer::open_at(&store_at(cli), &actor(cli))?;
     i.set_now(cli.clock.as_deref().map(parse_time).transpose()?);
     Ok(i)
 }
@@ -511,19 +521,18 @@ fn read_key_arg(k: &str) -> Res<String> {
 fn run(cli: &Cli) -> Res<u8> {
     match &cli.cmd {
         Cmd::Init { keyset, prefix } => {
-            let mut i = Issuer::init(&cli.store, keyset, prefix, &actor(cli))?;
+            let at = store_at(cli);
+            let mut i = Issuer::init_at(&at, keyset, prefix, &actor(cli))?;
             i.set_now(cli.clock.as_deref().map(parse_time).transpose()?);
             let info = i.info()?;
             if cli.json {
                 print_json(
-                    &json!({"store": cli.store, "keyset": info.keyset, "prefix": info.prefix}),
+                    &json!({"store": at.to_string(), "keyset": info.keyset, "prefix": info.prefix}),
                 );
             } else {
                 println!(
                     "initialized keyset '{}' (prefix {}) in {}",
-                    info.keyset,
-                    info.prefix,
-                    cli.store.display()
+                    info.keyset, info.prefix, at
                 );
             }
             Ok(0)
@@ -895,7 +904,7 @@ fn run(cli: &Cli) -> Res<u8> {
             };
             api::run(api::Settings {
                 listen: listen.clone(),
-                store: cli.store.clone(),
+                store: store_at(cli),
                 publish_to: publish_to.clone(),
                 publish_hook: publish_hook.clone(),
                 publish_delay: duration("publish delay", publish_delay)?,

@@ -93,6 +93,7 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
             store: e.store.clone(),
             out: e.out.clone(),
             root: e.root.clone(),
+            pg: e.pg.clone(),
         };
         std::thread::spawn(move || {
             let mut kills = 0;
@@ -175,6 +176,13 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
     let revoked = revoked.lock().unwrap().clone();
     let t0 = Instant::now();
     loop {
+        // The last instance publishes its first snapshot --publish-delay
+        // after it starts, which may be after the clients are done.
+        if !e.out.join("snapshot.kgs").exists() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "nothing published");
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         let read = |f: &str| std::fs::read(e.out.join(f)).unwrap();
         let v = keygate::Verifier::new(&read("trust.kgt")).unwrap();
         v.install_snapshot(&read("snapshot.kgs")).unwrap();

@@ -339,26 +339,16 @@ fn audit_detects_edit_delete_and_swap() {
             e.issue(p, &[]);
         }
         e.cmd().args(["audit", "verify"]).assert().success();
-        let c = db(&e);
         match tamper {
-            "edit" => c
-                .execute("UPDATE audit SET principal = 'mallory' WHERE seq = 2", [])
-                .unwrap(),
-            "edit-last" => c
-                .execute("UPDATE audit SET actor = 'mallory' WHERE seq = 4", [])
-                .unwrap(),
-            "delete" => c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap(),
-            _ => {
-                // Swap two entries' contents, keeping their sequence numbers.
-                c.execute_batch(
-                    "UPDATE audit SET seq = -2 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
-                     UPDATE audit SET seq = 3 WHERE seq = -2;",
-                )
-                .unwrap();
-                c.execute("VACUUM", []).unwrap()
-            }
+            "edit" => e.sql("UPDATE audit SET principal = 'mallory' WHERE seq = 2"),
+            "edit-last" => e.sql("UPDATE audit SET actor = 'mallory' WHERE seq = 4"),
+            "delete" => e.sql("DELETE FROM audit WHERE seq = 2"),
+            // Swap two entries' contents, keeping their sequence numbers.
+            _ => e.sql(
+                "UPDATE audit SET seq = -2 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
+                 UPDATE audit SET seq = 3 WHERE seq = -2;",
+            ),
         };
-        drop(c);
         e.cmd()
             .args(["audit", "verify"])
             .assert()

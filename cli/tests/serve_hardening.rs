@@ -197,7 +197,7 @@ fn an_exhausted_file_table_is_survived() {
             .arg(e.root.join("pinned.kgt"))
             .arg("--artifacts-dir")
             .arg(&e.out)
-            .env("KEYGATE_STORE", &e.store)
+            .env("KEYGATE_STORE", e.store_arg())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

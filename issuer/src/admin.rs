@@ -13,7 +13,7 @@
 //! no key that can change it. Creating and revoking one is an audit entry
 //! like any other change.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{args, Row};
 use serde::Serialize;
 
 use super::{audit, check_principal, check_scopes, Issuer, IssuerError, Result};
@@ -132,7 +132,7 @@ fn open_sealed(admin_secret: &[u8], idempotency_key: &str, hex: &str) -> Result<
 /// Admin key scopes the API knows.
 pub const ADMIN_SCOPES: [&str; 4] = ["keys:read", "keys:write", "audit:read", "publish"];
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AdminKey> {
+fn row(r: &Row) -> Result<AdminKey> {
     let scopes: String = r.get(2)?;
     Ok(AdminKey {
         key_id: r.get(0)?,
@@ -178,7 +178,7 @@ impl Issuer {
         let (tx, _) = self.write()?;
         tx.execute(
             "INSERT INTO admin_keys (key_id, digest, principal, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, digest.0.as_slice(), principal, scopes.join(" "), now],
+            args![id, digest.0.as_slice(), principal, scopes.join(" "), now],
         )?;
         audit::note(
             &tx,
@@ -204,13 +204,11 @@ impl Issuer {
 
     /// Every admin key, revoked ones included.
     pub fn admin_keys(&self) -> Result<Vec<AdminKey>> {
-        let mut st = self.conn.prepare(
+        self.db.query_map(
             "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys ORDER BY created_at, key_id",
-        )?;
-        let rows = st
-            .query_map([], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![],
+            row,
+        )
     }
 
     /// Revokes an admin key (idempotent). `NotFound` for an unknown id.
@@ -221,15 +219,14 @@ impl Issuer {
         let hex = id.to_string();
         let changed = tx.execute(
             "UPDATE admin_keys SET revoked_at = ?1 WHERE key_id = ?2 AND revoked_at IS NULL",
-            params![now, hex],
+            args![now, hex],
         )?;
         let key = tx
-            .query_row(
+            .query_opt(
                 "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys WHERE key_id = ?1",
-                [&hex],
+                args![&hex],
                 row,
-            )
-            .optional()?
+            )?
             .ok_or_else(|| IssuerError::NotFound(format!("admin key {hex}")))?;
         if changed > 0 {
             audit::note(
@@ -256,15 +253,12 @@ impl Issuer {
             return Ok(None);
         }
         let digest = Digest::of(presented.as_bytes());
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys
-                 WHERE digest = ?1 AND revoked_at IS NULL",
-                [digest.0.as_slice()],
-                row,
-            )
-            .optional()?)
+        self.db.query_opt(
+            "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys
+             WHERE digest = ?1 AND revoked_at IS NULL",
+            args![digest.0.as_slice()],
+            row,
+        )
     }
 
     /// The first answer recorded under `key` for the admin key `owner` (its
@@ -275,20 +269,17 @@ impl Issuer {
         secret: &[u8],
         key: &str,
     ) -> Result<Option<IdempotentAnswer>> {
-        let sealed = self
-            .conn
-            .query_row(
-                "SELECT request_hash, status, body FROM idempotency WHERE owner = ?1 AND key = ?2",
-                params![owner, key],
-                |r| {
-                    Ok(IdempotentAnswer {
-                        request_hash: r.get(0)?,
-                        status: r.get(1)?,
-                        body: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
+        let sealed = self.db.query_opt(
+            "SELECT request_hash, status, body FROM idempotency WHERE owner = ?1 AND key = ?2",
+            args![owner, key],
+            |r| {
+                Ok(IdempotentAnswer {
+                    request_hash: r.get(0)?,
+                    status: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            },
+        )?;
         sealed
             .map(|a| {
                 Ok(IdempotentAnswer {
@@ -326,14 +317,14 @@ impl Issuer {
     ) -> Result<()> {
         let (tx, _) = self.write()?;
         tx.execute(
-            "INSERT OR IGNORE INTO idempotency (owner, key, request_hash, status, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![owner, key, answer.request_hash, answer.status, sealed, now],
+            "INSERT INTO idempotency (owner, key, request_hash, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (owner, key) DO NOTHING",
+            args![owner, key, answer.request_hash, answer.status, sealed, now],
         )?;
         // Records older than a day are no longer needed for retries.
         tx.execute(
             "DELETE FROM idempotency WHERE created_at < ?1",
-            [now.saturating_sub(86_400)],
+            args![now.saturating_sub(86_400)],
         )?;
         tx.commit()?;
         Ok(())

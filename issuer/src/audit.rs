@@ -9,7 +9,7 @@
 //! show on its own — entries cut off its end — is caught by comparing it with
 //! the head signed into the last published snapshot ([`verify`]'s `signed`).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{args, Db};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -84,14 +84,12 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// The current head (hash of the last entry; zeros when empty).
-pub(crate) fn head(conn: &Connection) -> Result<[u8; 32], IssuerError> {
-    let h: Option<String> = conn
-        .query_row(
-            "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+pub(crate) fn head(conn: &Db) -> Result<[u8; 32], IssuerError> {
+    let h: Option<String> = conn.query_opt(
+        "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+        args![],
+        |r| r.get(0),
+    )?;
     Ok(h.and_then(|h| unhex32(&h)).unwrap_or([0; 32]))
 }
 
@@ -113,28 +111,18 @@ pub(crate) struct RowChange {
 }
 
 /// The sequence number the next entry will get.
-pub(crate) fn next_seq(tx: &Connection) -> Result<u64, IssuerError> {
-    let last: Option<u64> = tx
-        .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
-        .optional()?
-        .flatten();
+pub(crate) fn next_seq(tx: &Db) -> Result<u64, IssuerError> {
+    let last: Option<u64> = tx.query_row("SELECT max(seq) FROM audit", args![], |r| r.get(0))?;
     Ok(last.unwrap_or(0) + 1)
 }
 
 /// Appends an entry inside the caller's transaction; returns its sequence.
-pub(crate) fn append(
-    tx: &Connection,
-    actor: &str,
-    at: u64,
-    ev: Event<'_>,
-) -> Result<u64, IssuerError> {
-    let last: Option<(u64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64, IssuerError> {
+    let last: Option<(u64, String)> = tx.query_opt(
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let (seq, prev) = match last {
         Some((s, h)) => (
             s + 1,
@@ -159,7 +147,7 @@ pub(crate) fn append(
     tx.execute(
         "INSERT INTO audit (seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
+        args![
             e.seq,
             e.at,
             e.actor,
@@ -179,7 +167,7 @@ pub(crate) fn append(
 /// [`append`] with the event's fields as arguments: how a mutation records itself.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn note(
-    tx: &Connection,
+    tx: &Db,
     actor: &str,
     at: u64,
     action: &str,
@@ -203,12 +191,12 @@ pub(crate) fn note(
 }
 
 /// Every entry in order.
-pub(crate) fn log(conn: &Connection) -> Result<Vec<AuditEntry>, IssuerError> {
-    let mut st = conn.prepare(
+pub(crate) fn log(conn: &Db) -> Result<Vec<AuditEntry>, IssuerError> {
+    conn.query_map(
         "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
-         FROM audit ORDER BY rowid",
-    )?;
-    let rows = st.query_map([], |r| {
+         FROM audit ORDER BY seq",
+        args![],
+        |r| {
         Ok(AuditEntry {
             seq: r.get(0)?,
             at: r.get(1)?,
@@ -222,8 +210,8 @@ pub(crate) fn log(conn: &Connection) -> Result<Vec<AuditEntry>, IssuerError> {
             row_hash: r.get(9)?,
             prev_row_hash: r.get(10)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        },
+    )
 }
 
 /// The hash of a key's row: every column but the secret-free digest's own
@@ -306,10 +294,7 @@ pub struct AuditReport {
 /// published snapshot (so entries cut off its end are detected), and replays
 /// it against the keys table (so rows edited, inserted or deleted outside
 /// keygate are detected).
-pub(crate) fn verify(
-    conn: &Connection,
-    signed: Option<SignedHead>,
-) -> Result<AuditReport, IssuerError> {
+pub(crate) fn verify(conn: &Db, signed: Option<SignedHead>) -> Result<AuditReport, IssuerError> {
     let entries = log(conn)?;
     let mut report = AuditReport {
         entries: entries.len() as u64,
@@ -367,7 +352,7 @@ pub(crate) fn verify(
 /// Replays the chain's key-row records and compares them with the keys
 /// table: the number of rows checked and the first difference.
 fn replay_keys(
-    conn: &Connection,
+    conn: &Db,
     entries: &[AuditEntry],
 ) -> Result<(u64, Option<(u64, String)>), IssuerError> {
     use std::collections::HashMap;
@@ -408,12 +393,17 @@ fn replay_keys(
     }
     let mut members: HashMap<u64, Vec<(String, [u8; 32])>> = HashMap::new();
     let mut checked = 0u64;
-    let mut st = conn.prepare(&format!(
-        "SELECT digest, origin_seq, {} FROM keys ORDER BY key_id",
-        super::KEY_COLUMNS
-    ))?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
+    let mut bad = None;
+    conn.for_each(
+        &format!(
+            "SELECT digest, origin_seq, {} FROM keys ORDER BY key_id",
+            super::KEY_COLUMNS
+        ),
+        args![],
+        |r| {
+        if bad.is_some() {
+            return Ok(());
+        }
         let digest: Vec<u8> = r.get(0)?;
         let origin: u64 = r.get(1)?;
         let info = super::row_info_at(r, 2)?;
@@ -422,15 +412,10 @@ fn replay_keys(
         let id = info.key_id.as_str();
         match expected.remove(id) {
             Some((want, seq)) if want != h => {
-                return Ok((
-                    checked,
-                    Some((
-                        seq,
-                        format!(
-                        "key {id}: its row differs from the audit chain (edited outside keygate)"
-                    ),
-                    )),
-                ))
+                bad = Some((
+                    seq,
+                    format!("key {id}: its row differs from the audit chain (edited outside keygate)"),
+                ));
             }
             Some(_) => {
                 if let Some(first) = bulk_origin.get(id) {
@@ -447,15 +432,17 @@ fn replay_keys(
                     .push((info.key_id.clone(), h));
             }
             None => {
-                return Ok((
-                    checked,
-                    Some((
-                        0,
-                        format!("key {id} is not in the audit chain (inserted outside keygate)"),
-                    )),
-                ))
+                bad = Some((
+                    0,
+                    format!("key {id} is not in the audit chain (inserted outside keygate)"),
+                ));
             }
         }
+        Ok(())
+        },
+    )?;
+    if bad.is_some() {
+        return Ok((checked, bad));
     }
     if let Some((id, (_, seq))) = expected.iter().min_by_key(|(_, (_, s))| *s) {
         return Ok((

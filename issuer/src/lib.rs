@@ -13,6 +13,7 @@
 
 mod admin;
 mod audit;
+mod db;
 mod input;
 mod policy;
 mod publish;
@@ -23,7 +24,8 @@ mod usage;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+pub use db::StoreAt;
+use db::{args, Blob, Db, Tx};
 use serde::Serialize;
 
 pub use admin::{AdminKey, IdempotentAnswer, IssuedAdminKey, ADMIN_PREFIX, ADMIN_SCOPES};
@@ -49,10 +51,10 @@ pub enum IssuerError {
     Invalid(String),
     /// A key, principal or store that does not exist.
     NotFound(String),
-    /// The store directory has no database (run `keygate init`).
-    NoStore(PathBuf),
-    /// `init` on a store that already exists.
-    AlreadyInitialized(PathBuf),
+    /// No store there (run `keygate init`): where was looked.
+    NoStore(String),
+    /// `init` on a store that already exists: where.
+    AlreadyInitialized(String),
     /// The store is damaged or from a newer keygate.
     Corrupt(String),
     /// The store cannot be used right now (locked or busy beyond the wait,
@@ -74,14 +76,8 @@ impl fmt::Display for IssuerError {
         match self {
             Self::Invalid(m) => f.write_str(m),
             Self::NotFound(m) => write!(f, "not found: {m}"),
-            Self::NoStore(p) => write!(
-                f,
-                "no keygate store at {} (run `keygate init`)",
-                p.display()
-            ),
-            Self::AlreadyInitialized(p) => {
-                write!(f, "a keygate store already exists at {}", p.display())
-            }
+            Self::NoStore(p) => write!(f, "no keygate store at {p} (run `keygate init`)"),
+            Self::AlreadyInitialized(p) => write!(f, "a keygate store already exists at {p}"),
             Self::Corrupt(m) => write!(f, "store damaged: {m}"),
             Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
             Self::Db(e) => write!(f, "database error: {e}"),
@@ -94,17 +90,8 @@ impl fmt::Display for IssuerError {
 
 impl std::error::Error for IssuerError {}
 
-// The store's own error type stays inside this crate: a caller sees what
-// went wrong, not which database said so.
-impl From<rusqlite::Error> for IssuerError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
-        match e.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked | CannotOpen) => Self::Unavailable(e.to_string()),
-            _ => Self::Db(e.to_string()),
-        }
-    }
-}
+// The engines' own error types stay inside this crate (see db.rs): a
+// caller sees what went wrong, not which database said so.
 
 impl From<std::io::Error> for IssuerError {
     fn from(e: std::io::Error) -> Self {
@@ -274,53 +261,24 @@ pub struct StoreInfo {
     pub last_publish_at: Option<u64>,
 }
 
-/// The issuer over one store directory.
+/// The issuer over one store (an SQLite directory or a PostgreSQL database).
 pub struct Issuer {
-    dir: PathBuf,
-    conn: Connection,
+    at: StoreAt,
+    db: Db,
     actor: String,
     now: Option<u64>,
     /// Inside [`Issuer::atomically`]: writes are savepoints of its transaction.
     in_atomic: bool,
 }
 
-/// One write of the issuer: its own transaction, or a savepoint inside
-/// [`Issuer::atomically`]. Dropped without `commit`, it rolls back.
-pub(crate) enum Write<'c> {
-    Tx(rusqlite::Transaction<'c>),
-    Nested(rusqlite::Savepoint<'c>),
-}
-
-impl Write<'_> {
-    pub(crate) fn commit(self) -> rusqlite::Result<()> {
-        match self {
-            Self::Tx(t) => t.commit(),
-            Self::Nested(s) => s.commit(),
-        }
-    }
-}
-
-impl std::ops::Deref for Write<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        match self {
-            Self::Tx(t) => t,
-            Self::Nested(s) => s,
-        }
-    }
-}
-
 impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
-            .field("dir", &self.dir)
+            .field("store", &self.at)
             .field("actor", &self.actor)
             .finish_non_exhaustive()
     }
 }
-
-const DB: &str = "keygate.db";
-const PUBLISHED: &str = "published.kgs";
 
 fn system_now() -> u64 {
     std::time::SystemTime::now()
@@ -412,12 +370,12 @@ fn check_scopes(scopes: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
+fn row_info(r: &db::Row) -> Result<KeyInfo> {
     row_info_at(r, 0)
 }
 
 /// A `KeyInfo` from the `KEY_COLUMNS` of a row, starting at column `at`.
-pub(crate) fn row_info_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyInfo> {
+pub(crate) fn row_info_at(r: &db::Row, at: usize) -> Result<KeyInfo> {
     let scopes: String = r.get(at + 2)?;
     Ok(KeyInfo {
         key_id: r.get(at)?,
@@ -467,6 +425,13 @@ impl Issuer {
     /// Creates a new store in `dir` for `keyset` with key `prefix`, with its
     /// first signing key and trust bundle.
     pub fn init(dir: &Path, keyset: &str, prefix: &str, actor: &str) -> Result<Self> {
+        Self::init_at(&StoreAt::Dir(dir.to_path_buf()), keyset, prefix, actor)
+    }
+
+    /// [`Issuer::init`] at a directory or a PostgreSQL database. A
+    /// PostgreSQL store needs a seal key file; `init` creates it (mode
+    /// 0600) when it does not exist yet.
+    pub fn init_at(at: &StoreAt, keyset: &str, prefix: &str, actor: &str) -> Result<Self> {
         let name = Name::new(keyset).ok_or_else(|| {
             IssuerError::Invalid(format!(
                 "keyset name must be 1-63 chars of [A-Za-z0-9._-]: {keyset:?}"
@@ -478,37 +443,63 @@ impl Issuer {
             ))
         })?;
         check_actor(actor)?;
-        create_private_dir(dir)?;
-        let db = dir.join(DB);
-        if db.exists() {
-            return Err(IssuerError::AlreadyInitialized(dir.to_path_buf()));
-        }
-        let conn = store::open(&db)?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600))?;
-        }
+        let db = match at {
+            StoreAt::Dir(dir) => {
+                create_private_dir(dir)?;
+                let file = db::Sqlite::file(dir);
+                if file.exists() {
+                    return Err(IssuerError::AlreadyInitialized(at.to_string()));
+                }
+                let conn = db::Sqlite::open(dir)?;
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Db(Box::new(conn))
+            }
+            StoreAt::Postgres { url, seal_key_file } => {
+                let file = seal_key_file.as_ref().ok_or_else(|| {
+                    IssuerError::Invalid(
+                        "a PostgreSQL store keeps its signing keys sealed: set KEYGATE_SEAL_KEY_FILE (created when missing)".into(),
+                    )
+                })?;
+                // Refused before a seal key file is made for nothing.
+                let probe = Db(Box::new(db::Postgres::connect(url, None)?));
+                store::migrate(&probe)?;
+                if store::get_meta(&probe, "keyset")?.is_some() {
+                    return Err(IssuerError::AlreadyInitialized(at.to_string()));
+                }
+                drop(probe);
+                db::seal_key(file, true)?;
+                Db(Box::new(db::Postgres::connect(url, Some(file.clone()))?))
+            }
+        };
+        store::migrate(&db)?;
         let mut me = Self {
-            dir: dir.to_path_buf(),
-            conn,
+            at: at.clone(),
+            db,
             actor: actor.into(),
             now: None,
             in_atomic: false,
         };
         let now = me.now();
         let (signer, pkcs8) = Signer::generate();
-        publish::write_private_new(&me.signer_path(&signer.id().to_string()), &pkcs8)?;
         let bundle = build_bundle(&name, 1, now, &[signer.trusted()], &[&signer]);
         let (tx, actor) = me.write()?;
+        // Two inits racing on one database: the second finds the first's.
+        if store::get_meta(&tx, "keyset")?.is_some() {
+            return Err(IssuerError::AlreadyInitialized(at.to_string()));
+        }
+        tx.store(Blob::Signer(&signer.id().to_string()), &pkcs8)?;
         store::set_meta(&tx, "keyset", keyset)?;
         store::set_meta(&tx, "prefix", prefix)?;
         tx.execute(
             "INSERT INTO signers (id, public_key, created_at, state) VALUES (?1, ?2, ?3, 'active')",
-            params![signer.id().to_string(), signer.public_key().to_vec(), now],
+            args![signer.id().to_string(), signer.public_key().to_vec(), now],
         )?;
         tx.execute(
             "INSERT INTO trust_chain (version, bundle) VALUES (1, ?1)",
-            [bundle],
+            args![bundle],
         )?;
         audit::note(
             &tx,
@@ -528,22 +519,49 @@ impl Issuer {
 
     /// Opens an existing store.
     pub fn open(dir: &Path, actor: &str) -> Result<Self> {
-        let db = dir.join(DB);
-        if !db.is_file() {
-            return Err(IssuerError::NoStore(dir.to_path_buf()));
-        }
+        Self::open_at(&StoreAt::Dir(dir.to_path_buf()), actor)
+    }
+
+    /// Opens an existing store at a directory or a PostgreSQL database.
+    /// Without its seal key, a PostgreSQL store opens for everything but
+    /// signing (publish, signer rotation), which is refused.
+    pub fn open_at(at: &StoreAt, actor: &str) -> Result<Self> {
         check_actor(actor)?;
-        let conn = store::open(&db)?;
-        if store::get_meta(&conn, "keyset")?.is_none() {
-            return Err(IssuerError::NoStore(dir.to_path_buf()));
+        let db = match at {
+            StoreAt::Dir(dir) => {
+                if !db::Sqlite::file(dir).is_file() {
+                    return Err(IssuerError::NoStore(at.to_string()));
+                }
+                Db(Box::new(db::Sqlite::open(dir)?))
+            }
+            StoreAt::Postgres { url, seal_key_file } => {
+                Db(Box::new(db::Postgres::connect(url, seal_key_file.clone())?))
+            }
+        };
+        if !store::is_store(&db)? {
+            return Err(IssuerError::NoStore(at.to_string()));
         }
+        store::migrate(&db)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
-            conn,
+            at: at.clone(),
+            db,
             actor: actor.into(),
             now: None,
             in_atomic: false,
         })
+    }
+
+    /// Opens another connection to the same store (a publisher or a
+    /// worker thread of its own), as the same actor.
+    pub fn reopen(&self) -> Result<Self> {
+        let mut i = Self::open_at(&self.at, &self.actor)?;
+        i.now = self.now;
+        Ok(i)
+    }
+
+    /// Where this store is.
+    pub fn location(&self) -> &StoreAt {
+        &self.at
     }
 
     /// Fixes the clock (unix seconds) for tests, demos and drills.
@@ -567,9 +585,10 @@ impl Issuer {
     /// The sequence number of the newest audit entry (0 for none): a
     /// publisher polls it to learn that something changed.
     pub fn audit_head_seq(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))?)
+        self.db
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", args![], |r| {
+                r.get(0)
+            })
     }
 
     /// What changed after audit entry `seq` that gateways do not have yet:
@@ -579,12 +598,14 @@ impl Issuer {
     pub fn unpublished_since(&self, seq: u64) -> Result<Unpublished> {
         /// Entries that change nothing in the published artifacts.
         const UNPUBLISHED_BY_NATURE: [&str; 3] = ["publish", "admin-key", "admin-key-revoke"];
-        let mut st = self
-            .conn
-            .prepare("SELECT DISTINCT action FROM audit WHERE seq > ?1")?;
+        let actions = self.db.query_map(
+            "SELECT DISTINCT action FROM audit WHERE seq > ?1",
+            args![seq],
+            |r| r.get::<String>(0),
+        )?;
         let mut u = Unpublished::default();
-        for action in st.query_map([seq], |r| r.get::<_, String>(0))? {
-            match action?.as_str() {
+        for action in actions {
+            match action.as_str() {
                 "revoke" => u.revocations = true,
                 a if UNPUBLISHED_BY_NATURE.contains(&a) => {}
                 _ => u.snapshot = true,
@@ -593,23 +614,26 @@ impl Issuer {
         Ok(u)
     }
 
+    /// The audit sequence the last full publish covered: every change up to
+    /// it is in the published snapshot (0 before the first publish).
+    pub fn published_seq(&self) -> Result<u64> {
+        store::get_meta_u64(&self.db, "published_seq")
+    }
+
     /// Whether a snapshot was published from this store (a revocation-only
     /// publish needs one to build on).
-    pub fn has_published(&self) -> bool {
-        self.dir.join(PUBLISHED).exists()
+    pub fn has_published(&self) -> Result<bool> {
+        Ok(self.db.load(Blob::Published)?.is_some())
     }
 
     /// Starts a mutation: an immediate (write-locking) transaction — or,
     /// inside [`Issuer::atomically`], a savepoint of the caller's — and who
     /// is making it, for the audit entry the mutation records in it.
-    fn write(&mut self) -> Result<(Write<'_>, &str)> {
+    fn write(&mut self) -> Result<(Tx<'_>, &str)> {
         let w = if self.in_atomic {
-            Write::Nested(self.conn.savepoint()?)
+            Tx::nested(&self.db)?
         } else {
-            Write::Tx(
-                self.conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)?,
-            )
+            Tx::write(&self.db)?
         };
         Ok((w, &self.actor))
     }
@@ -622,63 +646,60 @@ impl Issuer {
     /// an error undoes only what `f` did.
     pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         if self.in_atomic {
-            self.conn.execute_batch("SAVEPOINT keygate_atomically")?;
+            self.db.batch("SAVEPOINT keygate_atomically")?;
             let r = f(self);
             let end = if r.is_ok() {
                 "RELEASE keygate_atomically"
             } else {
                 "ROLLBACK TO keygate_atomically; RELEASE keygate_atomically"
             };
-            self.conn.execute_batch(end)?;
+            self.db.batch(end)?;
             return r;
         }
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.db.begin_write()?;
         self.in_atomic = true;
         let r = f(self);
         self.in_atomic = false;
         match r {
-            Ok(v) => match self.conn.execute_batch("COMMIT") {
+            Ok(v) => match self.db.batch("COMMIT") {
                 Ok(()) => Ok(v),
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                    Err(e.into())
+                    let _ = self.db.batch("ROLLBACK");
+                    Err(e)
                 }
             },
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.db.batch("ROLLBACK");
                 Err(e)
             }
         }
     }
 
-    /// The store directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn signer_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("signer-{id}.pk8"))
+    /// Whether this process should publish on its own: with PostgreSQL, the
+    /// one instance holding the leader lock (held while this connection
+    /// lives; another instance takes over when it dies); with SQLite, always.
+    pub fn try_lead(&self) -> Result<bool> {
+        self.db.try_lead()
     }
 
     /// Keyset name, prefix, versions.
     pub fn info(&self) -> Result<StoreInfo> {
         Ok(StoreInfo {
-            keyset: store::get_meta(&self.conn, "keyset")?.unwrap_or_default(),
-            prefix: store::get_meta(&self.conn, "prefix")?.unwrap_or_default(),
-            snapshot_version: store::get_meta_u64(&self.conn, "snapshot_version")?,
-            revocation_seq: store::get_meta_u64(&self.conn, "revocation_seq")?,
-            last_publish_at: store::get_meta(&self.conn, "last_publish_at")?
+            keyset: store::get_meta(&self.db, "keyset")?.unwrap_or_default(),
+            prefix: store::get_meta(&self.db, "prefix")?.unwrap_or_default(),
+            snapshot_version: store::get_meta_u64(&self.db, "snapshot_version")?,
+            revocation_seq: store::get_meta_u64(&self.db, "revocation_seq")?,
+            last_publish_at: store::get_meta(&self.db, "last_publish_at")?
                 .and_then(|v| v.parse().ok()),
         })
     }
 
     fn prefix(&self) -> Result<String> {
-        store::get_meta(&self.conn, "prefix")?
-            .ok_or_else(|| IssuerError::Corrupt("no prefix".into()))
+        store::get_meta(&self.db, "prefix")?.ok_or_else(|| IssuerError::Corrupt("no prefix".into()))
     }
 
     fn keyset(&self) -> Result<Name> {
-        let k = store::get_meta(&self.conn, "keyset")?.unwrap_or_default();
+        let k = store::get_meta(&self.db, "keyset")?.unwrap_or_default();
         Name::new(&k).ok_or_else(|| IssuerError::Corrupt("bad keyset name".into()))
     }
 
@@ -899,7 +920,7 @@ impl Issuer {
                         "UPDATE keys SET status = 'deprecated', deprecated_at = ?2, sunset_at = ?3,
                            expires_at = CASE WHEN expires_at IS NULL OR expires_at > ?3 THEN ?3 ELSE expires_at END
                          WHERE key_id = ?1",
-                        params![old.key_id, now, sunset],
+                        args![old.key_id, now, sunset],
                     )
                 },
             )?;
@@ -929,24 +950,22 @@ impl Issuer {
                 let mut v = Vec::new();
                 for id in ids {
                     let hexid = id.to_string();
-                    let r: Option<(String, String)> = tx
-                        .query_row(
-                            "SELECT principal, status FROM keys WHERE key_id = ?1",
-                            [&hexid],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .optional()?;
+                    let r: Option<(String, String)> = tx.query_opt(
+                        "SELECT principal, status FROM keys WHERE key_id = ?1",
+                        args![&hexid],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
                     let (p, s) = r.ok_or_else(|| IssuerError::NotFound(format!("key {hexid}")))?;
                     v.push((hexid, p, s));
                 }
                 v
             }
             RevokeTarget::Principal(p) => {
-                let mut st = tx.prepare("SELECT key_id, principal, status FROM keys WHERE principal = ?1 ORDER BY created_at")?;
-                let v: Vec<_> = st
-                    .query_map([p], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
-                drop(st);
+                let v: Vec<_> = tx.query_map(
+                    "SELECT key_id, principal, status FROM keys WHERE principal = ?1 ORDER BY created_at, key_id",
+                    args![p],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
                 if v.is_empty() {
                     return Err(IssuerError::NotFound(format!("principal '{p}'")));
                 }
@@ -971,7 +990,7 @@ impl Issuer {
                     |tx| {
                         tx.execute(
                             "UPDATE keys SET status = 'revoked', revoked_at = ?2, revoke_reason = ?3 WHERE key_id = ?1",
-                            params![id, now, reason],
+                            args![id, now, reason],
                         )
                     },
                 )?;
@@ -996,40 +1015,35 @@ impl Issuer {
             })?;
         }
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR status = ?2)
+            "SELECT {KEY_COLUMNS} FROM keys WHERE principal = COALESCE(?1, principal) AND status = COALESCE(?2, status)
              ORDER BY created_at DESC, key_id"
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let v = st
-            .query_map(params![principal, status], row_info)?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(v)
+        self.db.query_map(&sql, args![principal, status], row_info)
     }
 
     /// One key by id.
     pub fn key(&self, id: &KeyId) -> Result<Option<KeyInfo>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, [id.to_string()], row_info)
-            .optional()?)
+        self.db.query_opt(&sql, args![id.to_string()], row_info)
     }
 
     fn active_signer(&self) -> Result<Signer> {
         let id: String = self
-            .conn
-            .query_row("SELECT id FROM signers WHERE state = 'active'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .db
+            .query_opt(
+                "SELECT id FROM signers WHERE state = 'active'",
+                args![],
+                |r| r.get(0),
+            )?
             .ok_or_else(|| IssuerError::Corrupt("no active signer".into()))?;
         self.load_signer(&id)
     }
 
     fn load_signer(&self, id: &str) -> Result<Signer> {
-        let path = self.signer_path(id);
-        let pkcs8 = std::fs::read(&path)
-            .map_err(|e| IssuerError::Corrupt(format!("signing key {}: {e}", path.display())))?;
+        let pkcs8 = self
+            .db
+            .load(Blob::Signer(id))?
+            .ok_or_else(|| IssuerError::Corrupt(format!("signing key {id} is missing")))?;
         let s = Signer::from_pkcs8(&pkcs8)
             .map_err(|e| IssuerError::Corrupt(format!("signing key {id}: {e}")))?;
         if s.id().to_string() != id {
@@ -1041,12 +1055,11 @@ impl Issuer {
     }
 
     fn trust_chain(&self) -> Result<(Vec<u8>, u64)> {
-        let mut st = self
-            .conn
-            .prepare("SELECT version, bundle FROM trust_chain ORDER BY version")?;
-        let rows: Vec<(u64, Vec<u8>)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(u64, Vec<u8>)> = self.db.query_map(
+            "SELECT version, bundle FROM trust_chain ORDER BY version",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let version = rows.last().map_or(0, |r| r.0);
         Ok((rows.into_iter().flat_map(|r| r.1).collect(), version))
     }
@@ -1062,10 +1075,10 @@ impl Issuer {
     pub fn rotate_signer(&mut self) -> Result<SignerRotation> {
         let now = self.now();
         let old = self.active_signer()?;
-        if self.conn.query_row(
+        if self.db.query_row(
             "SELECT count(*) FROM signers WHERE state = 'retiring'",
-            [],
-            |r| r.get::<_, u64>(0),
+            args![],
+            |r| r.get::<u64>(0),
         )? > 0
         {
             return Err(IssuerError::Invalid(
@@ -1082,19 +1095,19 @@ impl Issuer {
             &[old.trusted(), new.trusted()],
             &[&old, &new],
         );
-        publish::write_private_new(&self.signer_path(&new.id().to_string()), &pkcs8)?;
         let (tx, actor) = self.write()?;
+        tx.store(Blob::Signer(&new.id().to_string()), &pkcs8)?;
         tx.execute(
             "UPDATE signers SET state = 'retiring', published_since = 0 WHERE id = ?1",
-            [old.id().to_string()],
+            args![old.id().to_string()],
         )?;
         tx.execute(
             "INSERT INTO signers (id, public_key, created_at, state) VALUES (?1, ?2, ?3, 'active')",
-            params![new.id().to_string(), new.public_key().to_vec(), now],
+            args![new.id().to_string(), new.public_key().to_vec(), now],
         )?;
         tx.execute(
             "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
-            params![version + 1, bundle],
+            args![version + 1, bundle],
         )?;
         audit::note(
             &tx,
@@ -1118,7 +1131,7 @@ impl Issuer {
     /// before any file is written, so a crash never reuses a version number.
     pub fn publish(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
         std::fs::create_dir_all(out)?;
-        let _publishing = self.publish_lock()?;
+        let _publishing = self.db.publish_lock()?;
         let signed = self.signed_head()?;
         let now = self.now();
         let keyset = self.keyset()?;
@@ -1133,19 +1146,17 @@ impl Issuer {
         let read = if self.in_atomic {
             None
         } else {
-            Some(self.conn.unchecked_transaction()?)
+            Some(Tx::read(&self.db)?)
         };
-        check_audit(&self.conn, signed)?;
-        let version = store::get_meta_u64(&self.conn, "snapshot_version")? + 1;
+        check_audit(&self.db, signed)?;
+        let version = store::get_meta_u64(&self.db, "snapshot_version")? + 1;
         let mut b = SnapshotBuilder::new(keyset, prefix, version, now)
             .valid_until(now.saturating_add(valid_for));
         let mut universe = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT digest, {KEY_COLUMNS} FROM keys"))?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
+        self.db.for_each(
+            &format!("SELECT digest, {KEY_COLUMNS} FROM keys"),
+            args![],
+            |r| {
                 let digest: Vec<u8> = r.get(0)?;
                 let digest = Digest(
                     digest
@@ -1169,17 +1180,16 @@ impl Issuer {
                     deprecated_at: i.deprecated_at.map(t),
                     sunset_at: i.sunset_at.map(t),
                 });
-            }
-        }
-        let head = audit::head(&self.conn)?;
-        let retiring: Option<(String, u64)> = self
-            .conn
-            .query_row(
-                "SELECT id, published_since FROM signers WHERE state = 'retiring'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+                Ok(())
+            },
+        )?;
+        let head = audit::head(&self.db)?;
+        let upto = self.audit_head_seq()?;
+        let retiring: Option<(String, u64)> = self.db.query_opt(
+            "SELECT id, published_since FROM signers WHERE state = 'retiring'",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         drop(read);
         let snapshot = b
             .audit_head(head)
@@ -1191,22 +1201,24 @@ impl Issuer {
         if let Some((old_id, published)) = &retiring {
             if *published > 0 {
                 let version: u64 =
-                    tx.query_row("SELECT max(version) FROM trust_chain", [], |r| r.get(0))?;
+                    tx.query_row("SELECT max(version) FROM trust_chain", args![], |r| {
+                        r.get(0)
+                    })?;
                 let bundle =
                     build_bundle(&keyset, version + 1, now, &[signer.trusted()], &[&signer]);
                 tx.execute(
                     "INSERT INTO trust_chain (version, bundle) VALUES (?1, ?2)",
-                    params![version + 1, bundle],
+                    args![version + 1, bundle],
                 )?;
                 tx.execute(
                     "UPDATE signers SET state = 'retired' WHERE id = ?1",
-                    [old_id],
+                    args![old_id],
                 )?;
                 audit::note(&tx, actor, now, "signer-retire", None, None, Some(old_id))?;
             } else {
                 tx.execute(
                     "UPDATE signers SET published_since = 1 WHERE id = ?1",
-                    [old_id],
+                    args![old_id],
                 )?;
             }
         }
@@ -1231,10 +1243,11 @@ impl Issuer {
         store::set_meta(&tx, "snapshot_version", &version.to_string())?;
         store::set_meta(&tx, "revocation_seq", "1")?;
         store::set_meta(&tx, "last_publish_at", &now.to_string())?;
+        store::set_meta(&tx, "published_seq", &upto.to_string())?;
         tx.commit()?;
         let (trust, trust_version) = self.trust_chain()?;
         // Trust first: a snapshot by a new signer must never arrive before it.
-        write_atomic(&self.dir.join(PUBLISHED), &snapshot, 0o600)?;
+        self.db.store(Blob::Published, &snapshot)?;
         write_atomic(&out.join(Artifact::Trust.file_name()), &trust, 0o644)?;
         write_atomic(&out.join(Artifact::Snapshot.file_name()), &snapshot, 0o644)?;
         write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
@@ -1260,8 +1273,8 @@ impl Issuer {
     /// acknowledged before it was built, and a newer sequence is never
     /// replaced on disk by an older one.
     pub fn publish_revocations(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
-        let _publishing = self.publish_lock()?;
-        let published = std::fs::read(self.dir.join(PUBLISHED)).map_err(|_| {
+        let _publishing = self.db.publish_lock()?;
+        let published = self.db.load(Blob::Published)?.ok_or_else(|| {
             IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
         })?;
         let signed = self.signed_head()?;
@@ -1278,13 +1291,14 @@ impl Issuer {
         let signer = self.active_signer()?;
         let (tx, actor) = self.write()?;
         check_audit(&tx, signed)?;
-        let revoked_now: std::collections::HashSet<String> = {
-            let mut st = tx.prepare("SELECT key_id FROM keys WHERE status = 'revoked'")?;
-            let v = st
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            v
-        };
+        let revoked_now: std::collections::HashSet<String> = tx
+            .query_map(
+                "SELECT key_id FROM keys WHERE status = 'revoked'",
+                args![],
+                |r| r.get(0),
+            )?
+            .into_iter()
+            .collect();
         let revoked: Vec<KeyId> = universe
             .iter()
             .filter(|id| !in_snapshot_revoked.contains(id) && revoked_now.contains(&id.to_string()))
@@ -1338,14 +1352,14 @@ impl Issuer {
 
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
-        audit::log(&self.conn)
+        audit::log(&self.db)
     }
 
     /// Recomputes the audit chain, checks it against the head signed into the
     /// last published snapshot (the store's copy), and replays it against
     /// the keys table.
     pub fn audit_verify(&self) -> Result<AuditReport> {
-        audit::verify(&self.conn, self.signed_head()?)
+        audit::verify(&self.db, self.signed_head()?)
     }
 
     /// [`Issuer::audit_verify`] against the head signed into `snapshot` (a
@@ -1354,7 +1368,7 @@ impl Issuer {
     /// checked against the store's trust chain.
     pub fn audit_verify_against(&self, snapshot: &[u8]) -> Result<AuditReport> {
         let head = self.head_of(snapshot)?;
-        audit::verify(&self.conn, Some(head))
+        audit::verify(&self.db, Some(head))
     }
 
     fn head_of(&self, snapshot: &[u8]) -> Result<SignedHead> {
@@ -1369,34 +1383,18 @@ impl Issuer {
     /// The audit head signed into the store's copy of the last published
     /// snapshot, if anything was published.
     fn signed_head(&self) -> Result<Option<SignedHead>> {
-        match std::fs::read(self.dir.join(PUBLISHED)) {
-            Ok(b) => self.head_of(&b).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if store::get_meta_u64(&self.conn, "snapshot_version")? > 0 {
-                    return Err(IssuerError::AuditBroken(format!(
-                        "the store has published snapshots but its copy {PUBLISHED} is missing"
-                    )));
+        match self.db.load(Blob::Published)? {
+            Some(b) => self.head_of(&b).map(Some),
+            None => {
+                if store::get_meta_u64(&self.db, "snapshot_version")? > 0 {
+                    return Err(IssuerError::AuditBroken(
+                        "the store has published snapshots but its copy of the last published snapshot is missing"
+                            .into(),
+                    ));
                 }
                 Ok(None)
             }
-            Err(e) => Err(e.into()),
         }
-    }
-
-    /// Serializes publishers (also across processes): held from reading the
-    /// store until the artifacts are on disk.
-    fn publish_lock(&self) -> Result<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.dir.join("publish.lock"))?;
-        f.lock()?;
-        Ok(f)
     }
 
     /// Finds this keyset's keys in files under `paths` (see [`ScanOptions`]),
@@ -1484,7 +1482,7 @@ impl Issuer {
 
 /// Inserts a new key's row and its audit entry, which records the row's hash.
 fn record_created(
-    tx: &Connection,
+    tx: &Db,
     actor: &str,
     now: u64,
     action: &str,
@@ -1516,11 +1514,11 @@ fn record_created(
 /// Changes one key's row with `update` and appends `ev`, recording the row's
 /// hash before and after.
 fn record_changed(
-    tx: &Connection,
+    tx: &Db,
     actor: &str,
     now: u64,
     mut ev: audit::Event<'_>,
-    update: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    update: impl FnOnce(&Db) -> Result<u64>,
 ) -> Result<()> {
     let id = ev.key_id.unwrap_or_default();
     let before = row_hash_in(tx, id)?;
@@ -1534,13 +1532,12 @@ fn record_changed(
 }
 
 /// The hash of key `id`'s row as stored.
-fn row_hash_in(conn: &Connection, id: &str) -> Result<[u8; 32]> {
+fn row_hash_in(conn: &Db, id: &str) -> Result<[u8; 32]> {
     let sql = format!("SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys WHERE key_id = ?1");
     let (digest, origin, info): (Vec<u8>, u64, KeyInfo) = conn
-        .query_row(&sql, [id], |r| {
+        .query_opt(&sql, args![id], |r| {
             Ok((r.get(0)?, r.get(1)?, row_info_at(r, 2)?))
-        })
-        .optional()?
+        })?
         .ok_or_else(|| IssuerError::NotFound(format!("key {id}")))?;
     Ok(audit::key_row_hash(&digest, &info, origin))
 }
@@ -1548,34 +1545,34 @@ fn row_hash_in(conn: &Connection, id: &str) -> Result<[u8; 32]> {
 /// Puts every row not yet covered by the audit chain (`origin_seq` 0: a store
 /// from before the chain covered keys) under one `checkpoint` entry. Runs once,
 /// in the migration that adds the columns.
-pub(crate) fn checkpoint_rows(tx: &Connection) -> Result<()> {
-    let uncovered: u64 =
-        tx.query_row("SELECT count(*) FROM keys WHERE origin_seq = 0", [], |r| {
-            r.get(0)
-        })?;
+pub(crate) fn checkpoint_rows(tx: &Db) -> Result<()> {
+    let uncovered: u64 = tx.query_row(
+        "SELECT count(*) FROM keys WHERE origin_seq = 0",
+        args![],
+        |r| r.get(0),
+    )?;
     if uncovered == 0 {
         return Ok(());
     }
     let seq = audit::next_seq(tx)?;
     tx.execute(
         "UPDATE keys SET origin_seq = ?1 WHERE origin_seq = 0",
-        [seq],
+        args![seq],
     )?;
     let mut rows = Vec::new();
-    {
-        let mut st = tx.prepare(&format!(
-            "SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys WHERE origin_seq = ?1"
-        ))?;
-        let mut q = st.query([seq])?;
-        while let Some(r) = q.next()? {
+    tx.for_each(
+        &format!("SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys WHERE origin_seq = ?1"),
+        args![seq],
+        |r| {
             let digest: Vec<u8> = r.get(0)?;
             let info = row_info_at(r, 2)?;
             rows.push((
                 info.key_id.clone(),
                 audit::key_row_hash(&digest, &info, seq),
             ));
-        }
-    }
+            Ok(())
+        },
+    )?;
     let now = system_now();
     audit::append(
         tx,
@@ -1599,7 +1596,7 @@ pub(crate) fn checkpoint_rows(tx: &Connection) -> Result<()> {
 
 /// Refuses to go on from a store whose audit chain or keys table was changed
 /// outside keygate.
-fn check_audit(conn: &Connection, signed: Option<SignedHead>) -> Result<()> {
+fn check_audit(conn: &Db, signed: Option<SignedHead>) -> Result<()> {
     let r = audit::verify(conn, signed)?;
     match r.first_bad {
         None => Ok(()),
@@ -1623,12 +1620,13 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn insert_key(tx: &Connection, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<()> {
+fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<()> {
     let exists: bool = tx
-        .query_row("SELECT 1 FROM keys WHERE key_id = ?1", [&i.key_id], |_| {
-            Ok(true)
-        })
-        .optional()?
+        .query_opt(
+            "SELECT 1 FROM keys WHERE key_id = ?1",
+            args![&i.key_id],
+            |_| Ok(true),
+        )?
         .unwrap_or(false);
     if exists {
         return Err(IssuerError::Invalid(format!(
@@ -1639,7 +1637,7 @@ fn insert_key(tx: &Connection, digest: &Digest, i: &KeyInfo, origin_seq: u64) ->
     tx.execute(
         "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
+        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
     )?;
     Ok(())
 }

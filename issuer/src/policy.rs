@@ -5,7 +5,7 @@
 //! key counts as due for rotation (`rotate_before`, default: the grace, so the
 //! rotation's grace window ends by the old key's expiry).
 
-use rusqlite::{params, OptionalExtension};
+use super::db::args;
 use serde::Serialize;
 
 use super::audit;
@@ -112,7 +112,7 @@ impl Issuer {
             "INSERT INTO policy (class, max_age, grace, rotate_before) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(class) DO UPDATE SET max_age = excluded.max_age, grace = excluded.grace,
                rotate_before = excluded.rotate_before",
-            params![p.class, p.max_age, p.grace, p.rotate_before],
+            args![p.class, p.max_age, p.grace, p.rotate_before],
         )?;
         let reason = format!(
             "max_age {}s, grace {}s, rotate_before {}s",
@@ -135,20 +135,18 @@ impl Issuer {
 
     /// Every policy class.
     pub fn policies(&self) -> Result<Vec<Policy>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT class, max_age, grace, rotate_before FROM policy ORDER BY class")?;
-        let v = st
-            .query_map([], |r| {
+        self.db.query_map(
+            "SELECT class, max_age, grace, rotate_before FROM policy ORDER BY class",
+            args![],
+            |r| {
                 Ok(Policy {
                     class: r.get(0)?,
                     max_age: r.get(1)?,
                     grace: r.get(2)?,
                     rotate_before: r.get(3)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(v)
+            },
+        )
     }
 
     fn policy(&self, class: &str) -> Result<Policy> {
@@ -164,14 +162,11 @@ impl Issuer {
 
     /// The class of `principal`, if it has one.
     pub fn principal_policy(&self, principal: &str) -> Result<Option<Policy>> {
-        let class: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT class FROM principal_class WHERE principal = ?1",
-                [principal],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let class: Option<String> = self.db.query_opt(
+            "SELECT class FROM principal_class WHERE principal = ?1",
+            args![principal],
+            |r| r.get(0),
+        )?;
         class.map(|c| self.policy(&c)).transpose()
     }
 
@@ -183,7 +178,7 @@ impl Issuer {
         tx.execute(
             "INSERT INTO principal_class (principal, class) VALUES (?1, ?2)
              ON CONFLICT(principal) DO UPDATE SET class = excluded.class",
-            params![principal, class],
+            args![principal, class],
         )?;
         audit::note(
             &tx,
@@ -209,12 +204,15 @@ impl Issuer {
             .into_iter()
             .map(|p| (p.class.clone(), p))
             .collect();
-        let mut st = self
-            .conn
-            .prepare("SELECT principal, class FROM principal_class")?;
-        let of: std::collections::HashMap<String, String> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let of: std::collections::HashMap<String, String> = self
+            .db
+            .query_map(
+                "SELECT principal, class FROM principal_class",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
         let mut out = Vec::new();
         for k in self.list(None, None)? {
             let class = of.get(&k.principal).cloned();
@@ -294,13 +292,12 @@ impl Issuer {
     pub fn metrics(&self) -> Result<String> {
         use std::fmt::Write as _;
         let now = self.now();
-        let mut st = self.conn.prepare(
+        let by: Vec<(String, String, u64)> = self.db.query_map(
             "SELECT k.status, COALESCE(c.class, ''), count(*) FROM keys k
              LEFT JOIN principal_class c ON c.principal = k.principal GROUP BY 1, 2 ORDER BY 1, 2",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let by: Vec<(String, String, u64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -350,7 +347,7 @@ impl Issuer {
         let _ = writeln!(s, "# TYPE keygate_issuer_keys_due gauge");
         let _ = writeln!(s, "keygate_issuer_keys_due {}", self.due(7 * 86_400)?.len());
         let last =
-            store::get_meta(&self.conn, "last_publish_at")?.and_then(|v| v.parse::<u64>().ok());
+            store::get_meta(&self.db, "last_publish_at")?.and_then(|v| v.parse::<u64>().ok());
         let _ = writeln!(
             s,
             "# HELP keygate_issuer_seconds_since_publish Time since the last publish (-1: never)."

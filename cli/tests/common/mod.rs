@@ -1,7 +1,7 @@
 //! The `keygate` command in a temporary store, shared by the CLI test files.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::prelude::*;
@@ -9,9 +9,55 @@ use serde_json::Value;
 
 pub struct Env {
     pub _tmp: tempfile::TempDir,
+    /// The SQLite store directory (unused on PostgreSQL).
     pub store: PathBuf,
     pub out: PathBuf,
     pub root: PathBuf,
+    /// The PostgreSQL store's URL, when the tests run on PostgreSQL.
+    pub pg: Option<String>,
+}
+
+/// Which engine the issuer tests run on: SQLite unless
+/// `KEYGATE_TEST_BACKEND=postgres` (then `KEYGATE_TEST_PG`, set by
+/// scripts/with-postgres.sh, is the cluster; each `env()` gets a database
+/// of its own).
+pub fn on_postgres() -> bool {
+    std::env::var("KEYGATE_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+fn pg_admin() -> String {
+    std::env::var("KEYGATE_TEST_PG").expect(
+        "KEYGATE_TEST_BACKEND=postgres needs KEYGATE_TEST_PG (scripts/with-postgres.sh sets it)",
+    )
+}
+
+/// `base` (a URL ending in /DATABASE) with another database.
+fn with_db(base: &str, db: &str) -> String {
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{db}")
+}
+
+/// A new, empty PostgreSQL database (optionally a copy of `template`).
+pub fn new_pg_database(template: Option<&str>) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin = pg_admin();
+    let name = format!(
+        "kg_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    let tpl = template
+        .map(|t| format!(" TEMPLATE {t}"))
+        .unwrap_or_default();
+    c.batch_execute(&format!("CREATE DATABASE {name}{tpl}"))
+        .unwrap();
+    with_db(&admin, &name)
 }
 
 pub fn env() -> Env {
@@ -20,15 +66,104 @@ pub fn env() -> Env {
     Env {
         store: root.join("store"),
         out: root.join("pub"),
+        pg: on_postgres().then(|| new_pg_database(None)),
         root,
         _tmp: tmp,
     }
 }
 
 impl Env {
+    /// What `--store` / `KEYGATE_STORE` is for this env.
+    pub fn store_arg(&self) -> std::ffi::OsString {
+        match &self.pg {
+            Some(url) => url.into(),
+            None => self.store.clone().into(),
+        }
+    }
+
+    /// The store as the library takes it.
+    pub fn store_at(&self) -> keygate_issuer::StoreAt {
+        keygate_issuer::StoreAt::parse(&self.store_arg().to_string_lossy())
+            .with_seal_key_file(Some(self.seal_key_file()))
+    }
+
+    /// A PostgreSQL store's seal key file.
+    pub fn seal_key_file(&self) -> PathBuf {
+        self.root.join("seal.key")
+    }
+
+    /// Runs SQL on the store as someone with access to the database
+    /// would (tampering, for the tests that catch it).
+    pub fn sql(&self, sql: &str) {
+        match &self.pg {
+            Some(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+            None => db(self).execute_batch(sql).unwrap(),
+        }
+    }
+
+    /// A copy of the store (a new directory or database), for one
+    /// tampering case: what `KEYGATE_STORE` is for it.
+    pub fn copy_store(&self, name: &str) -> std::ffi::OsString {
+        match &self.pg {
+            Some(url) => {
+                let db = url.rsplit_once('/').unwrap().1;
+                new_pg_database(Some(db)).into()
+            }
+            None => {
+                let to = self.root.join(name);
+                let ok = Command::new("cp")
+                    .arg("-a")
+                    .arg(&self.store)
+                    .arg(&to)
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok);
+                to.into()
+            }
+        }
+    }
+
+    /// Runs SQL on a copy made by [`Env::copy_store`].
+    pub fn sql_on(&self, copy: &std::ffi::OsStr, sql: &str) {
+        match &self.pg {
+            Some(_) => postgres::Client::connect(&copy.to_string_lossy(), postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+            None => rusqlite::Connection::open(Path::new(copy).join("keygate.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
+    }
+
+    /// Everything the store holds at rest, as bytes (its files, or a dump
+    /// of its database).
+    pub fn store_bytes(&self) -> Vec<u8> {
+        match &self.pg {
+            Some(url) => {
+                let o = Command::new(pg_tool("pg_dump")).arg(url).output().unwrap();
+                assert!(o.status.success(), "pg_dump: {o:?}");
+                o.stdout
+            }
+            None => {
+                let mut v = Vec::new();
+                for f in std::fs::read_dir(&self.store).unwrap() {
+                    v.extend(std::fs::read(f.unwrap().path()).unwrap_or_default());
+                }
+                v
+            }
+        }
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("keygate").unwrap();
-        c.env("KEYGATE_STORE", &self.store)
+        c.env("KEYGATE_STORE", self.store_arg())
+            .env("KEYGATE_SEAL_KEY_FILE", self.seal_key_file())
             .env("KEYGATE_ACTOR", "tester")
             .env_remove("KEYGATE_NOW")
             .env_remove("KEYGATE_DANGEROUS_NOW");
@@ -97,7 +232,34 @@ impl Env {
     }
 }
 
+/// A PostgreSQL client program of the newest installed server.
+pub fn pg_tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop()
+        .map_or_else(|| PathBuf::from(name), |d| d.join(name))
+}
+
+/// Says loudly that a test does not apply to the PostgreSQL run, and why.
+pub fn sqlite_only(test: &str, why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SKIPPED on PostgreSQL: {test}: {why}");
+        return true;
+    }
+    false
+}
+
 pub fn db(e: &Env) -> rusqlite::Connection {
+    assert!(
+        e.pg.is_none(),
+        "an SQLite-only helper on a PostgreSQL store"
+    );
     rusqlite::Connection::open(e.store.join("keygate.db")).unwrap()
 }
 

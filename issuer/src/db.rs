@@ -1,0 +1,994 @@
+//! The store behind the issuer: one [`Backend`] trait, two engines.
+//!
+//! - **SQLite** (the embedded default): a directory holding `keygate.db`,
+//!   the signing keys (`signer-<id>.pk8`, mode 0600) and `published.kgs`.
+//!   Writers are serialized by `BEGIN IMMEDIATE`; publishers by a file lock.
+//! - **PostgreSQL** (`postgres://…`): everything in the database, for more
+//!   than one issuer instance. Writers are serialized by a transaction-level
+//!   advisory lock taken first in every write (the append to the audit chain
+//!   happens under it), so the chain stays one chain and sequence numbers
+//!   are never reused; publishers by a second advisory lock. Signing keys are stored sealed (ChaCha20-Poly1305)
+//!   under a key the database never sees (`KEYGATE_SEAL_KEY_FILE`).
+//!
+//! The issuer writes SQL once, with `?N` placeholders and the types both
+//! engines share (64-bit integers, text, bytes); each backend binds and reads
+//! [`Value`]s. No engine type leaves this module.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::IssuerError;
+
+type Result<T> = std::result::Result<T, IssuerError>;
+
+/// One SQL value, as both engines store it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A Rust value bound to a placeholder.
+pub(crate) trait ToValue {
+    fn to_value(&self) -> Value;
+}
+
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value {
+                // Every number the issuer stores is bounded far below i64::MAX
+                // (times by MAX_TIME, counts by rows).
+                Value::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+int_value!(i64, u64, u32, u16, usize);
+
+impl ToValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+impl ToValue for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+impl ToValue for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl ToValue for [u8] {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+impl ToValue for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, ToValue::to_value)
+    }
+}
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+/// `args![a, b]`: the values bound to `?1`, `?2`.
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { &[$($crate::db::ToValue::to_value(&$v)),*][..] };
+}
+pub(crate) use args;
+
+/// A column read back as a Rust value.
+pub(crate) trait FromValue: Sized {
+    fn from_value(v: &Value) -> Result<Self>;
+}
+
+fn wrong(want: &str, v: &Value) -> IssuerError {
+    IssuerError::Corrupt(format!("store column holds {v:?}, expected {want}"))
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            _ => Err(wrong("an integer", v)),
+        }
+    }
+}
+impl FromValue for u64 {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Int(i) if *i >= 0 => Ok(*i as u64),
+            _ => Err(wrong("a non-negative integer", v)),
+        }
+    }
+}
+impl FromValue for u16 {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Int(i) => u16::try_from(*i).map_err(|_| wrong("a 16-bit integer", v)),
+            _ => Err(wrong("a 16-bit integer", v)),
+        }
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Int(i) => Ok(*i != 0),
+            _ => Err(wrong("a boolean", v)),
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Text(s) => Ok(s.clone()),
+            _ => Err(wrong("text", v)),
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Blob(b) => Ok(b.clone()),
+            _ => Err(wrong("bytes", v)),
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// One result row.
+pub(crate) struct Row(Vec<Value>);
+
+impl Row {
+    /// Column `i` as a `T`.
+    pub(crate) fn get<T: FromValue>(&self, i: usize) -> Result<T> {
+        let v = self
+            .0
+            .get(i)
+            .ok_or_else(|| IssuerError::Corrupt(format!("store row has no column {i}")))?;
+        T::from_value(v)
+    }
+}
+
+/// Which engine a store is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// What a store holds besides its tables.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Blob<'a> {
+    /// A signer's PKCS#8 private key (secret).
+    Signer(&'a str),
+    /// The store's copy of the last published snapshot.
+    Published,
+}
+
+/// Held while publishing; released when dropped.
+pub(crate) struct PublishGuard(#[allow(dead_code)] Box<dyn Send>);
+
+/// What the issuer needs of a database engine.
+pub(crate) trait Backend: Send {
+    fn engine(&self) -> Engine;
+    /// Runs one statement with `?N` placeholders; the rows it changed.
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64>;
+    /// Runs a query, calling `f` for each row as it arrives.
+    fn each(&self, sql: &str, args: &[Value], f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()>;
+    /// Runs statements without arguments (DDL, savepoints).
+    fn batch(&self, sql: &str) -> Result<()>;
+    /// Starts a write transaction that excludes every other writer.
+    fn begin_write(&self) -> Result<()>;
+    /// Starts a read transaction: one consistent view, writers go on.
+    fn begin_read(&self) -> Result<()>;
+    /// A blob, if present.
+    fn load(&self, blob: Blob<'_>) -> Result<Option<Vec<u8>>>;
+    /// Stores a blob. A signer key is never overwritten.
+    fn store(&self, blob: Blob<'_>, data: &[u8]) -> Result<()>;
+    /// Serializes publishers (across processes and instances).
+    fn publish_lock(&self) -> Result<PublishGuard>;
+    /// Tries to become the one instance that publishes on its own; holds
+    /// while this connection lives.
+    fn try_lead(&self) -> Result<bool>;
+}
+
+/// Where a store lives: a directory (SQLite) or a PostgreSQL URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreAt {
+    /// An SQLite store directory.
+    Dir(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), with the
+    /// file holding the key that seals its signing keys.
+    Postgres {
+        /// Connection URL (may hold a password: never printed).
+        url: String,
+        /// File of 64 hex characters (created by `init` when missing).
+        seal_key_file: Option<PathBuf>,
+    },
+}
+
+impl std::fmt::Debug for StoreAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for StoreAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dir(d) => write!(f, "{}", d.display()),
+            Self::Postgres { url, .. } => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl StoreAt {
+    /// `--store` as given: a `postgres://` or `postgresql://` URL, else a
+    /// directory. The seal key file of a PostgreSQL store is set apart.
+    pub fn parse(s: &str) -> Self {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Self::Postgres {
+                url: s.to_owned(),
+                seal_key_file: None,
+            }
+        } else {
+            Self::Dir(PathBuf::from(s))
+        }
+    }
+
+    /// With the file holding a PostgreSQL store's seal key.
+    #[must_use]
+    pub fn with_seal_key_file(self, file: Option<PathBuf>) -> Self {
+        match self {
+            Self::Postgres { url, .. } => Self::Postgres {
+                url,
+                seal_key_file: file,
+            },
+            d => d,
+        }
+    }
+
+    /// Whether this is a PostgreSQL store.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.into(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.into(),
+    }
+}
+
+/// A store's connection: the backend, with the query shapes the issuer uses.
+pub(crate) struct Db(pub(crate) Box<dyn Backend>);
+
+impl std::ops::Deref for Db {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl Db {
+    /// The first row of a query, read by `f`, if there is one.
+    pub(crate) fn query_opt<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnOnce(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut first = None;
+        self.0.each(sql, args, &mut |r| {
+            if first.is_none() {
+                first = Some(r);
+            }
+            Ok(())
+        })?;
+        first.map(|r| f(&r)).transpose()
+    }
+
+    /// The first row of a query that always returns one (an aggregate).
+    pub(crate) fn query_row<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnOnce(&Row) -> Result<T>,
+    ) -> Result<T> {
+        self.query_opt(sql, args, f)?
+            .ok_or_else(|| IssuerError::Corrupt(format!("no row from: {sql}")))
+    }
+
+    /// Every row, read by `f`.
+    pub(crate) fn query_map<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        mut f: impl FnMut(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.0.each(sql, args, &mut |r| {
+            out.push(f(&r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` for every row as it arrives (nothing is collected).
+    pub(crate) fn for_each(
+        &self,
+        sql: &str,
+        args: &[Value],
+        mut f: impl FnMut(&Row) -> Result<()>,
+    ) -> Result<()> {
+        self.0.each(sql, args, &mut |r| f(&r))
+    }
+}
+
+/// A transaction of the issuer, rolled back when dropped uncommitted: a
+/// write (every other writer excluded), a nested write (a savepoint inside
+/// [`super::Issuer::atomically`]) or a read (one consistent view).
+pub(crate) struct Tx<'c> {
+    db: &'c Db,
+    kind: TxKind,
+    done: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TxKind {
+    Write,
+    Nested,
+    Read,
+}
+
+const SAVEPOINT: &str = "keygate_write";
+
+impl<'c> Tx<'c> {
+    pub(crate) fn write(db: &'c Db) -> Result<Self> {
+        db.begin_write()?;
+        Ok(Self {
+            db,
+            kind: TxKind::Write,
+            done: false,
+        })
+    }
+
+    pub(crate) fn nested(db: &'c Db) -> Result<Self> {
+        db.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        Ok(Self {
+            db,
+            kind: TxKind::Nested,
+            done: false,
+        })
+    }
+
+    pub(crate) fn read(db: &'c Db) -> Result<Self> {
+        db.begin_read()?;
+        Ok(Self {
+            db,
+            kind: TxKind::Read,
+            done: false,
+        })
+    }
+
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.done = true;
+        let r = match self.kind {
+            TxKind::Nested => self.db.batch(&format!("RELEASE {SAVEPOINT}")),
+            _ => self.db.batch("COMMIT"),
+        };
+        if r.is_err() {
+            self.rollback();
+        }
+        r
+    }
+
+    fn rollback(&self) {
+        // Errors here mean the transaction is already gone (a closed
+        // connection, a failed COMMIT that ended it).
+        let _ = match self.kind {
+            TxKind::Nested => self
+                .db
+                .batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}")),
+            _ => self.db.batch("ROLLBACK"),
+        };
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.rollback();
+        }
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+// ---------------------------------------------------------------- SQLite
+
+impl From<rusqlite::Error> for IssuerError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked | CannotOpen) => Self::Unavailable(e.to_string()),
+            _ => Self::Db(e.to_string()),
+        }
+    }
+}
+
+pub(crate) struct Sqlite {
+    conn: rusqlite::Connection,
+    dir: PathBuf,
+}
+
+const DB: &str = "keygate.db";
+
+impl Sqlite {
+    /// The database file of a store directory.
+    pub(crate) fn file(dir: &Path) -> PathBuf {
+        dir.join(DB)
+    }
+
+    /// Opens `dir/keygate.db` with WAL and a busy timeout, so several CLI
+    /// invocations at once wait for each other instead of failing.
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        let conn = rusqlite::Connection::open(Self::file(dir))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(Self {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, blob: Blob<'_>) -> PathBuf {
+        match blob {
+            Blob::Signer(id) => self.dir.join(format!("signer-{id}.pk8")),
+            Blob::Published => self.dir.join("published.kgs"),
+        }
+    }
+}
+
+fn to_sqlite(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        Value::Null => V::Null,
+        Value::Int(i) => V::Integer(*i),
+        Value::Text(s) => V::Text(s.clone()),
+        Value::Blob(b) => V::Blob(b.clone()),
+    }
+}
+
+fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef as V;
+    match v {
+        V::Null => Value::Null,
+        V::Integer(i) => Value::Int(i),
+        // The schema has no REAL column; a float put there from outside
+        // reads as its text, and the typed read refuses it.
+        V::Real(f) => Value::Text(f.to_string()),
+        V::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        V::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl Backend for Sqlite {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let n = st.execute(rusqlite::params_from_iter(args.iter().map(to_sqlite)))?;
+        Ok(n as u64)
+    }
+
+    fn each(&self, sql: &str, args: &[Value], f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let n = st.column_count();
+        let mut rows = st.query(rusqlite::params_from_iter(args.iter().map(to_sqlite)))?;
+        while let Some(r) = rows.next()? {
+            let mut v = Vec::with_capacity(n);
+            for i in 0..n {
+                v.push(from_sqlite(r.get_ref(i)?));
+            }
+            f(Row(v))?;
+        }
+        Ok(())
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        Ok(self.conn.execute_batch(sql)?)
+    }
+
+    fn begin_write(&self) -> Result<()> {
+        self.batch("BEGIN IMMEDIATE")
+    }
+
+    fn begin_read(&self) -> Result<()> {
+        // WAL: the first read fixes the view until COMMIT.
+        self.batch("BEGIN DEFERRED")
+    }
+
+    fn load(&self, blob: Blob<'_>) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path(blob)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn store(&self, blob: Blob<'_>, data: &[u8]) -> Result<()> {
+        match blob {
+            Blob::Signer(_) => super::publish::write_private_new(&self.path(blob), data),
+            Blob::Published => super::publish::write_atomic(&self.path(blob), data, 0o600),
+        }
+    }
+
+    fn publish_lock(&self) -> Result<PublishGuard> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.dir.join("publish.lock"))?;
+        f.lock()?;
+        Ok(PublishGuard(Box::new(f)))
+    }
+
+    fn try_lead(&self) -> Result<bool> {
+        // One process per SQLite store publishes; publishers of several
+        // processes are still serialized by the publish lock.
+        Ok(true)
+    }
+}
+
+// ------------------------------------------------------------ PostgreSQL
+
+impl From<postgres::Error> for IssuerError {
+    fn from(e: postgres::Error) -> Self {
+        // A closed connection, or one that could not be made, may work on a
+        // retry; anything the server refused is an error of the store.
+        match e.as_db_error() {
+            // Lock and statement timeouts, a server shutting down, too many
+            // connections: a retry may succeed.
+            Some(d)
+                if matches!(
+                    d.code().code(),
+                    "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                ) =>
+            {
+                Self::Unavailable(format!("{} ({})", d.message(), d.code().code()))
+            }
+            Some(d) => Self::Db(format!("{} ({})", d.message(), d.code().code())),
+            None => {
+                let mut m = e.to_string();
+                if let Some(src) = std::error::Error::source(&e) {
+                    m = format!("{m}: {src}");
+                }
+                Self::Unavailable(m)
+            }
+        }
+    }
+}
+
+/// Advisory lock ids (keygate's own namespace: "kg" + purpose).
+const PUBLISH_LOCK: i64 = 0x6b67_0001;
+const WRITE_LOCK: i64 = 0x6b67_0003;
+const LEADER_LOCK: i64 = 0x6b67_0002;
+
+struct PgConn {
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+pub(crate) struct Postgres {
+    conn: Arc<Mutex<PgConn>>,
+    /// The seal key's file, read when a signing key is stored or loaded.
+    seal: Option<PathBuf>,
+}
+
+impl Postgres {
+    /// Connects to `url`. The key in the file `seal` opens and seals
+    /// signing keys.
+    pub(crate) fn connect(url: &str, seal: Option<PathBuf>) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| IssuerError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("keygate");
+        let mut client = config.connect(postgres::NoTls)?;
+        // A statement stuck behind a lock ends rather than holding a client
+        // forever (the same bound as SQLite's busy timeout).
+        client.batch_execute("SET lock_timeout = '30s'; SET statement_timeout = '300s'")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(PgConn {
+                client,
+                statements: HashMap::new(),
+            })),
+            seal,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+
+    fn seal_key(&self) -> Result<ring::aead::LessSafeKey> {
+        let file = self.seal.as_ref().ok_or_else(|| {
+            IssuerError::Invalid(
+                "signing on a PostgreSQL store needs its seal key: set KEYGATE_SEAL_KEY_FILE"
+                    .into(),
+            )
+        })?;
+        let k = seal_key(file, false)?;
+        let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &k)
+            .map_err(|_| IssuerError::Corrupt("seal key".into()))?;
+        Ok(ring::aead::LessSafeKey::new(unbound))
+    }
+}
+
+impl PgConn {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let st = self.client.prepare(&placeholders(sql))?;
+        self.statements.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+}
+
+/// `?N` → `$N` (the issuer's SQL has no `?` inside string literals).
+fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut it = sql.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '?' && it.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::Type;
+        match self {
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+            Value::Blob(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+fn from_pg(r: &postgres::Row, i: usize) -> Result<Value> {
+    use postgres::types::Type;
+    let ty = r.columns()[i].type_();
+    let v = match *ty {
+        Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        Type::INT4 => r
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Value::Int(v.into())),
+        Type::INT2 => r
+            .try_get::<_, Option<i16>>(i)?
+            .map(|v| Value::Int(v.into())),
+        Type::BOOL => r
+            .try_get::<_, Option<bool>>(i)?
+            .map(|v| Value::Int(v.into())),
+        Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
+            r.try_get::<_, Option<String>>(i)?.map(Value::Text)
+        }
+        ref other => {
+            return Err(IssuerError::Corrupt(format!(
+                "store column of type {other} is not one keygate reads"
+            )))
+        }
+    };
+    Ok(v.unwrap_or(Value::Null))
+}
+
+impl Backend for Postgres {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64> {
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                args.iter().map(|a| a as _).collect();
+            Ok(c.client.execute(&st, &params)?)
+        })
+    }
+
+    fn each(&self, sql: &str, args: &[Value], f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            let mut rows = c.client.query_raw(&st, args.iter())?;
+            while let Some(r) = rows.next()? {
+                let mut v = Vec::with_capacity(r.len());
+                for i in 0..r.len() {
+                    v.push(from_pg(&r, i)?);
+                }
+                f(Row(v))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        self.with(|c| Ok(c.client.batch_execute(sql)?))
+    }
+
+    fn begin_write(&self) -> Result<()> {
+        // One writer at a time across instances: a transaction lock held
+        // to COMMIT (it also covers `init`, before the chain has a head
+        // row to lock). READ COMMITTED: every statement after it sees what
+        // the writer before committed, so the next audit sequence, snapshot
+        // version and revocation sequence are always fresh.
+        self.batch("BEGIN")?;
+        let r = self.with(|c| {
+            c.client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            let _ = self.batch("ROLLBACK");
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn begin_read(&self) -> Result<()> {
+        self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    }
+
+    fn load(&self, blob: Blob<'_>) -> Result<Option<Vec<u8>>> {
+        let (name, secret) = blob_name(blob);
+        let mut data = None;
+        self.each(
+            "SELECT data FROM blobs WHERE name = ?1",
+            args![name.as_str()],
+            &mut |r| {
+                data = Some(r.get::<Vec<u8>>(0)?);
+                Ok(())
+            },
+        )?;
+        match (data, secret) {
+            (Some(sealed), true) => open(&self.seal_key()?, &name, &sealed).map(Some),
+            (d, _) => Ok(d),
+        }
+    }
+
+    fn store(&self, blob: Blob<'_>, data: &[u8]) -> Result<()> {
+        let (name, secret) = blob_name(blob);
+        if secret {
+            let sealed = seal(&self.seal_key()?, &name, data)?;
+            let n = self.execute(
+                "INSERT INTO blobs (name, data) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                args![name.as_str(), sealed],
+            )?;
+            if n == 0 {
+                return Err(IssuerError::Corrupt(format!("{name} already exists")));
+            }
+            return Ok(());
+        }
+        self.execute(
+            "INSERT INTO blobs (name, data) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            args![name.as_str(), data],
+        )?;
+        Ok(())
+    }
+
+    fn publish_lock(&self) -> Result<PublishGuard> {
+        struct Unlock(Arc<Mutex<PgConn>>);
+        impl Drop for Unlock {
+            fn drop(&mut self) {
+                let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                // A failed unlock means a dead connection, which released it.
+                let _ = c
+                    .client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&PUBLISH_LOCK]);
+            }
+        }
+        self.with(|c| {
+            c.client
+                .execute("SELECT pg_advisory_lock($1)", &[&PUBLISH_LOCK])?;
+            Ok(())
+        })?;
+        Ok(PublishGuard(Box::new(Unlock(Arc::clone(&self.conn)))))
+    }
+
+    fn try_lead(&self) -> Result<bool> {
+        self.with(|c| {
+            let r = c
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?;
+            Ok(r.try_get::<_, bool>(0)?)
+        })
+    }
+}
+
+fn blob_name(blob: Blob<'_>) -> (String, bool) {
+    match blob {
+        Blob::Signer(id) => (format!("signer-{id}"), true),
+        Blob::Published => ("published".into(), false),
+    }
+}
+
+fn seal(key: &ring::aead::LessSafeKey, name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| IssuerError::Corrupt("no randomness".into()))?;
+    let mut buf = data.to_vec();
+    key.seal_in_place_append_tag(
+        ring::aead::Nonce::assume_unique_for_key(nonce),
+        ring::aead::Aad::from(name.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| IssuerError::Corrupt("seal".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+fn open(key: &ring::aead::LessSafeKey, name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    let bad = || {
+        IssuerError::Corrupt(format!(
+            "{name} cannot be opened: a different seal key (KEYGATE_SEAL_KEY_FILE) or a changed record"
+        ))
+    };
+    if sealed.len() < 12 + 16 {
+        return Err(bad());
+    }
+    let (nonce, ct) = sealed.split_at(12);
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+    let mut buf = ct.to_vec();
+    let plain = key
+        .open_in_place(nonce, ring::aead::Aad::from(name.as_bytes()), &mut buf)
+        .map_err(|_| bad())?;
+    Ok(plain.to_vec())
+}
+
+/// Reads a seal key file (64 hex characters), or with `create`, makes a new
+/// one (mode 0600) when there is none.
+pub(crate) fn seal_key(file: &Path, create: bool) -> Result<[u8; 32]> {
+    match std::fs::read_to_string(file) {
+        Ok(s) => {
+            let d = keygate::Digest::from_hex(s.trim()).ok_or_else(|| {
+                IssuerError::Invalid(format!(
+                    "seal key file {} must hold 64 hex characters",
+                    file.display()
+                ))
+            })?;
+            Ok(d.0)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let mut k = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                .map_err(|_| IssuerError::Corrupt("no randomness".into()))?;
+            let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+            super::publish::write_private_new(file, format!("{hex}\n").as_bytes())?;
+            Ok(k)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IssuerError::Invalid(format!(
+            "seal key file {} does not exist",
+            file.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_dollar_numbers() {
+        assert_eq!(
+            placeholders("SELECT a FROM t WHERE x = ?1 AND (?2 IS NULL OR y = ?2) AND z = ?10"),
+            "SELECT a FROM t WHERE x = $1 AND ($2 IS NULL OR y = $2) AND z = $10"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redact_url("postgres://kg:s3cret@db:5432/keygate"),
+            "postgres://kg:***@db:5432/keygate"
+        );
+        assert_eq!(redact_url("postgres://db/keygate"), "postgres://db/keygate");
+        let at = StoreAt::parse("postgresql://u:pw@h/d");
+        assert!(!format!("{at} {at:?}").contains("pw"));
+    }
+
+    #[test]
+    fn sealed_blobs_open_only_under_their_key_and_name() {
+        let k = |b: u8| {
+            ring::aead::LessSafeKey::new(
+                ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[b; 32]).unwrap(),
+            )
+        };
+        let s = seal(&k(1), "signer-a", b"pkcs8").unwrap();
+        assert_eq!(open(&k(1), "signer-a", &s).unwrap(), b"pkcs8");
+        assert!(open(&k(2), "signer-a", &s).is_err());
+        assert!(open(&k(1), "signer-b", &s).is_err());
+        assert!(open(&k(1), "signer-a", &s[..20]).is_err());
+    }
+
+    #[test]
+    fn typed_reads_refuse_the_wrong_column_type() {
+        let r = Row(vec![Value::Int(-1), Value::Text("x".into()), Value::Null]);
+        assert_eq!(r.get::<i64>(0).unwrap(), -1);
+        assert!(r.get::<u64>(0).is_err());
+        assert!(r.get::<u64>(1).is_err());
+        assert_eq!(r.get::<Option<String>>(2).unwrap(), None);
+        assert!(r.get::<String>(3).is_err());
+    }
+}
