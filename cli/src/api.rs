@@ -377,7 +377,20 @@ fn locked(
         .get("idempotency-key")
         .map(|v| v.to_str().unwrap_or("\u{0}").to_string());
     let Some(idem) = idempotency.filter(|_| *method == Method::POST) else {
-        return reply(op(app, issuer, body));
+        // Every request is a savepoint of the batch: a failure undoes its
+        // own writes only (the issuer's writes take none of their own here).
+        let mut refused: Option<Problem> = None;
+        let out = issuer.atomically(|i| {
+            op(app, i, body).map_err(|p| {
+                refused = Some(p);
+                IssuerError::Invalid("refused".into())
+            })
+        });
+        return match (out, refused) {
+            (Ok(a), _) => reply(Ok(a)),
+            (Err(_), Some(p)) => p.into_response(),
+            (Err(e), None) => Problem::from(e).into_response(),
+        };
     };
     if idem.is_empty()
         || idem.len() > MAX_IDEMPOTENCY_KEY
@@ -409,20 +422,8 @@ fn locked(
     // crash a retry finds both or neither, so nothing is done twice; and
     // two instances retrying at once serialize on it.
     let mut failed: Option<(StatusCode, Value)> = None;
-    let out = issuer.atomically(|i| {
-        if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
-            return Ok((first, false));
-        }
-        let (status, value) = match op(app, i, body) {
-            Ok(a) => a,
-            Err(p) => (p.status, p.body()),
-        };
-        // A failure of the store is not recorded, and nothing of it stays:
-        // a retry may succeed.
-        if status.is_server_error() {
-            failed = Some((status, value));
-            return Err(IssuerError::Unavailable("rolled back".into()));
-        }
+    let mut refused: Option<Problem> = None;
+    let record = |i: &mut Issuer, status: StatusCode, value: &Value| {
         let first = IdempotentAnswer {
             request_hash: request_hash.clone(),
             status: status.as_u16(),
@@ -431,7 +432,41 @@ fn locked(
         let winner = i.record_idempotent_answer(&admin.key_id, &secret, &idem, &first)?;
         let fresh = winner == first;
         Ok((winner, fresh))
+    };
+    let mut out = issuer.atomically(|i| {
+        if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
+            return Ok((first, false));
+        }
+        let (status, value) = match op(app, i, body) {
+            Ok(a) => a,
+            Err(p) => {
+                // Undo what the refused request wrote; its answer is
+                // recorded below, on its own.
+                refused = Some(p);
+                return Err(IssuerError::Invalid("refused".into()));
+            }
+        };
+        // A failure of the store is not recorded, and nothing of it stays:
+        // a retry may succeed.
+        if status.is_server_error() {
+            failed = Some((status, value));
+            return Err(IssuerError::Unavailable("rolled back".into()));
+        }
+        record(i, status, &value)
     });
+    if let Some(p) = refused {
+        let (status, value) = (p.status, p.body());
+        if status.is_server_error() {
+            return send(status, value.to_string());
+        }
+        // A client error is the first answer too: a retry gets it again.
+        out = issuer.atomically(|i| {
+            if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
+                return Ok((first, false));
+            }
+            record(i, status, &value)
+        });
+    }
     if let Some((status, value)) = failed {
         return send(status, value.to_string());
     }

@@ -27,7 +27,12 @@ const ROTATIONS: usize = 50;
 fn spawn_api(e: &common::Env, port: u16) -> common::Running {
     let child = e
         .cmd()
-        .args(["api", "--listen", &format!("127.0.0.1:{port}"), "--publish-to"])
+        .args([
+            "api",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--publish-to",
+        ])
         .arg(&e.out)
         .args(["--publish-delay", "500ms"])
         .stdout(std::process::Stdio::null())
@@ -41,7 +46,14 @@ fn spawn_api(e: &common::Env, port: u16) -> common::Running {
 /// POSTs to one instance, then the other, until one answers with
 /// something other than a failure to reach it or a 5xx; the same
 /// `Idempotency-Key` every time.
-fn post(ports: [u16; 2], first: usize, admin: &str, path: &str, idem: &str, body: &str) -> (u16, Value) {
+fn post(
+    ports: [u16; 2],
+    first: usize,
+    admin: &str,
+    path: &str,
+    idem: &str,
+    body: &str,
+) -> (u16, Value) {
     let t0 = Instant::now();
     let mut n = first;
     loop {
@@ -177,7 +189,8 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
                     if k % every_rev == 0 && k / every_rev <= nrev {
                         let (_, id) = &mine[i];
                         let path = format!("/v1/keys/{id}/revoke");
-                        let (s, v) = post(ports, i + 1, &admin, &path, &format!("revoke-{id}"), "{}");
+                        let (s, v) =
+                            post(ports, i + 1, &admin, &path, &format!("revoke-{id}"), "{}");
                         assert_eq!(s, 200, "{v}");
                         revoked.lock().unwrap().push(id.clone());
                     }
@@ -189,9 +202,16 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
                         let (s, v) = post(ports, i, &admin, &path, &idem, "{}");
                         assert_eq!(s, 201, "{v}");
                         let (s2, v2) = post(ports, i + 1, &admin, &path, &idem, "{}");
-                        assert_eq!((s2, &v2["key_id"]), (201, &v["key_id"]), "a rotation retried: {v2}");
+                        assert_eq!(
+                            (s2, &v2["key_id"]),
+                            (201, &v["key_id"]),
+                            "a rotation retried: {v2}"
+                        );
                         let new = v["key_id"].as_str().unwrap().to_string();
-                        rotated.lock().unwrap().insert(p.clone(), (old.clone(), new));
+                        rotated
+                            .lock()
+                            .unwrap()
+                            .insert(p.clone(), (old.clone(), new));
                     }
                 }
             })
@@ -221,10 +241,18 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
             .or_default()
             .push(k);
     }
-    assert_eq!(listed.len(), ISSUES + ROTATIONS, "keys nobody was told about");
+    assert_eq!(
+        listed.len(),
+        ISSUES + ROTATIONS,
+        "keys nobody was told about"
+    );
     for (id, (principal, _)) in issued.iter() {
         let keys = &by_principal[principal.as_str()];
-        let want = if rotated.contains_key(principal) { 2 } else { 1 };
+        let want = if rotated.contains_key(principal) {
+            2
+        } else {
+            1
+        };
         assert_eq!(keys.len(), want, "{principal}: {} keys", keys.len());
         assert!(keys.iter().any(|k| k["key_id"] == id.as_str()));
     }
@@ -300,7 +328,10 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
             _ => {}
         }
     }
-    assert!(snapshots >= 1 && updates >= 1, "{snapshots} snapshots, {updates} updates");
+    assert!(
+        snapshots >= 1 && updates >= 1,
+        "{snapshots} snapshots, {updates} updates"
+    );
 
     let v = e.json(&["audit", "verify"]);
     assert_eq!(v["first_bad"], Value::Null, "{v}");

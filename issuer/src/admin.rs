@@ -302,7 +302,9 @@ impl Issuer {
     ) -> Result<IdempotentAnswer> {
         let now = self.now();
         let sealed = seal(secret, key, &answer.body)?;
-        self.record_sealed(owner, key, answer, &sealed, now)?;
+        if self.record_sealed(owner, key, answer, &sealed, now)? {
+            return Ok(answer.clone());
+        }
         self.idempotent_answer(owner, secret, key)?
             .ok_or_else(|| IssuerError::Corrupt("an idempotency record vanished".into()))
     }
@@ -314,20 +316,27 @@ impl Issuer {
         answer: &IdempotentAnswer,
         sealed: &str,
         now: u64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        // Records older than a day are no longer needed for retries: swept
+        // at most once a minute per connection.
+        let sweep = now >= self.idempotency_swept_at.saturating_add(60);
         let (tx, _) = self.write()?;
-        tx.execute(
+        let inserted = tx.execute(
             "INSERT INTO idempotency (owner, key, request_hash, status, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (owner, key) DO NOTHING",
             args![owner, key, answer.request_hash, answer.status, sealed, now],
         )?;
-        // Records older than a day are no longer needed for retries.
-        tx.execute(
-            "DELETE FROM idempotency WHERE created_at < ?1",
-            args![now.saturating_sub(86_400)],
-        )?;
+        if sweep {
+            tx.execute(
+                "DELETE FROM idempotency WHERE created_at < ?1",
+                args![now.saturating_sub(86_400)],
+            )?;
+        }
         tx.commit()?;
-        Ok(())
+        if sweep {
+            self.idempotency_swept_at = now;
+        }
+        Ok(inserted > 0)
     }
 }
 

@@ -112,22 +112,32 @@ pub(crate) struct RowChange {
 
 /// The sequence number the next entry will get.
 pub(crate) fn next_seq(tx: &Db) -> Result<u64, IssuerError> {
-    let last: Option<u64> = tx.query_row("SELECT max(seq) FROM audit", args![], |r| r.get(0))?;
-    Ok(last.unwrap_or(0) + 1)
+    Ok(last(tx)?.map_or(0, |(s, _)| s) + 1)
 }
 
-/// Appends an entry inside the caller's transaction; returns its sequence.
-pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64, IssuerError> {
+/// The last entry's sequence and hash (the write transaction's cached
+/// head when it has one: no other writer can move it meanwhile).
+fn last(tx: &Db) -> Result<Option<(u64, [u8; 32])>, IssuerError> {
+    if let Some(h) = tx.known_head() {
+        return Ok(Some(h));
+    }
     let last: Option<(u64, String)> = tx.query_opt(
         "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
         args![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let (seq, prev) = match last {
-        Some((s, h)) => (
-            s + 1,
-            unhex32(&h).ok_or(IssuerError::Corrupt("audit hash not hex".into()))?,
-        ),
+    last.map(|(s, h)| {
+        unhex32(&h)
+            .map(|h| (s, h))
+            .ok_or(IssuerError::Corrupt("audit hash not hex".into()))
+    })
+    .transpose()
+}
+
+/// Appends an entry inside the caller's transaction; returns its sequence.
+pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64, IssuerError> {
+    let (seq, prev) = match last(tx)? {
+        Some((s, h)) => (s + 1, h),
         None => (1, [0; 32]),
     };
     let mut e = AuditEntry {
@@ -143,7 +153,8 @@ pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64
         prev_hash: hex(&prev),
         hash: String::new(),
     };
-    e.hash = hex(&entry_hash(&prev, &e));
+    let hash = entry_hash(&prev, &e);
+    e.hash = hex(&hash);
     tx.execute(
         "INSERT INTO audit (seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -161,6 +172,7 @@ pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64
             e.prev_row_hash
         ],
     )?;
+    tx.set_head((seq, hash));
     Ok(seq)
 }
 

@@ -293,16 +293,44 @@ fn redact_url(url: &str) -> String {
 }
 
 /// A store's connection: the backend, with the query shapes the issuer uses.
-pub(crate) struct Db(pub(crate) Box<dyn Backend>);
+pub(crate) struct Db {
+    backend: Box<dyn Backend>,
+    /// The audit chain's head (sequence, hash) as this connection last
+    /// wrote it, valid only inside the write transaction that wrote it (no
+    /// other writer can move it then): appends in one batch read it once.
+    head: std::cell::Cell<Option<(u64, [u8; 32])>>,
+}
 
 impl std::ops::Deref for Db {
     type Target = dyn Backend;
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.backend
     }
 }
 
 impl Db {
+    pub(crate) fn new(backend: Box<dyn Backend>) -> Self {
+        Self {
+            backend,
+            head: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The cached audit head, if this write transaction knows it.
+    pub(crate) fn known_head(&self) -> Option<(u64, [u8; 32])> {
+        self.head.get()
+    }
+
+    /// Remembers the audit head this write transaction just wrote.
+    pub(crate) fn set_head(&self, head: (u64, [u8; 32])) {
+        self.head.set(Some(head));
+    }
+
+    /// Forgets the cached head (a transaction or savepoint begins or ends).
+    pub(crate) fn forget_head(&self) {
+        self.head.set(None);
+    }
+
     /// The first row of a query, read by `f`, if there is one.
     pub(crate) fn query_opt<T>(
         &self,
@@ -311,7 +339,7 @@ impl Db {
         f: impl FnOnce(&Row) -> Result<T>,
     ) -> Result<Option<T>> {
         let mut first = None;
-        self.0.each(sql, args, &mut |r| {
+        self.backend.each(sql, args, &mut |r| {
             if first.is_none() {
                 first = Some(r);
             }
@@ -339,7 +367,7 @@ impl Db {
         mut f: impl FnMut(&Row) -> Result<T>,
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        self.0.each(sql, args, &mut |r| {
+        self.backend.each(sql, args, &mut |r| {
             out.push(f(&r)?);
             Ok(())
         })?;
@@ -353,7 +381,7 @@ impl Db {
         args: &[Value],
         mut f: impl FnMut(&Row) -> Result<()>,
     ) -> Result<()> {
-        self.0.each(sql, args, &mut |r| f(&r))
+        self.backend.each(sql, args, &mut |r| f(&r))
     }
 }
 
@@ -369,15 +397,16 @@ pub(crate) struct Tx<'c> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TxKind {
     Write,
-    Nested,
+    /// Part of a caller's transaction or savepoint, which commits or rolls
+    /// back everything (an error must reach it).
+    Within,
     Read,
 }
-
-const SAVEPOINT: &str = "keygate_write";
 
 impl<'c> Tx<'c> {
     pub(crate) fn write(db: &'c Db) -> Result<Self> {
         db.begin_write()?;
+        db.forget_head();
         Ok(Self {
             db,
             kind: TxKind::Write,
@@ -385,13 +414,12 @@ impl<'c> Tx<'c> {
         })
     }
 
-    pub(crate) fn nested(db: &'c Db) -> Result<Self> {
-        db.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
-        Ok(Self {
+    pub(crate) fn within(db: &'c Db) -> Self {
+        Self {
             db,
-            kind: TxKind::Nested,
+            kind: TxKind::Within,
             done: false,
-        })
+        }
     }
 
     pub(crate) fn read(db: &'c Db) -> Result<Self> {
@@ -405,8 +433,11 @@ impl<'c> Tx<'c> {
 
     pub(crate) fn commit(mut self) -> Result<()> {
         self.done = true;
+        if self.kind == TxKind::Write {
+            self.db.forget_head();
+        }
         let r = match self.kind {
-            TxKind::Nested => self.db.batch(&format!("RELEASE {SAVEPOINT}")),
+            TxKind::Within => Ok(()),
             _ => self.db.batch("COMMIT"),
         };
         if r.is_err() {
@@ -416,14 +447,13 @@ impl<'c> Tx<'c> {
     }
 
     fn rollback(&self) {
+        self.db.forget_head();
         // Errors here mean the transaction is already gone (a closed
-        // connection, a failed COMMIT that ended it).
-        let _ = match self.kind {
-            TxKind::Nested => self
-                .db
-                .batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}")),
-            _ => self.db.batch("ROLLBACK"),
-        };
+        // connection, a failed COMMIT that ended it). `Within`: the
+        // caller's savepoint rolls back.
+        if self.kind != TxKind::Within {
+            let _ = self.db.batch("ROLLBACK");
+        }
     }
 }
 

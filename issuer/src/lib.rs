@@ -267,8 +267,12 @@ pub struct Issuer {
     db: Db,
     actor: String,
     now: Option<u64>,
-    /// Inside [`Issuer::atomically`]: writes are savepoints of its transaction.
+    /// Inside [`Issuer::atomically`]: writes are part of its savepoint.
     in_atomic: bool,
+    /// When this connection last removed expired idempotency records.
+    idempotency_swept_at: u64,
+    /// The key prefix (set at `init`, never changed).
+    prefix: Option<String>,
 }
 
 impl fmt::Debug for Issuer {
@@ -455,7 +459,7 @@ impl Issuer {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
                 }
-                Db(Box::new(conn))
+                Db::new(Box::new(conn))
             }
             StoreAt::Postgres { url, seal_key_file } => {
                 let file = seal_key_file.as_ref().ok_or_else(|| {
@@ -464,14 +468,14 @@ impl Issuer {
                     )
                 })?;
                 // Refused before a seal key file is made for nothing.
-                let probe = Db(Box::new(db::Postgres::connect(url, None)?));
+                let probe = Db::new(Box::new(db::Postgres::connect(url, None)?));
                 store::migrate(&probe)?;
                 if store::get_meta(&probe, "keyset")?.is_some() {
                     return Err(IssuerError::AlreadyInitialized(at.to_string()));
                 }
                 drop(probe);
                 db::seal_key(file, true)?;
-                Db(Box::new(db::Postgres::connect(url, Some(file.clone()))?))
+                Db::new(Box::new(db::Postgres::connect(url, Some(file.clone()))?))
             }
         };
         store::migrate(&db)?;
@@ -481,6 +485,8 @@ impl Issuer {
             actor: actor.into(),
             now: None,
             in_atomic: false,
+            idempotency_swept_at: 0,
+            prefix: None,
         };
         let now = me.now();
         let (signer, pkcs8) = Signer::generate();
@@ -532,10 +538,10 @@ impl Issuer {
                 if !db::Sqlite::file(dir).is_file() {
                     return Err(IssuerError::NoStore(at.to_string()));
                 }
-                Db(Box::new(db::Sqlite::open(dir)?))
+                Db::new(Box::new(db::Sqlite::open(dir)?))
             }
             StoreAt::Postgres { url, seal_key_file } => {
-                Db(Box::new(db::Postgres::connect(url, seal_key_file.clone())?))
+                Db::new(Box::new(db::Postgres::connect(url, seal_key_file.clone())?))
             }
         };
         if !store::is_store(&db)? {
@@ -548,6 +554,8 @@ impl Issuer {
             actor: actor.into(),
             now: None,
             in_atomic: false,
+            idempotency_swept_at: 0,
+            prefix: None,
         })
     }
 
@@ -630,8 +638,11 @@ impl Issuer {
     /// inside [`Issuer::atomically`], a savepoint of the caller's — and who
     /// is making it, for the audit entry the mutation records in it.
     fn write(&mut self) -> Result<(Tx<'_>, &str)> {
+        // Inside `atomically`, a write is part of its savepoint: an error
+        // goes up to it and it undoes everything of `f` (no savepoint per
+        // write: a round trip each on PostgreSQL).
         let w = if self.in_atomic {
-            Tx::nested(&self.db)?
+            Tx::within(&self.db)
         } else {
             Tx::write(&self.db)?
         };
@@ -648,6 +659,9 @@ impl Issuer {
         if self.in_atomic {
             self.db.batch("SAVEPOINT keygate_atomically")?;
             let r = f(self);
+            if r.is_err() {
+                self.db.forget_head();
+            }
             let end = if r.is_ok() {
                 "RELEASE keygate_atomically"
             } else {
@@ -657,9 +671,11 @@ impl Issuer {
             return r;
         }
         self.db.begin_write()?;
+        self.db.forget_head();
         self.in_atomic = true;
         let r = f(self);
         self.in_atomic = false;
+        self.db.forget_head();
         match r {
             Ok(v) => match self.db.batch("COMMIT") {
                 Ok(()) => Ok(v),
@@ -694,8 +710,14 @@ impl Issuer {
         })
     }
 
-    fn prefix(&self) -> Result<String> {
-        store::get_meta(&self.db, "prefix")?.ok_or_else(|| IssuerError::Corrupt("no prefix".into()))
+    fn prefix(&mut self) -> Result<String> {
+        if let Some(p) = &self.prefix {
+            return Ok(p.clone());
+        }
+        let p = store::get_meta(&self.db, "prefix")?
+            .ok_or_else(|| IssuerError::Corrupt("no prefix".into()))?;
+        self.prefix = Some(p.clone());
+        Ok(p)
     }
 
     fn keyset(&self) -> Result<Name> {
@@ -1621,23 +1643,16 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<()> {
-    let exists: bool = tx
-        .query_opt(
-            "SELECT 1 FROM keys WHERE key_id = ?1",
-            args![&i.key_id],
-            |_| Ok(true),
-        )?
-        .unwrap_or(false);
-    if exists {
+    let inserted = tx.execute(
+        "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id) DO NOTHING",
+        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
+    )?;
+    if inserted == 0 {
         return Err(IssuerError::Invalid(format!(
             "key {} already exists",
             i.key_id
         )));
     }
-    tx.execute(
-        "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
-    )?;
     Ok(())
 }
