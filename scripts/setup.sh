@@ -44,8 +44,10 @@ cargo_tool() { # binary version [extra cargo install args]
 # valgrind, LuaJIT (luajit2, not luajit: they conflict), pkg-config, python3;
 # the nginx module builds against nginx-dev's sources and runs in real nginx;
 # docs/tests runs the forward-auth page's Caddy config in real Caddy.
+# postgresql: the issuer's second store engine (tests start throw-away
+# clusters of their own: scripts/with-postgres.sh).
 apt_install clang valgrind luajit2 pkg-config python3 python3-venv curl nginx nginx-dev libnginx-mod-http-lua \
-    libpcre2-dev wrk caddy
+    libpcre2-dev wrk caddy postgresql
 rust_setup
 cargo_tool cbindgen 0.27.0 --locked
 cargo_tool cargo-fuzz 0.13.2 --locked

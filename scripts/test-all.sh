@@ -24,6 +24,10 @@ step "rustfmt check"                 cargo fmt --all --check
 step "clippy (all features)"         cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy (no default features)"  cargo clippy -p keygate --no-default-features -- -D warnings
 step "tests (default features)"      cargo test --workspace
+step "issuer tests again on PostgreSQL" bash scripts/test-postgres.sh
+# Needs a cluster (it says SKIPPED in the steps above, which have none).
+step "two API instances on one PostgreSQL, 10 000 issues, one killed -9" \
+                                     scripts/with-postgres.sh cargo test -p keygate-cli --test api_multi -- --nocapture
 step "tests (no default features)"   cargo test -p keygate --no-default-features
 step "tests (all features)"          cargo test --workspace --all-features
 step "concurrency: 4 threads, 10^7 verifies, 1000 installs (release)" \
@@ -68,6 +72,8 @@ require_ran "nginx module checks" "$(count 3 'nginx module: [0-9]+ checks passed
 require_ran "docs checks" "$(count 7 'docs: [0-9]+ blocks on [0-9]+ pages, [0-9]+ checks passed')"
 require_ran "C API checks" "$(count 2 'test_api: [0-9]+ checks passed')"
 require_ran "gateway contract vectors through real gateways" "$(count 1 '[0-9]+ vectors passed')"
+require_ran "issuer tests on PostgreSQL" "$(count 4 'issuer on PostgreSQL: [0-9]+ tests passed')"
+require_ran "two API instances on PostgreSQL, one killed" "$(grep -c 'api multi-instance test: 2 instances, 1 kill -9' "$LOG" || true)"
 require_ran "JS tests (node, workerd)" "$(count 3 '^# pass [0-9]+')"
 echo "  Rust tests failed: $(count 1 '[0-9]+ failed')"
 require_ran "Rust tests" "$(count 4 'test result: ok\. [0-9]+ passed')"

@@ -347,7 +347,8 @@ mod tests {
     #[test]
     fn admin_keys_authenticate_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
-        let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();
+        let mut i =
+            Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
         let k = i
             .create_admin_key("dashboard", &["keys:write".into(), "keys:read".into()])
             .unwrap();
@@ -384,7 +385,8 @@ mod tests {
     fn what_a_publisher_still_has_to_publish() {
         use crate::{IssueRequest, RevokeTarget, Unpublished};
         let dir = tempfile::tempdir().unwrap();
-        let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();
+        let mut i =
+            Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
         i.publish(&dir.path().join("pub"), 3600).unwrap();
         let at = i.audit_head_seq().unwrap();
         assert_eq!(i.unpublished_since(at).unwrap(), Unpublished::default());
@@ -422,7 +424,8 @@ mod tests {
     #[test]
     fn the_first_answer_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let mut i = Issuer::init(&dir.path().join("s"), "acme", "acme_live", "test").unwrap();
+        let mut i =
+            Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
         let secret = b"kgadmin_secret-of-the-caller";
         assert!(i.idempotent_answer("a", secret, "k1").unwrap().is_none());
         let first = IdempotentAnswer {

@@ -1502,6 +1502,29 @@ impl Issuer {
     }
 }
 
+/// The store a unit test runs on: a directory under `dir`, or with
+/// `KEYGATE_TEST_BACKEND=postgres`, a new database in the cluster at
+/// `KEYGATE_TEST_PG` (scripts/with-postgres.sh), its seal key under `dir`.
+#[cfg(test)]
+pub(crate) fn test_store(dir: &Path) -> StoreAt {
+    if std::env::var("KEYGATE_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return StoreAt::Dir(dir.join("store"));
+    }
+    let admin = std::env::var("KEYGATE_TEST_PG").expect("KEYGATE_TEST_PG");
+    let name = format!(
+        "kgu_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (head, _) = admin.rsplit_once('/').expect("a URL with a database");
+    StoreAt::parse(&format!("{head}/{name}")).with_seal_key_file(Some(dir.join("seal.key")))
+}
+
 /// Inserts a new key's row and its audit entry, which records the row's hash.
 fn record_created(
     tx: &Db,
