@@ -45,12 +45,18 @@ pub(crate) struct Settings {
     pub fleet_poll: Duration,
     /// Lifetime of published artifacts (seconds).
     pub valid_for: u64,
+    /// A full snapshot at least this often.
+    pub snapshot_every: Duration,
     /// Gateways' metrics endpoints scraped by `GET /v1/usage`.
     pub usage_from: Vec<String>,
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub threads: usize,
 }
+
+/// The API's OpenAPI 3.1 description (`GET /v1/openapi.json`); the tests
+/// check every answer they get against it.
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// The largest request body.
 const MAX_BODY: usize = 64 * 1024;
@@ -272,7 +278,10 @@ fn authenticate(issuer: &Issuer, headers: &HeaderMap, scope: &str) -> Result<Adm
             "the key is not a current admin key of this store",
         ));
     };
-    if !admin.scopes.iter().any(|s| s == scope) {
+    // keys:write holds keys:revoke (a revoke-only key is for incident
+    // tooling that must not issue).
+    let holds = |s: &String| s == scope || (scope == "keys:revoke" && s == "keys:write");
+    if !admin.scopes.iter().any(holds) {
         return Err(problem(
             StatusCode::FORBIDDEN,
             "insufficient-scope",
@@ -477,6 +486,36 @@ fn locked(
     }
 }
 
+/// Every error answer is an RFC 9457 problem, also those the HTTP stack
+/// makes itself (a body over the limit, a wrong method, a time-out).
+async fn as_problem(r: Response) -> Response {
+    let status = r.status();
+    let is_problem = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return r;
+    }
+    let (slug, title) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "The request body is too large"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method-not-allowed", "This path does not take this method")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid-request", "Unsupported media type"),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
+            ("timeout", "The request took too long")
+        }
+        s if s.is_client_error() => ("invalid-request", "The request was refused"),
+        _ => ("internal", "The issuer failed"),
+    };
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("at most {MAX_BODY} bytes"),
+        _ => String::new(),
+    };
+    problem(status, slug, title, detail).into_response()
+}
+
 /// A JSON body with its status: `application/json` for a success, an RFC
 /// 9457 `application/problem+json` otherwise. Every answer goes out here.
 fn send(status: StatusCode, body: String) -> Response {
@@ -596,6 +635,60 @@ struct RotateBody {
 struct ListQuery {
     principal: Option<String>,
     status: Option<String>,
+    /// `next_cursor` of the page before.
+    cursor: Option<String>,
+    /// Keys per page (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Entries after this sequence number (default 0: from the start).
+    after: Option<u64>,
+    /// Entries per page (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DueQuery {
+    /// The window: `7d`, `12h` (default 7d).
+    within: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    keys: Vec<ImportItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportItem {
+    principal: String,
+    /// SHA-256 of the existing key, hex.
+    digest: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_at: Option<u64>,
+}
+
+/// The most keys one import takes.
+const MAX_IMPORT: usize = 1000;
+
+/// A query string read into `T`, or a problem naming what is wrong.
+fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, Problem> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(t)| t)
+        .map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Bad query",
+                e.body_text(),
+            )
+        })
 }
 
 fn key_id(s: &str) -> Result<KeyId, Problem> {
@@ -611,6 +704,12 @@ fn key_id(s: &str) -> Result<KeyId, Problem> {
 
 fn router(app: Arc<App>) -> Router {
     macro_rules! route {
+        ($method:expr, $scope:literal, |$app:pat_param, $i:ident, $body:ident, $uri:ident| $op:expr) => {
+            |State(app): State<Arc<App>>, $uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
+                let path = $uri.path().to_string();
+                call(app, $method, path, headers, body, $scope, move |$app, $i, $body| $op).await
+            }
+        };
         ($method:expr, $scope:literal, $op:expr) => {
             |State(app): State<Arc<App>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes| async move {
                 call(app, $method, uri.path().to_string(), headers, body, $scope, $op).await
@@ -655,58 +754,153 @@ fn router(app: Arc<App>) -> Router {
                 let k = i.issue(&req)?;
                 Ok((StatusCode::CREATED, issued(app, now, &k)))
             }))
-            .get(
-                |State(app): State<Arc<App>>, uri: axum::http::Uri, headers: HeaderMap, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>| async move {
-                    let q = match q {
-                        Ok(Query(q)) => q,
-                        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid-request", "Bad query", e.body_text()).into_response(),
-                    };
-                    call(app, Method::GET, uri.path().to_string(), headers, Bytes::new(), "keys:read", move |_, i, _| {
-                        let keys = i.list(q.principal.as_deref(), q.status.as_deref())?;
-                        Ok((StatusCode::OK, json!({ "keys": keys })))
+            .get(route!(Method::GET, "keys:read", |_, i, _body, uri| {
+                let q: ListQuery = query(&uri)?;
+                let after = q.cursor.as_deref().map(key_id).transpose()?;
+                let (keys, more) = i.list_page(
+                    q.principal.as_deref(),
+                    q.status.as_deref(),
+                    after.as_ref(),
+                    q.limit.unwrap_or(100),
+                )?;
+                let next = more
+                    .then(|| keys.last().map(|k| k.key_id.clone()))
+                    .flatten();
+                Ok((StatusCode::OK, json!({ "keys": keys, "next_cursor": next })))
+            })),
+        )
+        .route(
+            "/v1/keys:import",
+            post(route!(Method::POST, "keys:write", |_, i, body, _uri| {
+                let b: ImportBody = json_body(body)?;
+                if b.keys.is_empty() || b.keys.len() > MAX_IMPORT {
+                    return Err(problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-request",
+                        "Bad import",
+                        format!("1-{MAX_IMPORT} keys per import"),
+                    ));
+                }
+                let items = b
+                    .keys
+                    .into_iter()
+                    .map(|k| {
+                        let digest = keygate::Digest::from_hex(&k.digest).ok_or_else(|| {
+                            problem(
+                                StatusCode::BAD_REQUEST,
+                                "invalid-request",
+                                "Bad digest",
+                                "digest: 64 hex characters (SHA-256 of the key)",
+                            )
+                        })?;
+                        Ok(keygate_issuer::Import {
+                            principal: k.principal,
+                            digest,
+                            scopes: k.scopes,
+                            expires_at: k.expires_at,
+                        })
                     })
-                    .await
+                    .collect::<Result<Vec<_>, Problem>>()?;
+                let keys = i.import_many(&items)?;
+                Ok((StatusCode::CREATED, json!({ "keys": keys })))
+            })),
+        )
+        .route(
+            "/v1/due",
+            get(route!(Method::GET, "keys:read", |_, i, _body, uri| {
+                let q: DueQuery = query(&uri)?;
+                let within = q.within.as_deref().unwrap_or("7d");
+                let within = humantime::parse_duration(within).map_err(|e| {
+                    problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-request",
+                        "Bad query",
+                        format!("within: {e}"),
+                    )
+                })?;
+                Ok((StatusCode::OK, json!({ "due": i.due(within.as_secs())? })))
+            })),
+        )
+        .route(
+            "/metrics",
+            get(
+                |State(app): State<Arc<App>>, headers: HeaderMap| async move {
+                    tokio::task::spawn_blocking(move || metrics(&app, &headers))
+                        .await
+                        .unwrap_or_else(|_| {
+                            problem(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal",
+                                "The issuer failed",
+                                "a request handler panicked",
+                            )
+                            .into_response()
+                        })
                 },
             ),
+        )
+        .route(
+            "/v1/openapi.json",
+            get(|| async { send(StatusCode::OK, OPENAPI.to_string()) }),
         )
         .route(
             "/v1/keys/{id}",
             get(route_with!(Method::GET, "keys:read", |_, i, _body, id| {
                 let id = key_id(&id)?;
                 match i.key(&id)? {
-                    Some(k) => Ok((StatusCode::OK, serde_json::to_value(k).unwrap_or(Value::Null))),
-                    None => Err(problem(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no key {id}"))),
+                    Some(k) => Ok((
+                        StatusCode::OK,
+                        serde_json::to_value(k).unwrap_or(Value::Null),
+                    )),
+                    None => Err(problem(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        "Not found",
+                        format!("no key {id}"),
+                    )),
                 }
             })),
         )
         .route(
             "/v1/keys/{id}/revoke",
-            post(route_with!(Method::POST, "keys:write", |_, i, body, id| {
-                let b: RevokeBody = json_body(body)?;
-                let id = key_id(&id)?;
-                revoked(i.revoke(&RevokeTarget::Ids(vec![id]), b.reason.as_deref())?)
-            })),
+            post(route_with!(
+                Method::POST,
+                "keys:revoke",
+                |_, i, body, id| {
+                    let b: RevokeBody = json_body(body)?;
+                    let id = key_id(&id)?;
+                    revoked(i.revoke(&RevokeTarget::Ids(vec![id]), b.reason.as_deref())?)
+                }
+            )),
         )
         .route(
             "/v1/keys/{id}/rotate",
-            post(route_with!(Method::POST, "keys:write", |app, i, body, id| {
-                let b: RotateBody = json_body(body)?;
-                let id = key_id(&id)?;
-                let now = i.now();
-                rotated(app, now, i.rotate_key(&id, b.grace)?)
-            })),
+            post(route_with!(
+                Method::POST,
+                "keys:write",
+                |app, i, body, id| {
+                    let b: RotateBody = json_body(body)?;
+                    let id = key_id(&id)?;
+                    let now = i.now();
+                    rotated(app, now, i.rotate_key(&id, b.grace)?)
+                }
+            )),
         )
         .route(
             "/v1/principals/{principal}/rotate",
-            post(route_with!(Method::POST, "keys:write", |app, i, body, p| {
-                let b: RotateBody = json_body(body)?;
-                let now = i.now();
-                rotated(app, now, i.rotate(&p, b.grace)?)
-            })),
+            post(route_with!(
+                Method::POST,
+                "keys:write",
+                |app, i, body, p| {
+                    let b: RotateBody = json_body(body)?;
+                    let now = i.now();
+                    rotated(app, now, i.rotate(&p, b.grace)?)
+                }
+            )),
         )
         .route(
             "/v1/principals/{principal}/revoke",
-            post(route_with!(Method::POST, "keys:write", |_, i, body, p| {
+            post(route_with!(Method::POST, "keys:revoke", |_, i, body, p| {
                 let b: RevokeBody = json_body(body)?;
                 revoked(i.revoke(&RevokeTarget::Principal(p), b.reason.as_deref())?)
             })),
@@ -715,33 +909,65 @@ fn router(app: Arc<App>) -> Router {
             "/v1/publish",
             post(route!(Method::POST, "publish", |app, i, _body| {
                 let Some(out) = app.s.publish_to.as_ref() else {
-                    return Err(problem(StatusCode::CONFLICT, "publishing-not-configured", "This service does not publish", "start keygate api with --publish-to DIR"));
+                    return Err(problem(
+                        StatusCode::CONFLICT,
+                        "publishing-not-configured",
+                        "This service does not publish",
+                        "start keygate api with --publish-to DIR",
+                    ));
                 };
                 let r = i.publish(out, app.s.valid_for)?;
                 run_hook(&app.s, out);
-                Ok((StatusCode::OK, serde_json::to_value(r).unwrap_or(Value::Null)))
+                Ok((
+                    StatusCode::OK,
+                    serde_json::to_value(r).unwrap_or(Value::Null),
+                ))
             })),
         )
         .route(
             "/v1/usage",
-            get(|State(app): State<Arc<App>>, headers: HeaderMap| async move {
-                tokio::task::spawn_blocking(move || usage(&app, &headers))
-                    .await
-                    .unwrap_or_else(|_| {
-                        problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The issuer failed", "a request handler panicked")
+            get(
+                |State(app): State<Arc<App>>, headers: HeaderMap| async move {
+                    tokio::task::spawn_blocking(move || usage(&app, &headers))
+                        .await
+                        .unwrap_or_else(|_| {
+                            problem(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal",
+                                "The issuer failed",
+                                "a request handler panicked",
+                            )
                             .into_response()
-                    })
-            }),
+                        })
+                },
+            ),
         )
         .route(
             "/v1/audit",
-            get(route!(Method::GET, "audit:read", |_, i, _body| {
-                Ok((StatusCode::OK, json!({ "entries": i.audit_log()? })))
+            get(route!(Method::GET, "audit:read", |_, i, _body, uri| {
+                let q: AuditQuery = query(&uri)?;
+                let entries = i.audit_after(q.after.unwrap_or(0), q.limit.unwrap_or(100))?;
+                let next = entries.last().map(|e| e.seq);
+                Ok((
+                    StatusCode::OK,
+                    json!({ "entries": entries, "next_after": next }),
+                ))
             })),
         )
-        .fallback(|| async { problem(StatusCode::NOT_FOUND, "not-found", "No such endpoint", "see docs/integrations/issuer-api.md") })
+        .fallback(|| async {
+            problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such endpoint",
+                "see docs/integrations/issuer-api.md",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::map_response(as_problem))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
         .with_state(app)
 }
 
@@ -751,6 +977,35 @@ const MAX_EXPORT: u64 = 16 << 20;
 /// `GET /v1/usage`: who still uses each deprecated key, and when last, from
 /// the gateways' own counters (`--usage-from` URLs, scraped now). The store
 /// is locked only to read the keys, never while a gateway answers.
+/// `GET /metrics`: the issuer's metrics in Prometheus text (keys by status
+/// and class, ages, keys due, time since the last publish), for an admin
+/// key with `metrics:read` (Prometheus sends it as a bearer token).
+fn metrics(app: &App, headers: &HeaderMap) -> Response {
+    let h = headers.clone();
+    let text = app.submit(move |_, issuer| {
+        authenticate(issuer, &h, "metrics:read")?;
+        issuer.metrics().map_err(Problem::from)
+    });
+    match text {
+        Some((Ok(t), _)) => {
+            let mut r = (StatusCode::OK, t).into_response();
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        Some((Err(p), _)) => p.into_response(),
+        None => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "The store is unavailable; retry",
+            "",
+        )
+        .into_response(),
+    }
+}
+
 fn usage(app: &App, headers: &HeaderMap) -> Response {
     let h = headers.clone();
     let listed = app.submit(move |_, issuer| {
@@ -960,6 +1215,11 @@ fn publish_round(
         } else if changed.revocations {
             pending_since.get_or_insert_with(Instant::now);
         }
+    }
+    // The schedule: a snapshot ages out of --valid-for unless rebuilt.
+    let last = issuer.info()?.last_publish_at.unwrap_or(0);
+    if issuer.now() >= last.saturating_add(s.s.snapshot_every.as_secs()) {
+        pending_since.get_or_insert_with(Instant::now);
     }
     if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
         let r = issuer.publish(out, s.s.valid_for)?;

@@ -176,6 +176,10 @@ enum Cmd {
         /// Lifetime of published artifacts.
         #[arg(long, default_value = "7d")]
         valid_for: String,
+        /// A full snapshot is rebuilt at least this often, changes or not
+        /// (so published artifacts never come near the end of --valid-for).
+        #[arg(long, default_value = "1h")]
+        snapshot_every: String,
         /// A gateway's metrics URL (keygate serve's /metrics, the nginx
         /// keygate_metrics location, Envoy's /stats/prometheus), scraped by
         /// GET /v1/usage; repeat for each gateway.
@@ -894,6 +898,7 @@ fn run(cli: &Cli) -> Res<u8> {
             publish_delay,
             fleet_poll,
             valid_for,
+            snapshot_every,
             usage_from,
             max_connections,
             header_timeout,
@@ -910,6 +915,7 @@ fn run(cli: &Cli) -> Res<u8> {
                 publish_delay: duration("publish delay", publish_delay)?,
                 fleet_poll: duration("fleet poll", fleet_poll)?,
                 valid_for: duration("valid-for", valid_for)?.as_secs(),
+                snapshot_every: duration("snapshot-every", snapshot_every)?,
                 usage_from: usage_from.clone(),
                 max_connections: *max_connections,
                 header_timeout: duration("header timeout", header_timeout)?,

@@ -71,12 +71,96 @@ fn call(
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("{method} {path}: {e}"),
     };
-    Reply {
+    let reply = Reply {
         status: resp.status(),
         content_type: resp.header("content-type").unwrap_or_default().to_string(),
         replayed: resp.header("idempotent-replayed").is_some(),
         www: resp.header("www-authenticate").map(String::from),
         body: resp.into_string().unwrap_or_default(),
+    };
+    conforms(method, path, &reply);
+    reply
+}
+
+/// The API's own OpenAPI document.
+fn openapi() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_str(include_str!("../src/openapi.json")).unwrap())
+}
+
+/// Checks an answer against the OpenAPI document: the path, method, status
+/// and content type are documented, and a JSON body is valid under the
+/// documented schema.
+fn conforms(method: &str, path: &str, r: &Reply) {
+    let doc = openapi();
+    let path = path.split('?').next().unwrap();
+    let matches = |template: &str| {
+        let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    };
+    let Some(template) = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|t| matches(t))
+    else {
+        // The fallback: a problem for any path the API does not have.
+        assert_eq!(
+            (r.status, r.content_type.as_str()),
+            (404, "application/problem+json"),
+            "{path}"
+        );
+        return;
+    };
+    let m = method.to_lowercase();
+    let op = &doc["paths"][template][&m];
+    if op.is_null() {
+        // A method the path does not take.
+        assert_eq!(
+            (r.status, r.content_type.as_str()),
+            (405, "application/problem+json"),
+            "{method} {template}"
+        );
+        return;
+    }
+    let status = r.status.to_string();
+    assert!(
+        !op["responses"][&status].is_null(),
+        "{method} {template} answered {status}, which openapi.json does not list: {}",
+        r.body
+    );
+    let ct = r.content_type.split(';').next().unwrap().trim();
+    let media = &op["responses"][&status]["content"][ct];
+    assert!(
+        !media.is_null(),
+        "{method} {template} {status}: content type {ct} not in openapi.json"
+    );
+    if !ct.ends_with("json") {
+        return;
+    }
+    // A JSON pointer, as a URI fragment.
+    let esc = |s: &str| {
+        s.replace('~', "~0")
+            .replace('/', "~1")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    };
+    let mut root = doc.clone();
+    root["$ref"] = Value::String(format!(
+        "#/paths/{}/{m}/responses/{status}/content/{}/schema",
+        esc(template),
+        esc(ct)
+    ));
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    if let Err(e) = validator.validate(&body) {
+        panic!(
+            "{method} {template} {status}: the answer does not match openapi.json: {e}\n{}",
+            r.body
+        );
     }
 }
 
@@ -202,7 +286,12 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
         "invalid-request",
     );
     assert_problem(
-        &call(&api, "GET", "/v1/keys?limit=5", Some(&writer), None, ""),
+        &call(&api, "GET", "/v1/keys?limit=0", Some(&writer), None, ""),
+        400,
+        "invalid-request",
+    );
+    assert_problem(
+        &call(&api, "GET", "/v1/keys?bogus=1", Some(&writer), None, ""),
         400,
         "invalid-request",
     );
@@ -557,4 +646,233 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
         "unauthorized",
     );
     e.cmd().args(["audit", "verify"]).assert().success();
+}
+
+/// Cursor pagination, the audit log followed by `after`, keys falling due,
+/// imports by digest, a revoke-only key, metrics and the OpenAPI document
+/// (every answer here, as in every test of this file, is checked against it).
+#[test]
+fn pages_audit_due_import_metrics_and_the_openapi_document() {
+    let e = env();
+    e.init();
+    let writer = admin_key(&e, "dashboard", &["keys:write", "keys:read"]);
+    let revoker = admin_key(&e, "incident-bot", &["keys:revoke"]);
+    let auditor = admin_key(&e, "auditor", &["audit:read", "metrics:read"]);
+    let api = start_api(&e, 5, &[]);
+
+    // 7 keys, listed 3 at a time: every key once, newest first, and a page
+    // stays put while a key is added meanwhile.
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        let body = format!(r#"{{"principal":"p{n}","expires_in":86400}}"#);
+        let r = call(&api, "POST", "/v1/keys", Some(&writer), None, &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.json()["key_id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/keys?limit=3&cursor={c}"),
+            None => "/v1/keys?limit=3".into(),
+        };
+        let page = call(&api, "GET", &path, Some(&writer), None, "").json();
+        pages += 1;
+        if pages == 1 {
+            // Added after the first page: it sorts before it, never into a later one.
+            let r = call(
+                &api,
+                "POST",
+                "/v1/keys",
+                Some(&writer),
+                None,
+                r#"{"principal":"late"}"#,
+            );
+            assert_eq!(r.status, 201);
+        }
+        for k in page["keys"].as_array().unwrap() {
+            seen.push(k["key_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut want = ids.clone();
+    want.sort();
+    let mut got = seen.clone();
+    got.sort();
+    assert_eq!(got, want, "each key exactly once");
+    assert_problem(
+        &call(&api, "GET", "/v1/keys?cursor=zz", Some(&writer), None, ""),
+        400,
+        "invalid-request",
+    );
+
+    // Following the audit log two entries at a time.
+    let mut after = 0u64;
+    let mut entries = 0;
+    loop {
+        let path = format!("/v1/audit?after={after}&limit=2");
+        let page = call(&api, "GET", &path, Some(&auditor), None, "").json();
+        let got = page["entries"].as_array().unwrap();
+        if got.is_empty() {
+            assert_eq!(page["next_after"], Value::Null);
+            break;
+        }
+        assert!(got.len() <= 2);
+        for en in got {
+            assert_eq!(en["seq"].as_u64().unwrap(), after + 1, "no gap, no repeat");
+            after += 1;
+            entries += 1;
+        }
+        assert_eq!(page["next_after"], after);
+    }
+    assert!(entries >= 9, "init, 3 admin keys, 8 issues: {entries}");
+
+    // Due within 2 days: the seven keys with a one-day lifetime.
+    let due = call(&api, "GET", "/v1/due?within=2d", Some(&writer), None, "").json();
+    let due_ids: Vec<&str> = due["due"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(due_ids.len(), 7, "{due}");
+    assert_problem(
+        &call(&api, "GET", "/v1/due?within=soon", Some(&writer), None, ""),
+        400,
+        "invalid-request",
+    );
+
+    // Import by digest: the key itself never travels.
+    let secret = "acme_live_1ImportedKeyImportedKeyImported01";
+    let digest: String = keygate::Digest::of(secret.as_bytes())
+        .0
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let body =
+        format!(r#"{{"keys":[{{"principal":"legacy","digest":"{digest}","scopes":["read"]}}]}}"#);
+    let r = call(&api, "POST", "/v1/keys:import", Some(&writer), None, &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["keys"][0]["imported"], true);
+    // The same digest again: refused, nothing imported twice.
+    let r = call(&api, "POST", "/v1/keys:import", Some(&writer), None, &body);
+    assert!(r.status == 400 || r.status == 409, "{}", r.body);
+    for bad in [
+        r#"{"keys":[]}"#,
+        r#"{"keys":[{"principal":"x","digest":"00"}]}"#,
+    ] {
+        assert_problem(
+            &call(&api, "POST", "/v1/keys:import", Some(&writer), None, bad),
+            400,
+            "invalid-request",
+        );
+    }
+    let legacy = call(
+        &api,
+        "GET",
+        "/v1/keys?principal=legacy",
+        Some(&writer),
+        None,
+        "",
+    )
+    .json();
+    assert_eq!(legacy["keys"].as_array().unwrap().len(), 1);
+
+    // A revoke-only key revokes, and cannot issue.
+    let path = format!("/v1/keys/{}/revoke", ids[0]);
+    let r = call(
+        &api,
+        "POST",
+        &path,
+        Some(&revoker),
+        None,
+        r#"{"reason":"leaked"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_problem(
+        &call(
+            &api,
+            "POST",
+            "/v1/keys",
+            Some(&revoker),
+            None,
+            r#"{"principal":"x"}"#,
+        ),
+        403,
+        "insufficient-scope",
+    );
+
+    // Metrics: Prometheus text, for metrics:read only.
+    let m = call(&api, "GET", "/metrics", Some(&auditor), None, "");
+    assert_eq!(m.status, 200);
+    assert!(m.content_type.starts_with("text/plain"));
+    assert!(
+        m.body.contains("keygate_issuer_keys{status=\"revoked\""),
+        "{}",
+        m.body
+    );
+    assert_problem(
+        &call(&api, "GET", "/metrics", Some(&writer), None, ""),
+        403,
+        "insufficient-scope",
+    );
+
+    // The document served is the one the answers were checked against.
+    let doc = call(&api, "GET", "/v1/openapi.json", None, None, "");
+    assert_eq!(doc.status, 200);
+    assert_eq!(&doc.json(), openapi());
+    assert_eq!(doc.json()["openapi"], "3.1.0");
+
+    // Errors the HTTP stack makes itself are problems too.
+    assert_problem(
+        &call(&api, "DELETE", "/v1/keys", Some(&writer), None, ""),
+        405,
+        "method-not-allowed",
+    );
+}
+
+/// With nothing changing, a full snapshot is still rebuilt every
+/// --snapshot-every, so published artifacts never run out of --valid-for.
+#[test]
+fn snapshots_are_rebuilt_on_a_schedule() {
+    let e = env();
+    e.init();
+    let out = e.out.to_str().unwrap().to_string();
+    let _api = start_api(
+        &e,
+        4,
+        &[
+            "--publish-to",
+            &out,
+            "--publish-delay",
+            "0s",
+            "--snapshot-every",
+            "1s",
+        ],
+    );
+    let version = || {
+        let b = std::fs::read(e.out.join("snapshot.kgs")).ok()?;
+        let trust = std::fs::read(e.out.join("trust.kgt")).ok()?;
+        let trust = keygate::TrustSet::from_chain(&trust).ok()?;
+        Some(
+            keygate::SnapshotView::new(&b, &trust)
+                .ok()?
+                .header()
+                .version,
+        )
+    };
+    let t0 = Instant::now();
+    while version().unwrap_or(0) < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "snapshot v{:?} after 10 s",
+            version()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

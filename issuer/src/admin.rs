@@ -130,7 +130,14 @@ fn open_sealed(admin_secret: &[u8], idempotency_key: &str, hex: &str) -> Result<
 }
 
 /// Admin key scopes the API knows.
-pub const ADMIN_SCOPES: [&str; 4] = ["keys:read", "keys:write", "audit:read", "publish"];
+pub const ADMIN_SCOPES: [&str; 6] = [
+    "keys:read",
+    "keys:write",
+    "keys:revoke",
+    "audit:read",
+    "publish",
+    "metrics:read",
+];
 
 fn row(r: &Row) -> Result<AdminKey> {
     let scopes: String = r.get(2)?;

@@ -202,6 +202,36 @@ pub(crate) fn note(
     Ok(())
 }
 
+/// At most `limit` entries after sequence `after`, in order.
+pub(crate) fn log_after(
+    conn: &Db,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, IssuerError> {
+    conn.query_map(
+        "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
+         FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        args![after, limit],
+        entry,
+    )
+}
+
+fn entry(r: &super::db::Row) -> Result<AuditEntry, IssuerError> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        key_id: r.get(4)?,
+        principal: r.get(5)?,
+        reason: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+        row_hash: r.get(9)?,
+        prev_row_hash: r.get(10)?,
+    })
+}
+
 /// Every entry in order.
 pub(crate) fn log(conn: &Db) -> Result<Vec<AuditEntry>, IssuerError> {
     conn.query_map(

@@ -1043,6 +1043,61 @@ impl Issuer {
         self.db.query_map(&sql, args![principal, status], row_info)
     }
 
+    /// One page of keys, newest first (in the order they were made): at most `limit` (1-1000), after
+    /// the key `after` (the last of the previous page), and whether more
+    /// follow. Pages stay put while keys are added (new keys sort first).
+    pub fn list_page(
+        &self,
+        principal: Option<&str>,
+        status: Option<&str>,
+        after: Option<&KeyId>,
+        limit: usize,
+    ) -> Result<(Vec<KeyInfo>, bool)> {
+        if !(1..=1000).contains(&limit) {
+            return Err(IssuerError::Invalid("limit must be 1-1000".into()));
+        }
+        if let Some(s) = status {
+            parse_status(s).map_err(|_| {
+                IssuerError::Invalid(format!(
+                    "status must be active, deprecated or revoked: {s:?}"
+                ))
+            })?;
+        }
+        let filter = "principal = COALESCE(?1, principal) AND status = COALESCE(?2, status)";
+        // Creation order (the audit entry that made the key): a key added
+        // while a client pages sorts before its first page, never into a
+        // later one, even within one second.
+        let order = "ORDER BY origin_seq DESC, key_id LIMIT ?3";
+        let mut keys = match after {
+            None => self.db.query_map(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE {filter} {order}"),
+                args![principal, status, limit + 1],
+                row_info,
+            )?,
+            Some(id) => {
+                let at: u64 = self
+                    .db
+                    .query_opt(
+                        "SELECT origin_seq FROM keys WHERE key_id = ?1",
+                        args![id.to_string()],
+                        |r| r.get(0),
+                    )?
+                    .ok_or_else(|| IssuerError::Invalid(format!("bad cursor: no key {id}")))?;
+                self.db.query_map(
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM keys WHERE {filter}
+                         AND (origin_seq < ?4 OR (origin_seq = ?4 AND key_id > ?5)) {order}"
+                    ),
+                    args![principal, status, limit + 1, at, id.to_string()],
+                    row_info,
+                )?
+            }
+        };
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        Ok((keys, more))
+    }
+
     /// One key by id.
     pub fn key(&self, id: &KeyId) -> Result<Option<KeyInfo>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = ?1");
@@ -1370,6 +1425,15 @@ impl Issuer {
             trust_version: self.trust_chain()?.1,
             signer: signer.id().to_string(),
         })
+    }
+
+    /// At most `limit` (1-1000) audit entries after sequence `after`,
+    /// oldest first: how a client follows the log.
+    pub fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        if !(1..=1000).contains(&limit) {
+            return Err(IssuerError::Invalid("limit must be 1-1000".into()));
+        }
+        audit::log_after(&self.db, after, limit)
     }
 
     /// The audit log, oldest first.

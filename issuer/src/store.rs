@@ -70,9 +70,11 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: expired idempotency records are found by age, not by a scan.
     "CREATE INDEX idempotency_created ON idempotency(created_at);",
+    // 6: keys are paged in the order they were made (GET /v1/keys).
+    "CREATE INDEX keys_origin ON keys(origin_seq);",
 ];
 
-/// The same schema for PostgreSQL (its own count: the schema of SQLite
+/// The same schema for PostgreSQL (its own count: 1 is the schema of SQLite
 /// migration 5 and the blobs SQLite keeps as files). A change to the schema
 /// is a new entry in both lists.
 const PG_MIGRATIONS: &[&str] = &[
@@ -139,6 +141,8 @@ const PG_MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX idempotency_created ON idempotency(created_at);
      CREATE TABLE blobs (name TEXT PRIMARY KEY, data BYTEA NOT NULL);",
+    // 2: keys are paged in the order they were made (GET /v1/keys).
+    "CREATE INDEX keys_origin ON keys(origin_seq);",
 ];
 
 /// The SQLite migration after which existing key rows are checkpointed into the chain.
