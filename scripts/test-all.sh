@@ -48,7 +48,8 @@ step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
 step "Envoy proxy-wasm filter in real Envoy 1.40" bash bindings/envoy/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
-step "docs: every block of clients.md and integrations/ in real gateways" bash docs/tests/run.sh
+step "docs: every block of clients.md and integrations/ in real gateways" \
+                                     scripts/with-postgres.sh bash docs/tests/run.sh
 step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 

@@ -16,6 +16,7 @@ Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
 import base64
 import http.client
 import json
+import urllib.request
 import http.server
 import os
 import re
@@ -482,6 +483,58 @@ print("REVOKED_AFTER_MS", int(1000 * (time.time() - t0)))
     r = subprocess.run([VENV_PY, "issuer_client.py", BIN, api_pub], cwd=work, capture_output=True, text=True)
     check(r.returncode == 0 and "REVOKED_AFTER_MS" in r.stdout,
           f"issuer-api.md python: {r.stdout[-1500:]} {r.stderr[-1500:]}")
+
+    # -- the issuer API on PostgreSQL: the block as written, two instances -------
+    pg_block = take(ia, 4, "sh", "run on a throw-away PostgreSQL: init, an admin key, two API instances; "
+                                 "an issue through one is listed through the other")
+    if os.environ.get("KEYGATE_TEST_PG"):
+        base = os.environ["KEYGATE_TEST_PG"]
+        db = f"docs_{os.getpid()}"
+        subprocess.run(["psql", "-q", base, "-c", f"CREATE DATABASE {db}"], check=True, capture_output=True)
+        url = base.rsplit("/", 1)[0] + "/" + db
+        seal, pg_pub = os.path.join(work, "pg-seal.key"), os.path.join(work, "pg-pub")
+        subs = [("postgres://keygate@db.internal:5432/keygate", url), ("/etc/keygate/seal.key", seal),
+                ("keygate ", BIN + " "), ("/srv/keygate", pg_pub), ("dashboard.key", "pg-dashboard.key")]
+        *setup, api_line = pg_block.strip().splitlines()
+        # `export` lines set the environment of the lines after them.
+        env = {}
+        for line in setup:
+            for a, b in subs:
+                line = line.replace(a, b)
+            if line.startswith("export "):
+                env.update(kv.split("=", 1) for kv in line[len("export "):].split())
+            else:
+                r = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=work, capture_output=True,
+                                   text=True, env={**os.environ, **env})
+                check(r.returncode == 0, f"issuer-api.md PostgreSQL: {line}: {r.stderr}")
+        check(os.stat(seal).st_mode & 0o777 == 0o600, "issuer-api.md PostgreSQL: init made the seal key 0600")
+        pg_admin = open(os.path.join(work, "pg-dashboard.key")).read().strip()
+        pg_ports = []
+        for n in range(2):
+            port = free_port()
+            cmd = api_line
+            for a, b in subs + [("8790", str(port))]:
+                cmd = cmd.replace(a, b)
+            p = start(f"keygate-api-pg{n}", cmd.split(), env=env)
+            wait_port(port, f"keygate api on PostgreSQL #{n}", p)
+            pg_ports.append(port)
+
+        def pg_call(port, method, path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"Authorization": f"Bearer {pg_admin}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+        made = pg_call(pg_ports[0], "POST", "/v1/keys", {"principal": "customer-pg"})
+        seen = pg_call(pg_ports[1], "GET", f"/v1/keys/{made['key_id']}")
+        check(seen["principal"] == "customer-pg", f"issuer-api.md PostgreSQL: issued on one, read on the other: {seen}")
+        t0 = time.time()
+        while not os.path.exists(os.path.join(pg_pub, "snapshot.kgs")):
+            check(time.time() - t0 < 10, "issuer-api.md PostgreSQL: one instance published")
+            time.sleep(0.1)
+    else:
+        print("SKIPPED: issuer-api.md's PostgreSQL block: no KEYGATE_TEST_PG "
+              "(CI runs the docs test under scripts/with-postgres.sh)")
 
     # -- Envoy: build the filter as written, then its config --------------------
     run_sh_block(take("integrations/envoy.md", 0, "sh", "run: rustup target, cargo build"))
