@@ -211,6 +211,12 @@ impl From<IssuerError> for Problem {
                 m,
             ),
             IssuerError::NotFound(m) => problem(StatusCode::NOT_FOUND, "not-found", "Not found", m),
+            IssuerError::Conflict(m) => problem(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The change conflicts with the store",
+                m,
+            ),
             IssuerError::Unavailable(m) => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store-unavailable",

@@ -433,6 +433,7 @@ impl From<IssuerError> for Fail {
             e,
             IssuerError::Invalid(_)
                 | IssuerError::NotFound(_)
+                | IssuerError::Conflict(_)
                 | IssuerError::NoStore(_)
                 | IssuerError::AlreadyInitialized(_)
                 | IssuerError::Artifact(_)

@@ -51,6 +51,9 @@ pub enum IssuerError {
     Invalid(String),
     /// A key, principal or store that does not exist.
     NotFound(String),
+    /// The change conflicts with what the store holds (a key that already
+    /// exists, a signer rotation already in progress).
+    Conflict(String),
     /// No store there (run `keygate init`): where was looked.
     NoStore(String),
     /// `init` on a store that already exists: where.
@@ -76,6 +79,7 @@ impl fmt::Display for IssuerError {
         match self {
             Self::Invalid(m) => f.write_str(m),
             Self::NotFound(m) => write!(f, "not found: {m}"),
+            Self::Conflict(m) => write!(f, "conflict: {m}"),
             Self::NoStore(p) => write!(f, "no keygate store at {p} (run `keygate init`)"),
             Self::AlreadyInitialized(p) => write!(f, "a keygate store already exists at {p}"),
             Self::Corrupt(m) => write!(f, "store damaged: {m}"),
@@ -1158,7 +1162,7 @@ impl Issuer {
             |r| r.get::<u64>(0),
         )? > 0
         {
-            return Err(IssuerError::Invalid(
+            return Err(IssuerError::Conflict(
                 "a signer rotation is already in progress: publish twice to finish it".into(),
             ));
         }
@@ -1736,7 +1740,7 @@ fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<
         args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
     )?;
     if inserted == 0 {
-        return Err(IssuerError::Invalid(format!(
+        return Err(IssuerError::Conflict(format!(
             "key {} already exists",
             i.key_id
         )));
