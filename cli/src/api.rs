@@ -27,7 +27,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use keygate::KeyId;
 use keygate_issuer::{
-    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, RevokeTarget, StoreAt,
+    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, KeyStatus,
+    RevokeTarget, StoreAt,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -763,9 +764,10 @@ fn router(app: Arc<App>) -> Router {
             .get(route!(Method::GET, "keys:read", |_, i, _body, uri| {
                 let q: ListQuery = query(&uri)?;
                 let after = q.cursor.as_deref().map(key_id).transpose()?;
+                let status = q.status.as_deref().map(str::parse).transpose()?;
                 let (keys, more) = i.list_page(
                     q.principal.as_deref(),
-                    q.status.as_deref(),
+                    status,
                     after.as_ref(),
                     q.limit.unwrap_or(100),
                 )?;
@@ -1016,7 +1018,9 @@ fn usage(app: &App, headers: &HeaderMap) -> Response {
     let h = headers.clone();
     let listed = app.submit(move |_, issuer| {
         authenticate(issuer, &h, "keys:read")?;
-        issuer.list(None, Some("deprecated")).map_err(Problem::from)
+        issuer
+            .list(None, Some(KeyStatus::Deprecated))
+            .map_err(Problem::from)
     });
     let deprecated = match listed {
         Some((Ok(k), _)) => k,

@@ -644,7 +644,8 @@ fn run(cli: &Cli) -> Res<u8> {
             usage,
         } => {
             let i = open(cli)?;
-            let keys = i.list(principal.as_deref(), status.as_deref())?;
+            let status = status.as_deref().map(str::parse).transpose()?;
+            let keys = i.list(principal.as_deref(), status)?;
             let mut report = keygate_issuer::UsageReport::default();
             for f in usage {
                 let text = std::fs::read_to_string(f)

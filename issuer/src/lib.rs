@@ -120,8 +120,8 @@ pub struct KeyInfo {
     pub principal: String,
     /// Scopes.
     pub scopes: Vec<String>,
-    /// `active`, `deprecated` or `revoked`.
-    pub status: String,
+    /// Active, deprecated or revoked.
+    pub status: KeyStatus,
     /// Imported by digest.
     pub imported: bool,
     /// Issue time.
@@ -138,6 +138,69 @@ pub struct KeyInfo {
     pub revoked_at: Option<u64>,
     /// Revocation reason.
     pub revoke_reason: Option<String>,
+}
+
+/// A key's state in the store (serialized as `active`, `deprecated`,
+/// `revoked`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Verifies.
+    Active,
+    /// Rotated out: verifies until its sunset, flagged as deprecated.
+    Deprecated,
+    /// Refused everywhere.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// Every status, in order.
+    pub const ALL: [KeyStatus; 3] = [Self::Active, Self::Deprecated, Self::Revoked];
+
+    /// `active`, `deprecated` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deprecated => "deprecated",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// The status a published record carries.
+    fn published(self) -> Status {
+        match self {
+            Self::Active => Status::Active,
+            Self::Deprecated => Status::Deprecated,
+            Self::Revoked => Status::Revoked,
+        }
+    }
+
+    /// A status as the store holds it: anything else is damage.
+    fn from_store(s: &str) -> Result<Self> {
+        s.parse()
+            .map_err(|_| IssuerError::Corrupt(format!("unknown key status '{s}'")))
+    }
+}
+
+impl fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for KeyStatus {
+    type Err = IssuerError;
+    /// A status as a caller gives it (`--status`, `?status=`).
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                IssuerError::Invalid(format!(
+                    "status must be active, deprecated or revoked: {s:?}"
+                ))
+            })
+    }
 }
 
 /// A freshly issued key: the only time its secret exists outside the client.
@@ -294,17 +357,6 @@ fn system_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn parse_status(s: &str) -> Result<Status> {
-    match s {
-        "active" => Ok(Status::Active),
-        "deprecated" => Ok(Status::Deprecated),
-        "revoked" => Ok(Status::Revoked),
-        other => Err(IssuerError::Corrupt(format!(
-            "unknown key status '{other}'"
-        ))),
-    }
-}
-
 fn check_principal(p: &str) -> Result<()> {
     if p.is_empty() || p.len() > keygate::MAX_PRINCIPAL_LEN || p.chars().any(char::is_control) {
         return Err(IssuerError::Invalid(format!(
@@ -393,7 +445,7 @@ pub(crate) fn row_info_at(r: &db::Row, at: usize) -> Result<KeyInfo> {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-        status: r.get(at + 3)?,
+        status: KeyStatus::from_store(&r.get::<String>(at + 3)?)?,
         imported: r.get(at + 4)?,
         created_at: r.get(at + 5)?,
         not_before: r.get(at + 6)?,
@@ -412,7 +464,7 @@ impl KeyInfo {
             key_id,
             principal: req.principal.clone(),
             scopes: req.scopes.clone(),
-            status: "active".into(),
+            status: KeyStatus::Active,
             imported,
             created_at,
             not_before: req.not_before.unwrap_or(0),
@@ -888,7 +940,7 @@ impl Issuer {
         let grace =
             grace.unwrap_or_else(|| policy.as_ref().map_or(policy::DEFAULT_GRACE, |p| p.grace));
         let current: Vec<KeyInfo> = self
-            .list(Some(principal), Some("active"))?
+            .list(Some(principal), Some(KeyStatus::Active))?
             .into_iter()
             .filter(|k| k.expires_at.is_none_or(|e| e > now))
             .filter(|k| only.is_none_or(|id| k.key_id == id))
@@ -951,7 +1003,7 @@ impl Issuer {
                 },
             )?;
             let mut o = old.clone();
-            o.status = "deprecated".into();
+            o.status = KeyStatus::Deprecated;
             o.deprecated_at = Some(now);
             o.sunset_at = Some(sunset);
             o.expires_at = Some(o.expires_at.map_or(sunset, |e| e.min(sunset)));
@@ -1032,14 +1084,8 @@ impl Issuer {
     }
 
     /// Keys, optionally for one principal and/or status, newest first.
-    pub fn list(&self, principal: Option<&str>, status: Option<&str>) -> Result<Vec<KeyInfo>> {
-        if let Some(s) = status {
-            parse_status(s).map_err(|_| {
-                IssuerError::Invalid(format!(
-                    "status must be active, deprecated or revoked: {s:?}"
-                ))
-            })?;
-        }
+    pub fn list(&self, principal: Option<&str>, status: Option<KeyStatus>) -> Result<Vec<KeyInfo>> {
+        let status = status.map(KeyStatus::as_str);
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM keys WHERE principal = COALESCE(?1, principal) AND status = COALESCE(?2, status)
              ORDER BY created_at DESC, key_id"
@@ -1053,20 +1099,14 @@ impl Issuer {
     pub fn list_page(
         &self,
         principal: Option<&str>,
-        status: Option<&str>,
+        status: Option<KeyStatus>,
         after: Option<&KeyId>,
         limit: usize,
     ) -> Result<(Vec<KeyInfo>, bool)> {
         if !(1..=1000).contains(&limit) {
             return Err(IssuerError::Invalid("limit must be 1-1000".into()));
         }
-        if let Some(s) = status {
-            parse_status(s).map_err(|_| {
-                IssuerError::Invalid(format!(
-                    "status must be active, deprecated or revoked: {s:?}"
-                ))
-            })?;
-        }
+        let status = status.map(KeyStatus::as_str);
         let filter = "principal = COALESCE(?1, principal) AND status = COALESCE(?2, status)";
         // Creation order (the audit entry that made the key): a key added
         // while a client pages sorts before its first page, never into a
@@ -1254,7 +1294,7 @@ impl Issuer {
                     digest,
                     principal: i.principal,
                     scopes: i.scopes,
-                    status: parse_status(&i.status)?,
+                    status: i.status.published(),
                     imported: i.imported,
                     not_before: t(i.not_before),
                     expires_at: i.expires_at.map(t),
@@ -1562,11 +1602,11 @@ impl Issuer {
         let Some(k) = self.key(id)? else {
             return Ok((("unknown".into(), None), false));
         };
-        if revoke && (k.status == "active" || k.status == "deprecated") {
+        if revoke && k.status != KeyStatus::Revoked {
             self.revoke(&RevokeTarget::Ids(vec![*id]), Some("leaked"))?;
-            return Ok((("revoked".into(), Some(k.principal)), true));
+            return Ok(((KeyStatus::Revoked.to_string(), Some(k.principal)), true));
         }
-        Ok(((k.status, Some(k.principal)), false))
+        Ok(((k.status.to_string(), Some(k.principal)), false))
     }
 }
 
@@ -1737,7 +1777,7 @@ fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<
     let inserted = tx.execute(
         "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id) DO NOTHING",
-        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status, i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
+        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status.as_str(), i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
     )?;
     if inserted == 0 {
         return Err(IssuerError::Conflict(format!(

@@ -6,6 +6,7 @@
 //! rotation's grace window ends by the old key's expiry).
 
 use super::db::args;
+use super::KeyStatus;
 use serde::Serialize;
 
 use super::audit;
@@ -39,8 +40,8 @@ pub struct DueKey {
     pub principal: String,
     /// The principal's class, if any.
     pub class: Option<String>,
-    /// `active` or `deprecated`.
-    pub status: String,
+    /// Active or deprecated.
+    pub status: KeyStatus,
     /// `expires`, `rotate_before` or `sunset`.
     pub reason: String,
     /// When it falls due (unix seconds).
@@ -217,9 +218,9 @@ impl Issuer {
         for k in self.list(None, None)? {
             let class = of.get(&k.principal).cloned();
             let policy = class.as_ref().and_then(|c| classes.get(c));
-            let (reason, due_at) = match k.status.as_str() {
-                "deprecated" => ("sunset", k.sunset_at.or(k.expires_at)),
-                "active" => {
+            let (reason, due_at) = match k.status {
+                KeyStatus::Deprecated => ("sunset", k.sunset_at.or(k.expires_at)),
+                KeyStatus::Active => {
                     let deadline = k
                         .expires_at
                         .or_else(|| policy.map(|p| k.created_at.saturating_add(p.max_age)));
@@ -231,7 +232,7 @@ impl Issuer {
                         _ => ("", None),
                     }
                 }
-                _ => ("", None),
+                KeyStatus::Revoked => ("", None),
             };
             let Some(due_at) = due_at else { continue };
             // Already expired keys no longer need a reminder, only cleanup.
@@ -260,7 +261,7 @@ impl Issuer {
         for d in self
             .due(within)?
             .into_iter()
-            .filter(|d| d.status == "active")
+            .filter(|d| d.status == KeyStatus::Active)
         {
             by_principal.entry(d.principal).or_default().push(d.key_id);
         }
@@ -313,7 +314,7 @@ impl Issuer {
         let ages: Vec<u64> = self
             .list(None, None)?
             .into_iter()
-            .filter(|k| k.status != "revoked")
+            .filter(|k| k.status != KeyStatus::Revoked)
             .map(|k| now.saturating_sub(k.created_at))
             .collect();
         let _ = writeln!(
