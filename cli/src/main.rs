@@ -199,17 +199,25 @@ enum Cmd {
     /// printed once.
     AdminKey {
         /// Who holds the new key.
-        #[arg(long, conflicts_with_all = ["list", "revoke"])]
+        #[arg(long, conflicts_with_all = ["list", "revoke", "rotate"])]
         principal: Option<String>,
-        /// Scopes of the new key: keys:read, keys:write, audit:read, publish.
+        /// Scopes of the new key: keys:read, keys:write, keys:revoke,
+        /// audit:read, publish, metrics:read.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// List the admin keys.
         #[arg(long)]
         list: bool,
         /// Revoke this admin key (id).
-        #[arg(long, value_name = "KEY_ID")]
+        #[arg(long, value_name = "KEY_ID", conflicts_with = "rotate")]
         revoke: Option<String>,
+        /// Rotate this admin key (id): a new key with its principal and
+        /// scopes, printed once; the old one works for --grace more.
+        #[arg(long, value_name = "KEY_ID")]
+        rotate: Option<String>,
+        /// How long a rotated admin key keeps working.
+        #[arg(long, default_value = "1d", requires = "rotate")]
+        grace: String,
     },
     /// Forward-auth HTTP service (nginx auth_request, Traefik ForwardAuth,
     /// Envoy ext_authz, Caddy forward_auth).
@@ -929,6 +937,8 @@ fn run(cli: &Cli) -> Res<u8> {
             scopes,
             list,
             revoke,
+            rotate,
+            grace,
         } => {
             let mut i = open(cli)?;
             if *list {
@@ -937,10 +947,12 @@ fn run(cli: &Cli) -> Res<u8> {
                     println!("{}", serde_json::to_string(&keys).unwrap_or_default());
                 } else {
                     for k in keys {
-                        let state = if k.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
+                        let state = match (k.revoked_at, k.expires_at) {
+                            (Some(_), _) => "revoked".to_string(),
+                            (None, Some(t)) => {
+                                format!("rotated, works until {}", fmt_time(Some(t)))
+                            }
+                            (None, None) => "active".to_string(),
                         };
                         println!(
                             "{}  {}  {}  {state}",
@@ -962,10 +974,18 @@ fn run(cli: &Cli) -> Res<u8> {
                 }
                 return Ok(0);
             }
-            let principal = principal
-                .as_deref()
-                .ok_or_else(|| input("admin-key needs --principal (or --list, --revoke)"))?;
-            let k = i.create_admin_key(principal, scopes)?;
+            let k = if let Some(id) = rotate {
+                let id = KeyId::from_hex(id).ok_or_else(|| input("a key id is 32 hex digits"))?;
+                let grace = humantime::parse_duration(grace)
+                    .map_err(|e| input(format!("bad --grace {grace:?}: {e}")))?;
+                i.rotate_admin_key(&id, grace.as_secs())?
+            } else {
+                let principal = principal.as_deref().ok_or_else(|| {
+                    input("admin-key needs --principal (or --list, --revoke, --rotate)")
+                })?;
+                i.create_admin_key(principal, scopes)?
+            };
+            let principal = &k.info.principal;
             if cli.json {
                 println!(
                     "{}",

@@ -36,6 +36,8 @@ pub struct AdminKey {
     pub created_at: u64,
     /// Revocation time, if revoked.
     pub revoked_at: Option<u64>,
+    /// End of its grace window, once rotated.
+    pub expires_at: Option<u64>,
 }
 
 /// A new admin key: the only time its secret exists outside the client.
@@ -151,6 +153,7 @@ fn row(r: &Row) -> Result<AdminKey> {
             .collect(),
         created_at: r.get(3)?,
         revoked_at: r.get(4)?,
+        expires_at: r.get(5)?,
     })
 }
 
@@ -205,6 +208,7 @@ impl Issuer {
                 scopes: scopes.to_vec(),
                 created_at: now,
                 revoked_at: None,
+                expires_at: None,
             },
         })
     }
@@ -212,10 +216,47 @@ impl Issuer {
     /// Every admin key, revoked ones included.
     pub fn admin_keys(&self) -> Result<Vec<AdminKey>> {
         self.db.query_map(
-            "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys ORDER BY created_at, key_id",
+            "SELECT key_id, principal, scopes, created_at, revoked_at, expires_at FROM admin_keys ORDER BY created_at, key_id",
             args![],
             row,
         )
+    }
+
+    /// Rotates an admin key: a new one for the same principal with the same
+    /// scopes, and the old one working only `grace` seconds more (long
+    /// enough to deploy the new one). `NotFound` unless it is current.
+    pub fn rotate_admin_key(&mut self, id: &KeyId, grace: u64) -> Result<IssuedAdminKey> {
+        let old = self
+            .admin_keys()?
+            .into_iter()
+            .find(|k| k.key_id == id.to_string())
+            .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none())
+            .ok_or_else(|| IssuerError::NotFound(format!("admin key {id} (current)")))?;
+        let now = self.now();
+        let until = super::check_time("the end of the grace window", now.saturating_add(grace))?;
+        self.atomically(|i| {
+            let new = i.create_admin_key(&old.principal, &old.scopes)?;
+            let actor = i.actor.clone();
+            let (tx, _) = i.write()?;
+            tx.execute(
+                "UPDATE admin_keys SET expires_at = ?1 WHERE key_id = ?2",
+                args![until, old.key_id],
+            )?;
+            audit::note(
+                &tx,
+                &actor,
+                now,
+                "admin-key-rotate",
+                Some(&old.key_id),
+                Some(&old.principal),
+                Some(&format!(
+                    "new key {}; old key works until {until}",
+                    new.info.key_id
+                )),
+            )?;
+            tx.commit()?;
+            Ok(new)
+        })
     }
 
     /// Revokes an admin key (idempotent). `NotFound` for an unknown id.
@@ -230,7 +271,7 @@ impl Issuer {
         )?;
         let key = tx
             .query_opt(
-                "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys WHERE key_id = ?1",
+                "SELECT key_id, principal, scopes, created_at, revoked_at, expires_at FROM admin_keys WHERE key_id = ?1",
                 args![&hex],
                 row,
             )?
@@ -261,9 +302,9 @@ impl Issuer {
         }
         let digest = Digest::of(presented.as_bytes());
         self.db.query_opt(
-            "SELECT key_id, principal, scopes, created_at, revoked_at FROM admin_keys
-             WHERE digest = ?1 AND revoked_at IS NULL",
-            args![digest.0.as_slice()],
+            "SELECT key_id, principal, scopes, created_at, revoked_at, expires_at FROM admin_keys
+             WHERE digest = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+            args![digest.0.as_slice(), self.now()],
             row,
         )
     }
@@ -350,6 +391,51 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotated_admin_key_works_until_its_grace_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i =
+            Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
+        let now = 1_800_000_000;
+        i.set_now(Some(now));
+        let old = i.create_admin_key("ci", &["keys:read".into()]).unwrap();
+        let old_secret = old.key.expose_secret().to_string();
+        let id = KeyId::from_hex(&old.info.key_id).unwrap();
+        let new = i.rotate_admin_key(&id, 3600).unwrap();
+        assert_eq!(
+            (new.info.principal.as_str(), new.info.scopes.as_slice()),
+            ("ci", ["keys:read".to_string()].as_slice())
+        );
+        let new_secret = new.key.expose_secret().to_string();
+        // Both work in the grace window; then only the new one.
+        assert!(i.authenticate_admin(&old_secret).unwrap().is_some());
+        assert!(i.authenticate_admin(&new_secret).unwrap().is_some());
+        i.set_now(Some(now + 3601));
+        assert!(i.authenticate_admin(&old_secret).unwrap().is_none());
+        assert!(i.authenticate_admin(&new_secret).unwrap().is_some());
+        // A rotated key is not rotated again; an unknown one is not found.
+        assert!(matches!(
+            i.rotate_admin_key(&id, 60),
+            Err(IssuerError::NotFound(_))
+        ));
+        let listed = i.admin_keys().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            listed
+                .iter()
+                .find(|k| k.key_id == old.info.key_id)
+                .unwrap()
+                .expires_at,
+            Some(now + 3600)
+        );
+        assert!(i
+            .audit_log()
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "admin-key-rotate"));
+        assert_eq!(i.audit_verify().unwrap().first_bad, None);
+    }
 
     #[test]
     fn admin_keys_authenticate_until_revoked() {

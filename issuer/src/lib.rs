@@ -661,7 +661,12 @@ impl Issuer {
     /// admin keys change nothing gateways get. A publisher polls this.
     pub fn unpublished_since(&self, seq: u64) -> Result<Unpublished> {
         /// Entries that change nothing in the published artifacts.
-        const UNPUBLISHED_BY_NATURE: [&str; 3] = ["publish", "admin-key", "admin-key-revoke"];
+        const UNPUBLISHED_BY_NATURE: [&str; 4] = [
+            "publish",
+            "admin-key",
+            "admin-key-revoke",
+            "admin-key-rotate",
+        ];
         let actions = self.db.query_map(
             "SELECT DISTINCT action FROM audit WHERE seq > ?1",
             args![seq],

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX idempotency_created ON idempotency(created_at);",
     // 6: keys are paged in the order they were made (GET /v1/keys).
     "CREATE INDEX keys_origin ON keys(origin_seq);",
+    // 7: a rotated admin key works until the end of its grace window.
+    "ALTER TABLE admin_keys ADD COLUMN expires_at INTEGER;",
 ];
 
 /// The same schema for PostgreSQL (its own count: 1 is the schema of SQLite
@@ -143,6 +145,8 @@ const PG_MIGRATIONS: &[&str] = &[
      CREATE TABLE blobs (name TEXT PRIMARY KEY, data BYTEA NOT NULL);",
     // 2: keys are paged in the order they were made (GET /v1/keys).
     "CREATE INDEX keys_origin ON keys(origin_seq);",
+    // 3: a rotated admin key works until the end of its grace window.
+    "ALTER TABLE admin_keys ADD COLUMN expires_at BIGINT;",
 ];
 
 /// The SQLite migration after which existing key rows are checkpointed into the chain.
