@@ -6,7 +6,8 @@ use keygate::{ApiKey, Outcome, Verifier};
 use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
 use serde_json::{json, Value};
 
-use crate::{verdict_json, Fail, Res};
+use crate::cmd::verdict_json;
+use crate::{Fail, Res};
 
 struct Demo {
     json: bool,
@@ -251,7 +252,7 @@ pub(crate) fn run(json_out: bool) -> Res<u8> {
         ),
     );
     if json_out {
-        crate::print_json(&json!({"steps": d.steps}));
+        crate::cmd::print_json(&json!({"steps": d.steps}));
     } else {
         println!("\ndone: the store was temporary and is now removed. Next: keygate init --keyset NAME --prefix PREFIX");
     }

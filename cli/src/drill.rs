@@ -319,7 +319,7 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
         && switched == clients.len()
         && pct(0.99) <= (s.poll.as_millis() + 50) as f64;
     if s.json {
-        crate::print_json(&r);
+        crate::cmd::print_json(&r);
     } else {
         println!(
             "keygate drill: {} gateways polling every {:?}, {} clients",
