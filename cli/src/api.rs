@@ -27,8 +27,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use keygate::KeyId;
 use keygate_issuer::{
-    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, KeyStatus,
-    RevokeTarget, StoreAt,
+    AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, KeyStatus, Principal,
+    RevokeTarget, Scope, StoreAt,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -287,7 +287,7 @@ fn authenticate(issuer: &Issuer, headers: &HeaderMap, scope: &str) -> Result<Adm
     };
     // keys:write holds keys:revoke (a revoke-only key is for incident
     // tooling that must not issue).
-    let holds = |s: &String| s == scope || (scope == "keys:revoke" && s == "keys:write");
+    let holds = |s: &Scope| *s == scope || (scope == "keys:revoke" && *s == "keys:write");
     if !admin.scopes.iter().any(holds) {
         return Err(problem(
             StatusCode::FORBIDDEN,
@@ -434,6 +434,7 @@ fn locked(
     // The presented admin key's secret seals the record (the store keeps
     // only its digest), so the first answer's key secret is never at rest.
     let secret = admin_secret(headers);
+    let owner = admin.key_id.to_string();
     // The lookup, the change and its record are one transaction: after a
     // crash a retry finds both or neither, so nothing is done twice; and
     // two instances retrying at once serialize on it.
@@ -445,12 +446,12 @@ fn locked(
             status: status.as_u16(),
             body: value.to_string(),
         };
-        let winner = i.record_idempotent_answer(&admin.key_id, &secret, &idem, &first)?;
+        let winner = i.record_idempotent_answer(&owner, &secret, &idem, &first)?;
         let fresh = winner == first;
         Ok((winner, fresh))
     };
     let mut out = issuer.atomically(|i| {
-        if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
+        if let Some(first) = i.idempotent_answer(&owner, &secret, &idem)? {
             return Ok((first, false));
         }
         let (status, value) = match op(app, i, body) {
@@ -477,7 +478,7 @@ fn locked(
         }
         // A client error is the first answer too: a retry gets it again.
         out = issuer.atomically(|i| {
-            if let Some(first) = i.idempotent_answer(&admin.key_id, &secret, &idem)? {
+            if let Some(first) = i.idempotent_answer(&owner, &secret, &idem)? {
                 return Ok((first, false));
             }
             record(i, status, &value)
@@ -751,8 +752,8 @@ fn router(app: Arc<App>) -> Router {
             post(route!(Method::POST, "keys:write", |app, i, body| {
                 let b: IssueBody = json_body(body)?;
                 let req = IssueRequest {
-                    principal: b.principal,
-                    scopes: b.scopes,
+                    principal: Principal::new(b.principal)?,
+                    scopes: Scope::all(b.scopes)?,
                     expires_in: b.expires_in,
                     not_before: b.not_before,
                     class: b.class,
@@ -772,7 +773,7 @@ fn router(app: Arc<App>) -> Router {
                     q.limit.unwrap_or(100),
                 )?;
                 let next = more
-                    .then(|| keys.last().map(|k| k.key_id.clone()))
+                    .then(|| keys.last().map(|k| k.key_id.to_string()))
                     .flatten();
                 Ok((StatusCode::OK, json!({ "keys": keys, "next_cursor": next })))
             })),
@@ -802,9 +803,9 @@ fn router(app: Arc<App>) -> Router {
                             )
                         })?;
                         Ok(keygate_issuer::Import {
-                            principal: k.principal,
+                            principal: Principal::new(k.principal)?,
                             digest,
-                            scopes: k.scopes,
+                            scopes: Scope::all(k.scopes)?,
                             expires_at: k.expires_at,
                         })
                     })
@@ -1062,9 +1063,10 @@ fn usage(app: &App, headers: &HeaderMap) -> Response {
     let keys: Vec<Value> = deprecated
         .iter()
         .map(|k| {
-            let u = report.get(&k.key_id).unwrap_or_default();
+            let id = k.key_id.to_string();
+            let u = report.get(&id).unwrap_or_default();
             json!({
-                "key_id": k.key_id,
+                "key_id": id,
                 "principal": k.principal,
                 "sunset_at": k.sunset_at,
                 "uses": u.uses,

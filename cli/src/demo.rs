@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use keygate::{ApiKey, Outcome, Verifier};
-use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
+use keygate_issuer::{IssueRequest, Issuer, Principal, RevokeTarget, Scope};
 use serde_json::{json, Value};
 
 use crate::cmd::verdict_json;
@@ -58,8 +58,8 @@ pub(crate) fn run(json_out: bool) -> Res<u8> {
 
     let issue = |iss: &mut Issuer, p: &str, scopes: &[&str], expires: Option<u64>| {
         iss.issue(&IssueRequest {
-            principal: p.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            principal: Principal::new(p)?,
+            scopes: Scope::all(scopes.iter().copied())?,
             expires_in: expires,
             not_before: None,
             class: None,
@@ -87,7 +87,7 @@ pub(crate) fn run(json_out: bool) -> Res<u8> {
             k.info.principal,
             shown(k.key.expose_secret()),
             k.info.key_id,
-            k.info.scopes.join(",")
+            Scope::list(&k.info.scopes, ",")
         );
     }
     d.step(

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use keygate::{Outcome, Verifier};
-use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
+use keygate_issuer::{IssueRequest, Issuer, Principal, RevokeTarget, Scope};
 use serde_json::json;
 
 use crate::{Fail, Res};
@@ -96,9 +96,8 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
     for c in 0..s.clients {
         let principal = format!("client-{c:03}");
         let req = IssueRequest {
-            principal: principal.clone(),
-            scopes: vec!["api:read".into()],
-            ..Default::default()
+            scopes: vec![Scope::new("api:read").map_err(fail)?],
+            ..IssueRequest::new(Principal::new(principal.clone()).map_err(fail)?)
         };
         let k = iss.issue(&req).map_err(fail)?;
         clients.push(Arc::new(Client {

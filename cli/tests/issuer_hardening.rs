@@ -366,17 +366,14 @@ fn hostile_times_in_artifacts_and_exports_do_not_panic() {
 /// holds every revoke acknowledged before it.
 #[test]
 fn concurrent_revokes_and_publishes_lose_nothing() {
-    use keygate_issuer::{IssueRequest, Issuer, RevokeTarget};
+    use keygate_issuer::{IssueRequest, Issuer, Principal, RevokeTarget};
     use std::sync::{Arc, Barrier};
     let e = env();
     e.init();
     let mut iss = Issuer::open_at(&e.store_at(), "t").unwrap();
     let keys = iss
         .issue_many(
-            &IssueRequest {
-                principal: "svc".into(),
-                ..Default::default()
-            },
+            &IssueRequest::new(Principal::new("svc").unwrap()),
             100,
             |_| {},
         )

@@ -14,9 +14,10 @@
 //! like any other change.
 
 use super::db::{args, Row};
+use super::{Principal, Scope};
 use serde::Serialize;
 
-use super::{audit, check_principal, check_scopes, Issuer, IssuerError, Result};
+use super::{audit, Issuer, IssuerError, Result};
 use keygate::{ApiKey, Digest, KeyId};
 
 /// The prefix of every admin key (`kgadmin_…`), so secret scanners and
@@ -26,12 +27,13 @@ pub const ADMIN_PREFIX: &str = "kgadmin";
 /// An admin key's state. Holds no secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AdminKey {
-    /// Key id (hex).
-    pub key_id: String,
+    /// Key id (hex in JSON).
+    #[serde(with = "crate::model::key_id_hex")]
+    pub key_id: KeyId,
     /// Who holds it (a service or a person).
-    pub principal: String,
-    /// What it may do: `keys:read`, `keys:write`, `audit:read`, `publish`.
-    pub scopes: Vec<String>,
+    pub principal: Principal,
+    /// What it may do: some of [`ADMIN_SCOPES`].
+    pub scopes: Vec<Scope>,
     /// Issue time.
     pub created_at: u64,
     /// Revocation time, if revoked.
@@ -142,15 +144,10 @@ pub const ADMIN_SCOPES: [&str; 6] = [
 ];
 
 fn row(r: &Row) -> Result<AdminKey> {
-    let scopes: String = r.get(2)?;
     Ok(AdminKey {
         key_id: r.get(0)?,
         principal: r.get(1)?,
-        scopes: scopes
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        scopes: Scope::split_stored(&r.get::<String>(2)?)?,
         created_at: r.get(3)?,
         revoked_at: r.get(4)?,
         expires_at: r.get(5)?,
@@ -162,11 +159,9 @@ impl Issuer {
     /// [`ADMIN_SCOPES`]).
     pub fn create_admin_key(
         &mut self,
-        principal: &str,
-        scopes: &[String],
+        principal: &Principal,
+        scopes: &[Scope],
     ) -> Result<IssuedAdminKey> {
-        check_principal(principal)?;
-        check_scopes(scopes)?;
         if scopes.is_empty() {
             return Err(IssuerError::Invalid(format!(
                 "an admin key needs at least one scope of: {}",
@@ -182,29 +177,29 @@ impl Issuer {
         let key = ApiKey::generate(ADMIN_PREFIX)
             .map_err(|e| IssuerError::Corrupt(format!("admin key: {e}")))?;
         let digest = key.digest();
-        let id = digest.key_id().to_string();
+        let id = digest.key_id();
         let now = self.now();
         let actor = self.actor.clone();
         let (tx, _) = self.write()?;
         tx.execute(
             "INSERT INTO admin_keys (key_id, digest, principal, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            args![id, digest.0.as_slice(), principal, scopes.join(" "), now],
+            args![id, digest.0.as_slice(), principal, Scope::join(scopes), now],
         )?;
         audit::note(
             &tx,
             &actor,
             now,
             "admin-key",
-            Some(&id),
+            Some(&id.to_string()),
             Some(principal),
-            Some(&scopes.join(" ")),
+            Some(&Scope::join(scopes)),
         )?;
         tx.commit()?;
         Ok(IssuedAdminKey {
             key,
             info: AdminKey {
                 key_id: id,
-                principal: principal.into(),
+                principal: principal.clone(),
                 scopes: scopes.to_vec(),
                 created_at: now,
                 revoked_at: None,
@@ -229,7 +224,7 @@ impl Issuer {
         let old = self
             .admin_keys()?
             .into_iter()
-            .find(|k| k.key_id == id.to_string())
+            .find(|k| k.key_id == *id)
             .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none())
             .ok_or_else(|| IssuerError::NotFound(format!("admin key {id} (current)")))?;
         let now = self.now();
@@ -247,7 +242,7 @@ impl Issuer {
                 &actor,
                 now,
                 "admin-key-rotate",
-                Some(&old.key_id),
+                Some(&old.key_id.to_string()),
                 Some(&old.principal),
                 Some(&format!(
                     "new key {}; old key works until {until}",
@@ -392,6 +387,14 @@ impl Issuer {
 mod tests {
     use super::*;
 
+    fn p(s: &str) -> Principal {
+        Principal::new(s).unwrap()
+    }
+
+    fn sc(v: &[&str]) -> Vec<Scope> {
+        Scope::all(v.iter().copied()).unwrap()
+    }
+
     #[test]
     fn a_rotated_admin_key_works_until_its_grace_ends() {
         let dir = tempfile::tempdir().unwrap();
@@ -399,13 +402,13 @@ mod tests {
             Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
         let now = 1_800_000_000;
         i.set_now(Some(now));
-        let old = i.create_admin_key("ci", &["keys:read".into()]).unwrap();
+        let old = i.create_admin_key(&p("ci"), &sc(&["keys:read"])).unwrap();
         let old_secret = old.key.expose_secret().to_string();
-        let id = KeyId::from_hex(&old.info.key_id).unwrap();
+        let id = old.info.key_id;
         let new = i.rotate_admin_key(&id, 3600).unwrap();
         assert_eq!(
             (new.info.principal.as_str(), new.info.scopes.as_slice()),
-            ("ci", ["keys:read".to_string()].as_slice())
+            ("ci", sc(&["keys:read"]).as_slice())
         );
         let new_secret = new.key.expose_secret().to_string();
         // Both work in the grace window; then only the new one.
@@ -443,7 +446,7 @@ mod tests {
         let mut i =
             Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
         let k = i
-            .create_admin_key("dashboard", &["keys:write".into(), "keys:read".into()])
+            .create_admin_key(&p("dashboard"), &sc(&["keys:write", "keys:read"]))
             .unwrap();
         let secret = k.key.expose_secret().to_string();
         assert!(secret.starts_with("kgadmin_"));
@@ -453,14 +456,14 @@ mod tests {
         );
         assert!(i.authenticate_admin("kgadmin_nope").unwrap().is_none());
         assert!(matches!(
-            i.create_admin_key("x", &["root".into()]),
+            i.create_admin_key(&p("x"), &sc(&["root"])),
             Err(IssuerError::Invalid(_))
         ));
         assert!(matches!(
-            i.create_admin_key("x", &[]),
+            i.create_admin_key(&p("x"), &[]),
             Err(IssuerError::Invalid(_))
         ));
-        let id = KeyId::from_hex(&k.info.key_id).unwrap();
+        let id = k.info.key_id;
         assert!(i.revoke_admin_key(&id).unwrap().revoked_at.is_some());
         assert!(i.authenticate_admin(&secret).unwrap().is_none());
         assert_eq!(i.admin_keys().unwrap().len(), 1);
@@ -483,17 +486,14 @@ mod tests {
         i.publish(&dir.path().join("pub"), 3600).unwrap();
         let at = i.audit_head_seq().unwrap();
         assert_eq!(i.unpublished_since(at).unwrap(), Unpublished::default());
-        i.create_admin_key("ops", &["publish".into()]).unwrap();
+        i.create_admin_key(&p("ops"), &sc(&["publish"])).unwrap();
         assert_eq!(
             i.unpublished_since(at).unwrap(),
             Unpublished::default(),
             "admin keys are never published"
         );
         let k = i
-            .issue(&IssueRequest {
-                principal: "p".into(),
-                ..Default::default()
-            })
+            .issue(&IssueRequest::new(Principal::new("p").unwrap()))
             .unwrap();
         let after_issue = i.audit_head_seq().unwrap();
         assert_eq!(

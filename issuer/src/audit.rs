@@ -261,10 +261,10 @@ pub(crate) fn log(conn: &Db) -> Result<Vec<AuditEntry>, IssuerError> {
 pub(crate) fn key_row_hash(digest: &[u8], k: &super::KeyInfo, origin_seq: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"keygate/v1/key-row\0");
-    field(&mut h, Some(&k.key_id));
+    field(&mut h, Some(&k.key_id.to_string()));
     h.update(digest);
     field(&mut h, Some(&k.principal));
-    field(&mut h, Some(&k.scopes.join(" ")));
+    field(&mut h, Some(&super::Scope::join(&k.scopes)));
     field(&mut h, Some(k.status.as_str()));
     h.update([u8::from(k.imported)]);
     for t in [
@@ -451,7 +451,8 @@ fn replay_keys(
         let info = super::row_info_at(r, 2)?;
         let h = key_row_hash(&digest, &info, origin);
         checked += 1;
-        let id = info.key_id.as_str();
+        let id_text = info.key_id.to_string();
+        let id = id_text.as_str();
         match expected.remove(id) {
             Some((want, seq)) if want != h => {
                 bad = Some((
@@ -464,14 +465,14 @@ fn replay_keys(
                     members
                         .entry(origin)
                         .or_default()
-                        .push((info.key_id.clone(), *first));
+                        .push((id_text.clone(), *first));
                 }
             }
             None if batches.contains_key(&origin) => {
                 members
                     .entry(origin)
                     .or_default()
-                    .push((info.key_id.clone(), h));
+                    .push((id_text.clone(), h));
             }
             None => {
                 bad = Some((

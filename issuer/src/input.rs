@@ -2,6 +2,7 @@
 //! one place, so the CLI, a future API and the fuzz target read them alike.
 //! Each refuses bad input with [`IssuerError::Invalid`] naming what was wrong.
 
+use super::{Principal, Scope};
 use serde::Deserialize;
 
 use super::{IssuerError, Result};
@@ -38,11 +39,11 @@ pub fn parse_time(s: &str) -> Result<u64> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Import {
     /// Principal.
-    pub principal: String,
+    pub principal: Principal,
     /// SHA-256 of the existing key.
     pub digest: Digest,
     /// Scopes granted.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// Expiry (unix seconds).
     pub expires_at: Option<u64>,
 }
@@ -69,9 +70,9 @@ impl Import {
             IssuerError::Invalid(format!("bad sha256 {sha256:?}: want 64 hex digits"))
         })?;
         Ok(Self {
-            principal: principal.into(),
+            principal: Principal::new(principal)?,
             digest,
-            scopes: scopes.to_vec(),
+            scopes: Scope::all(scopes.iter().cloned())?,
             expires_at,
         })
     }

@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod db;
 mod input;
+mod model;
 mod policy;
 mod publish;
 mod scan;
@@ -31,6 +32,7 @@ use serde::Serialize;
 pub use admin::{AdminKey, IdempotentAnswer, IssuedAdminKey, ADMIN_PREFIX, ADMIN_SCOPES};
 pub use audit::{AuditEntry, AuditReport, SignedHead};
 pub use input::{parse_duration, parse_import_lines, parse_time, Import};
+pub use model::{parse_key_id, Principal, Scope};
 pub use policy::{DueKey, DueRotation, Policy, DEFAULT_GRACE};
 pub use publish::write_atomic;
 pub use scan::{find_in, Finding, ScanOptions, Unreadable};
@@ -114,12 +116,13 @@ type Result<T> = std::result::Result<T, IssuerError>;
 /// A key's state as the issuer records it. Holds no secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
-    /// Key id (hex).
-    pub key_id: String,
+    /// Key id (hex in JSON).
+    #[serde(with = "model::key_id_hex")]
+    pub key_id: KeyId,
     /// Principal.
-    pub principal: String,
+    pub principal: Principal,
     /// Scopes.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// Active, deprecated or revoked.
     pub status: KeyStatus,
     /// Imported by digest.
@@ -221,12 +224,12 @@ impl fmt::Debug for IssuedKey {
 }
 
 /// What to issue.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct IssueRequest {
-    /// Principal (stable alias), 1–128 bytes.
-    pub principal: String,
+    /// Principal (stable alias).
+    pub principal: Principal,
     /// Scopes granted.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// Lifetime in seconds from now.
     pub expires_in: Option<u64>,
     /// Not valid before (unix seconds).
@@ -236,13 +239,27 @@ pub struct IssueRequest {
     pub class: Option<String>,
 }
 
+impl IssueRequest {
+    /// Issue for `principal`, no scopes, no expiry beyond its class's.
+    pub fn new(principal: Principal) -> Self {
+        Self {
+            principal,
+            scopes: Vec::new(),
+            expires_in: None,
+            not_before: None,
+            class: None,
+        }
+    }
+}
+
 /// One key touched by a revoke.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Revoked {
     /// Key id.
-    pub key_id: String,
+    #[serde(with = "model::key_id_hex")]
+    pub key_id: KeyId,
     /// Principal.
-    pub principal: String,
+    pub principal: Principal,
     /// It was already revoked: nothing changed for it.
     pub already_revoked: bool,
 }
@@ -357,15 +374,6 @@ fn system_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn check_principal(p: &str) -> Result<()> {
-    if p.is_empty() || p.len() > keygate::MAX_PRINCIPAL_LEN || p.chars().any(char::is_control) {
-        return Err(IssuerError::Invalid(format!(
-            "principal must be 1-128 bytes without control characters: {p:?}"
-        )));
-    }
-    Ok(())
-}
-
 /// A time a key record will hold must fit the format (see [`MAX_TIME`]).
 fn check_time(what: &str, t: u64) -> Result<u64> {
     if t > MAX_TIME {
@@ -416,20 +424,6 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 /// Most bytes a revoke reason may have.
 pub const MAX_REASON_LEN: usize = 1024;
 
-fn check_scopes(scopes: &[String]) -> Result<()> {
-    for s in scopes {
-        let ok = !s.is_empty()
-            && s.len() <= keygate::MAX_SCOPE_LEN
-            && s.bytes().all(|c| c.is_ascii_graphic() && c != b'"');
-        if !ok {
-            return Err(IssuerError::Invalid(format!(
-                "scope must be 1-64 printable ASCII chars: {s:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn row_info(r: &db::Row) -> Result<KeyInfo> {
     row_info_at(r, 0)
 }
@@ -440,11 +434,7 @@ pub(crate) fn row_info_at(r: &db::Row, at: usize) -> Result<KeyInfo> {
     Ok(KeyInfo {
         key_id: r.get(at)?,
         principal: r.get(at + 1)?,
-        scopes: scopes
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        scopes: Scope::split_stored(&scopes)?,
         status: KeyStatus::from_store(&r.get::<String>(at + 3)?)?,
         imported: r.get(at + 4)?,
         created_at: r.get(at + 5)?,
@@ -459,7 +449,7 @@ pub(crate) fn row_info_at(r: &db::Row, at: usize) -> Result<KeyInfo> {
 
 impl KeyInfo {
     /// A new active key's state.
-    fn active(key_id: String, req: &IssueRequest, imported: bool, created_at: u64) -> Self {
+    fn active(key_id: KeyId, req: &IssueRequest, imported: bool, created_at: u64) -> Self {
         KeyInfo {
             key_id,
             principal: req.principal.clone(),
@@ -799,8 +789,6 @@ impl Issuer {
         count: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<Vec<IssuedKey>> {
-        check_principal(&req.principal)?;
-        check_scopes(&req.scopes)?;
         if let Some(t) = req.not_before {
             check_time("--not-before", t)?;
         }
@@ -831,11 +819,11 @@ impl Issuer {
         let mut rows = Vec::new();
         for i in 0..count {
             let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
-            let info = KeyInfo::active(key.key_id().to_string(), req, false, now);
+            let info = KeyInfo::active(key.key_id(), req, false, now);
             if bulk {
                 insert_key(&tx, &key.digest(), &info, batch_seq)?;
                 let h = audit::key_row_hash(&key.digest().0, &info, batch_seq);
-                rows.push((info.key_id.clone(), h));
+                rows.push((info.key_id.to_string(), h));
             } else {
                 record_created(&tx, actor, now, "issue", &key.digest(), &info, None)?;
             }
@@ -850,7 +838,7 @@ impl Issuer {
                 audit::Event {
                     action: "issue-batch",
                     key_id: None,
-                    principal: Some(&req.principal),
+                    principal: Some(req.principal.as_str()),
                     reason: Some(&format!("bulk issue of {count} keys")),
                     row: Some(audit::RowChange {
                         after: audit::batch_digest(&mut rows),
@@ -873,9 +861,9 @@ impl Issuer {
         expires_at: Option<u64>,
     ) -> Result<KeyInfo> {
         let one = Import {
-            principal: principal.into(),
+            principal: Principal::new(principal)?,
             digest,
-            scopes: scopes.to_vec(),
+            scopes: Scope::all(scopes.iter().cloned())?,
             expires_at,
         };
         Ok(self.import_many(&[one])?.remove(0))
@@ -885,8 +873,6 @@ impl Issuer {
     /// first, and a bad or duplicate one imports none of them.
     pub fn import_many(&mut self, items: &[Import]) -> Result<Vec<KeyInfo>> {
         for it in items {
-            check_principal(&it.principal)?;
-            check_scopes(&it.scopes)?;
             if let Some(t) = it.expires_at {
                 check_time("expires_at", t)?;
             }
@@ -896,11 +882,10 @@ impl Issuer {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
             let req = IssueRequest {
-                principal: it.principal.clone(),
                 scopes: it.scopes.clone(),
-                ..Default::default()
+                ..IssueRequest::new(it.principal.clone())
             };
-            let mut info = KeyInfo::active(it.digest.key_id().to_string(), &req, true, now);
+            let mut info = KeyInfo::active(it.digest.key_id(), &req, true, now);
             info.expires_at = it.expires_at;
             record_created(&tx, actor, now, "import", &it.digest, &info, None)?;
             out.push(info);
@@ -937,7 +922,7 @@ impl Issuer {
     fn rotate_selected(
         &mut self,
         principal: &str,
-        only: Option<&str>,
+        only: Option<&KeyId>,
         grace: Option<u64>,
     ) -> Result<(IssuedKey, Vec<KeyInfo>)> {
         let now = self.now();
@@ -948,7 +933,7 @@ impl Issuer {
             .list(Some(principal), Some(KeyStatus::Active))?
             .into_iter()
             .filter(|k| k.expires_at.is_none_or(|e| e > now))
-            .filter(|k| only.is_none_or(|id| k.key_id == id))
+            .filter(|k| only.is_none_or(|id| k.key_id == *id))
             .collect();
         if let (Some(id), true) = (only, current.is_empty()) {
             return Err(IssuerError::NotFound(format!(
@@ -959,7 +944,7 @@ impl Issuer {
             IssuerError::NotFound(format!("principal '{principal}' has no active key"))
         })?;
         let req = IssueRequest {
-            principal: principal.into(),
+            principal: Principal::new(principal)?,
             scopes: newest.scopes.clone(),
             // The class's max-age, else the old key's lifetime.
             expires_in: policy.as_ref().map(|p| p.max_age).or(newest
@@ -974,7 +959,7 @@ impl Issuer {
             check_time("the new key's expiry", now.saturating_add(d))?;
         }
         let key = ApiKey::generate(&prefix).map_err(|e| IssuerError::Corrupt(e.to_string()))?;
-        let info = KeyInfo::active(key.key_id().to_string(), &req, false, now);
+        let info = KeyInfo::active(key.key_id(), &req, false, now);
         let (tx, actor) = self.write()?;
         record_created(
             &tx,
@@ -993,7 +978,7 @@ impl Issuer {
                 now,
                 audit::Event {
                     action: "deprecate",
-                    key_id: Some(&old.key_id),
+                    key_id: Some(&old.key_id.to_string()),
                     principal: Some(principal),
                     reason: Some(&format!("rotated; sunset {sunset}")),
                     row: None,
@@ -1028,18 +1013,18 @@ impl Issuer {
         }
         let now = self.now();
         let (tx, actor) = self.write()?;
-        let rows: Vec<(String, String, String)> = match target {
+        let status = |r: &db::Row, i: usize| KeyStatus::from_store(&r.get::<String>(i)?);
+        let rows: Vec<(KeyId, Principal, KeyStatus)> = match target {
             RevokeTarget::Ids(ids) => {
                 let mut v = Vec::new();
                 for id in ids {
-                    let hexid = id.to_string();
-                    let r: Option<(String, String)> = tx.query_opt(
+                    let r: Option<(Principal, KeyStatus)> = tx.query_opt(
                         "SELECT principal, status FROM keys WHERE key_id = ?1",
-                        args![&hexid],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        args![id],
+                        |r| Ok((r.get(0)?, status(r, 1)?)),
                     )?;
-                    let (p, s) = r.ok_or_else(|| IssuerError::NotFound(format!("key {hexid}")))?;
-                    v.push((hexid, p, s));
+                    let (p, s) = r.ok_or_else(|| IssuerError::NotFound(format!("key {id}")))?;
+                    v.push((*id, p, s));
                 }
                 v
             }
@@ -1047,7 +1032,7 @@ impl Issuer {
                 let v: Vec<_> = tx.query_map(
                     "SELECT key_id, principal, status FROM keys WHERE principal = ?1 ORDER BY created_at, key_id",
                     args![p],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, status(r, 2)?)),
                 )?;
                 if v.is_empty() {
                     return Err(IssuerError::NotFound(format!("principal '{p}'")));
@@ -1057,7 +1042,7 @@ impl Issuer {
         };
         let mut out = Vec::new();
         for (id, principal, status) in rows {
-            let already = status == "revoked";
+            let already = status == KeyStatus::Revoked;
             if !already {
                 record_changed(
                     &tx,
@@ -1065,8 +1050,8 @@ impl Issuer {
                     now,
                     audit::Event {
                         action: "revoke",
-                        key_id: Some(&id),
-                        principal: Some(&principal),
+                        key_id: Some(&id.to_string()),
+                        principal: Some(principal.as_str()),
                         reason,
                         row: None,
                     },
@@ -1297,8 +1282,8 @@ impl Issuer {
                 let t = |t: u64| t.min(MAX_TIME);
                 b.push(RecordSpec {
                     digest,
-                    principal: i.principal,
-                    scopes: i.scopes,
+                    principal: i.principal.to_string(),
+                    scopes: i.scopes.iter().map(|s| s.to_string()).collect(),
                     status: i.status.published(),
                     imported: i.imported,
                     not_before: t(i.not_before),
@@ -1609,9 +1594,15 @@ impl Issuer {
         };
         if revoke && k.status != KeyStatus::Revoked {
             self.revoke(&RevokeTarget::Ids(vec![*id]), Some("leaked"))?;
-            return Ok(((KeyStatus::Revoked.to_string(), Some(k.principal)), true));
+            return Ok((
+                (
+                    KeyStatus::Revoked.to_string(),
+                    Some(k.principal.to_string()),
+                ),
+                true,
+            ));
         }
-        Ok(((k.status.to_string(), Some(k.principal)), false))
+        Ok(((k.status.to_string(), Some(k.principal.to_string())), false))
     }
 }
 
@@ -1657,8 +1648,8 @@ fn record_created(
         now,
         audit::Event {
             action,
-            key_id: Some(&info.key_id),
-            principal: Some(&info.principal),
+            key_id: Some(&info.key_id.to_string()),
+            principal: Some(info.principal.as_str()),
             reason,
             row: Some(audit::RowChange {
                 after,
@@ -1725,7 +1716,7 @@ pub(crate) fn checkpoint_rows(tx: &Db) -> Result<()> {
             let digest: Vec<u8> = r.get(0)?;
             let info = row_info_at(r, 2)?;
             rows.push((
-                info.key_id.clone(),
+                info.key_id.to_string(),
                 audit::key_row_hash(&digest, &info, seq),
             ));
             Ok(())
@@ -1782,7 +1773,7 @@ fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<
     let inserted = tx.execute(
         "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id) DO NOTHING",
-        args![i.key_id, digest.0.to_vec(), i.principal, i.scopes.join(" "), i.status.as_str(), i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
+        args![i.key_id, digest.0.to_vec(), i.principal, Scope::join(&i.scopes), i.status.as_str(), i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
     )?;
     if inserted == 0 {
         return Err(IssuerError::Conflict(format!(

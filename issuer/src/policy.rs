@@ -7,6 +7,8 @@
 
 use super::db::args;
 use super::KeyStatus;
+use super::Principal;
+use keygate::KeyId;
 use serde::Serialize;
 
 use super::audit;
@@ -35,9 +37,10 @@ impl Policy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DueKey {
     /// Key id.
-    pub key_id: String,
+    #[serde(with = "crate::model::key_id_hex")]
+    pub key_id: KeyId,
     /// Principal.
-    pub principal: String,
+    pub principal: Principal,
     /// The principal's class, if any.
     pub class: Option<String>,
     /// Active or deprecated.
@@ -56,7 +59,7 @@ pub struct DueKey {
 #[derive(Clone, Debug, Serialize)]
 pub struct DueRotation {
     /// Principal.
-    pub principal: String,
+    pub principal: Principal,
     /// Its class, if any.
     pub class: Option<String>,
     /// Grace given to the old keys (seconds).
@@ -216,7 +219,7 @@ impl Issuer {
             .collect();
         let mut out = Vec::new();
         for k in self.list(None, None)? {
-            let class = of.get(&k.principal).cloned();
+            let class = of.get(k.principal.as_str()).cloned();
             let policy = class.as_ref().and_then(|c| classes.get(c));
             let (reason, due_at) = match k.status {
                 KeyStatus::Deprecated => ("sunset", k.sunset_at.or(k.expires_at)),
@@ -257,13 +260,17 @@ impl Issuer {
     /// Rotates every principal with a due active key, each with its class's
     /// grace. With `dry_run`, changes nothing and says what it would do.
     pub fn rotate_due(&mut self, within: u64, dry_run: bool) -> Result<Vec<DueRotation>> {
-        let mut by_principal: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut by_principal: std::collections::BTreeMap<Principal, Vec<String>> =
+            Default::default();
         for d in self
             .due(within)?
             .into_iter()
             .filter(|d| d.status == KeyStatus::Active)
         {
-            by_principal.entry(d.principal).or_default().push(d.key_id);
+            by_principal
+                .entry(d.principal)
+                .or_default()
+                .push(d.key_id.to_string());
         }
         let mut out = Vec::new();
         for (principal, due_keys) in by_principal {
@@ -273,7 +280,7 @@ impl Issuer {
                 (None, None)
             } else {
                 let (k, _) = self.rotate(&principal, Some(grace))?;
-                let id = k.info.key_id.clone();
+                let id = k.info.key_id.to_string();
                 (Some(k), Some(id))
             };
             out.push(DueRotation {

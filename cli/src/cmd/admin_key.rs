@@ -27,7 +27,7 @@ pub(crate) fn run(cli: &Cli, a: &AdminKeyArgs) -> Res<u8> {
                     "{}  {}  {}  {state}",
                     k.key_id,
                     printable(&k.principal),
-                    k.scopes.join(",")
+                    Scope::list(&k.scopes, ",")
                 );
             }
         });
@@ -48,19 +48,22 @@ pub(crate) fn run(cli: &Cli, a: &AdminKeyArgs) -> Res<u8> {
         let principal = principal
             .as_deref()
             .ok_or_else(|| input("admin-key needs --principal (or --list, --revoke, --rotate)"))?;
-        i.create_admin_key(principal, scopes)?
+        i.create_admin_key(
+            &Principal::new(principal)?,
+            &Scope::all(scopes.iter().cloned())?,
+        )?
     };
     let principal = &k.info.principal;
     emit(
         cli,
-        &json!({"key": k.key.expose_secret(), "key_id": k.info.key_id, "principal": k.info.principal, "scopes": k.info.scopes}),
+        &json!({"key": k.key.expose_secret(), "key_id": k.info.key_id.to_string(), "principal": k.info.principal, "scopes": k.info.scopes}),
         || {
             println!("{}", k.key.expose_secret());
             eprintln!(
                 "admin key {} for {} ({}); shown once",
                 k.info.key_id,
                 printable(principal),
-                k.info.scopes.join(",")
+                Scope::list(&k.info.scopes, ",")
             );
         },
     );

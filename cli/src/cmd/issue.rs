@@ -4,8 +4,8 @@ use super::prelude::*;
 
 pub(crate) fn run(cli: &Cli, a: &IssueArgs) -> Res<u8> {
     let req = IssueRequest {
-        principal: a.principal.clone(),
-        scopes: a.scopes.clone(),
+        principal: Principal::new(a.principal.clone())?,
+        scopes: Scope::all(a.scopes.clone())?,
         expires_in: a.expires.as_deref().map(parse_duration).transpose()?,
         not_before: a.not_before.as_deref().map(parse_time).transpose()?,
         class: a.class.clone(),
@@ -51,7 +51,7 @@ pub(crate) fn run(cli: &Cli, a: &IssueArgs) -> Res<u8> {
             .map_err(|e| Fail(3, format!("{}: {e}", path.display())))?;
         emit(
             cli,
-            &json!({"count": keys.len(), "keys_out": path, "principal": a.principal, "key_ids": keys.iter().map(|k| &k.info.key_id).collect::<Vec<_>>()}),
+            &json!({"count": keys.len(), "keys_out": path, "principal": a.principal, "key_ids": keys.iter().map(|k| k.info.key_id.to_string()).collect::<Vec<_>>()}),
             || {
                 println!(
                     "issued {} keys for {} -> {} (mode 0600)",
@@ -67,7 +67,7 @@ pub(crate) fn run(cli: &Cli, a: &IssueArgs) -> Res<u8> {
     emit(
         cli,
         &json!({
-            "key": k.key.expose_secret(), "key_id": k.info.key_id, "principal": k.info.principal,
+            "key": k.key.expose_secret(), "key_id": k.info.key_id.to_string(), "principal": k.info.principal,
             "scopes": k.info.scopes, "expires_at": k.info.expires_at,
         }),
         || {

@@ -23,7 +23,7 @@ pub(crate) fn run(cli: &Cli, a: &ListArgs) -> Res<u8> {
         .map(|k| {
             let mut v = json!(k);
             if !usage.is_empty() {
-                let u = used(&k.key_id);
+                let u = used(&k.key_id.to_string());
                 v["last_used_at"] = json!(u.map(|u| u.last_seen));
                 v["uses"] = json!(u.map(|u| u.uses));
             }
@@ -36,7 +36,7 @@ pub(crate) fn run(cli: &Cli, a: &ListArgs) -> Res<u8> {
             "KEY ID", "PRINCIPAL", "STATUS", "CREATED", "EXPIRES", "SUNSET"
         );
         for k in &keys {
-            let last = used(&k.key_id).map_or("-".to_string(), |u| {
+            let last = used(&k.key_id.to_string()).map_or("-".to_string(), |u| {
                 format!("{} ({} uses)", fmt_time(Some(u.last_seen)), u.uses)
             });
             println!(

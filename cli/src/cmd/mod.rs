@@ -32,7 +32,9 @@ pub(crate) mod prelude {
     pub(crate) use std::time::Duration;
 
     pub(crate) use keygate::{Digest, KeyId, RevocationView, SnapshotView, Verdict, Verifier};
-    pub(crate) use keygate_issuer::{printable, IssueRequest, Issuer, RevokeTarget, StoreAt};
+    pub(crate) use keygate_issuer::{
+        printable, IssueRequest, Issuer, Principal, RevokeTarget, Scope, StoreAt,
+    };
     pub(crate) use serde_json::{json, Value};
 
     pub(crate) use super::{actor, emit, fmt_time, open, read_key_arg, store_at};

@@ -80,7 +80,7 @@ pub(crate) fn run(cli: &Cli, a: &RotateArgs) -> Res<u8> {
     emit(
         cli,
         &json!({
-            "key": new.key.expose_secret(), "key_id": new.info.key_id, "principal": new.info.principal,
+            "key": new.key.expose_secret(), "key_id": new.info.key_id.to_string(), "principal": new.info.principal,
             "scopes": new.info.scopes, "expires_at": new.info.expires_at, "deprecated": old,
         }),
         || {
