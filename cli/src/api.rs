@@ -1251,6 +1251,20 @@ fn publish_round(
 
 pub(crate) fn run(s: Settings) -> Res<u8> {
     let issuer = Issuer::open_at(&s.store, "api").map_err(Fail::from)?;
+    // No unauthenticated mode: without a current admin key nobody could
+    // call it, and an operator should hear that now, not from a 401.
+    let now = issuer.now();
+    let current = issuer
+        .admin_keys()
+        .map_err(Fail::from)?
+        .into_iter()
+        .any(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|t| t > now));
+    if !current {
+        return Err(crate::input(
+            "no admin key in this store: create one first \
+             (keygate admin-key --principal NAME --scope keys:write --scope keys:read)",
+        ));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(s.threads.max(1))
         .enable_all()

@@ -845,6 +845,15 @@ fn pages_audit_due_import_metrics_and_the_openapi_document() {
 fn snapshots_are_rebuilt_on_a_schedule() {
     let e = env();
     e.init();
+    // No admin key yet: the API refuses to start (no unauthenticated mode).
+    let o = e
+        .cmd()
+        .args(["api", "--listen", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no admin key"));
+    admin_key(&e, "ops", &["publish"]);
     let out = e.out.to_str().unwrap().to_string();
     let _api = start_api(
         &e,
