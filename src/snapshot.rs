@@ -158,8 +158,50 @@ pub struct SnapshotHeader {
 }
 
 impl SnapshotHeader {
+    /// The snapshot's record table: right after the header.
+    pub(crate) fn table(&self) -> Table {
+        Table {
+            slots_at: HEADER_LEN,
+            slot_count: self.slot_count,
+            bucket_count: self.bucket_count,
+            hash_seed: self.hash_seed,
+            principals_len: self.principals_len,
+            scopes_len: self.scopes_len,
+            record_count: self.record_count,
+            imported_count: self.imported_count,
+        }
+    }
+
+    fn signature_at(&self) -> usize {
+        self.table().end()
+    }
+
+    /// Total file length this header describes.
+    pub fn file_len(&self) -> usize {
+        self.signature_at() + SIGNATURE_LEN
+    }
+}
+
+/// A record table inside an artifact's bytes — the snapshot's, or the keys
+/// an update adds or changes: 64-byte records laid out by the perfect hash,
+/// the pilots, the principals and the scopes. One layout, one reader, one
+/// writer for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Table {
+    /// Offset of slot 0 (a multiple of 64).
+    pub slots_at: usize,
+    pub slot_count: u32,
+    pub bucket_count: u32,
+    pub hash_seed: u64,
+    pub principals_len: u32,
+    pub scopes_len: u32,
+    pub record_count: u32,
+    pub imported_count: u32,
+}
+
+impl Table {
     fn pilots_at(&self) -> usize {
-        HEADER_LEN + self.slot_count as usize * RECORD_LEN
+        self.slots_at + self.slot_count as usize * RECORD_LEN
     }
 
     fn principals_at(&self) -> usize {
@@ -170,13 +212,206 @@ impl SnapshotHeader {
         self.principals_at() + self.principals_len as usize
     }
 
-    fn signature_at(&self) -> usize {
+    /// Where the table ends.
+    pub(crate) fn end(&self) -> usize {
         self.scopes_at() + self.scopes_len as usize
     }
 
-    /// Total file length this header describes.
-    pub fn file_len(&self) -> usize {
-        self.signature_at() + SIGNATURE_LEN
+    fn phf(&self) -> Phf {
+        Phf {
+            buckets: self.bucket_count,
+            slots: self.slot_count,
+            seed: self.hash_seed,
+        }
+    }
+
+    /// Checks counts against each other and that `f`'s bytes hold the table.
+    pub(crate) fn check_bounds(&self, f: &Fields<'_>) -> Result<(), Error> {
+        if self.record_count > self.slot_count || self.imported_count > self.record_count {
+            return Err(f.malformed("record counts exceed the table"));
+        }
+        if (self.slot_count == 0) != (self.bucket_count == 0) {
+            return Err(f.malformed("slots without buckets or buckets without slots"));
+        }
+        f.need(self.pilots_at(), "slot table")?;
+        f.need(self.principals_at(), "pilot table")?;
+        f.need(self.scopes_at(), "principals table")?;
+        f.need(self.end(), "scopes table")
+    }
+
+    fn slot<'a>(&self, bytes: &'a [u8], i: usize) -> &'a [u8; RECORD_LEN] {
+        let at = self.slots_at + i * RECORD_LEN;
+        bytes
+            .get(at..at + RECORD_LEN)
+            .and_then(|s| s.first_chunk::<RECORD_LEN>())
+            .unwrap_or(&EMPTY_SLOT)
+    }
+
+    fn principals<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        bytes
+            .get(self.principals_at()..self.scopes_at())
+            .unwrap_or(&[])
+    }
+
+    fn scopes<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        bytes.get(self.scopes_at()..self.end()).unwrap_or(&[])
+    }
+
+    fn pilot(&self, bytes: &[u8], bucket: usize) -> u16 {
+        let at = self.pilots_at() + 2 * bucket;
+        bytes
+            .get(at..at + 2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    /// The record whose full digest equals `digest`: one record line read,
+    /// its digest compared in constant time (an unknown id does the same
+    /// work as a known id with a wrong secret).
+    #[inline]
+    pub(crate) fn lookup<'a>(&self, bytes: &'a [u8], digest: &Digest) -> Option<Record<'a>> {
+        let id = digest.key_id().to_u128();
+        let candidate = if self.slot_count == 0 {
+            &EMPTY_SLOT
+        } else {
+            let phf = self.phf();
+            self.slot(bytes, phf.slot(id, self.pilot(bytes, phf.bucket(id))))
+        };
+        let rec = Record {
+            raw: candidate,
+            principals: self.principals(bytes),
+        };
+        bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
+    }
+
+    /// The bit of `scope` in this table's record masks, if any key has it.
+    pub(crate) fn scope_bit(&self, bytes: &[u8], scope: &str) -> Option<u64> {
+        // Raw bytes, no UTF-8 re-check: the table was validated at parse time.
+        let b = self.scopes(bytes);
+        let want = scope.as_bytes();
+        let mut at = 1usize;
+        for i in 0..b.first().copied().unwrap_or(0) {
+            let len = usize::from(*b.get(at)?);
+            let name = b.get(at + 1..at + 1 + len)?;
+            if crate::key::public_eq(name, want) {
+                return Some(1u64 << i);
+            }
+            at += 1 + len;
+        }
+        None
+    }
+
+    /// Every record, in slot order.
+    pub(crate) fn records<'a>(self, bytes: &'a [u8]) -> impl Iterator<Item = Record<'a>> + 'a {
+        (0..self.slot_count as usize)
+            .map(move |i| self.slot(bytes, i))
+            .filter(|s| s[44] != 0)
+            .map(move |raw| Record {
+                raw,
+                principals: self.principals(bytes),
+            })
+    }
+
+    /// The scope names, in bit order.
+    pub(crate) fn scope_names<'a>(self, bytes: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+        let b = self.scopes(bytes);
+        let count = b.first().copied().unwrap_or(0);
+        let mut at = 1usize;
+        (0..count).map_while(move |_| {
+            let len = usize::from(*b.get(at)?);
+            let s = core::str::from_utf8(b.get(at + 1..at + 1 + len)?).ok()?;
+            at += 1 + len;
+            Some(s)
+        })
+    }
+
+    /// Checks the principals and scopes blobs and every record: status,
+    /// flags, its slot is where its id hashes, its principal and scope bits
+    /// are in bounds, and the counts match.
+    pub(crate) fn validate(&self, f: &Fields<'_>) -> Result<(), Error> {
+        let bytes = f.bytes;
+        // Principals: a sequence of len:u8 | UTF-8 entries filling the blob.
+        let p = self.principals(bytes);
+        let mut at = 0;
+        while at < p.len() {
+            let len = usize::from(p[at]);
+            let s = p
+                .get(at + 1..at + 1 + len)
+                .ok_or(f.malformed("principal entry overruns its table"))?;
+            if len == 0 || len > MAX_PRINCIPAL_LEN || core::str::from_utf8(s).is_err() {
+                return Err(f.malformed("bad principal entry"));
+            }
+            at += 1 + len;
+        }
+        // Scopes: count:u8 then that many len:u8 | ASCII entries, exactly filling the blob.
+        let s = self.scopes(bytes);
+        let count = usize::from(*s.first().ok_or(f.malformed("scope table empty"))?);
+        if count > MAX_SCOPES {
+            return Err(f.malformed("more than 64 scopes"));
+        }
+        let mut at = 1;
+        for _ in 0..count {
+            let len = usize::from(
+                *s.get(at)
+                    .ok_or(f.malformed("scope entry overruns its table"))?,
+            );
+            let name = s
+                .get(at + 1..at + 1 + len)
+                .ok_or(f.malformed("scope entry overruns its table"))?;
+            if !valid_scope(name) {
+                return Err(f.malformed("bad scope name"));
+            }
+            at += 1 + len;
+        }
+        if at != s.len() {
+            return Err(f.malformed("bytes after the scope table"));
+        }
+        let phf = self.phf();
+        let principals_len = self.principals_len as usize;
+        let scope_limit = if count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+        let (mut records, mut imported) = (0u32, 0u32);
+        for i in 0..self.slot_count as usize {
+            let raw = self.slot(bytes, i);
+            if raw[44] == 0 {
+                if *raw != EMPTY_SLOT {
+                    return Err(f.malformed("empty slot with data"));
+                }
+                continue;
+            }
+            let rec = Record {
+                raw,
+                principals: self.principals(bytes),
+            };
+            if Status::from_byte(raw[44]).is_none() || raw[45] > 1 || raw[46] != 0 || raw[47] != 0 {
+                return Err(f.malformed("bad record status or flags"));
+            }
+            // Every record must be where a lookup for its id goes.
+            let id = rec.id_u128();
+            if phf.slot(id, self.pilot(bytes, phf.bucket(id))) != i {
+                return Err(f.malformed("record not at its hashed slot"));
+            }
+            let p_at = rec.u32_at(40) as usize;
+            let p_len = self
+                .principals(bytes)
+                .get(p_at)
+                .copied()
+                .map_or(0, usize::from);
+            if p_len == 0 || p_at + 1 + p_len > principals_len {
+                return Err(f.malformed("record principal out of bounds"));
+            }
+            if rec.scope_mask() & !scope_limit != 0 {
+                return Err(f.malformed("record scope outside the scope table"));
+            }
+            records += 1;
+            imported += u32::from(rec.imported());
+        }
+        if records != self.record_count || imported != self.imported_count {
+            return Err(f.malformed("record counts do not match the header"));
+        }
+        Ok(())
     }
 }
 
@@ -368,8 +603,7 @@ impl<'a> SnapshotView<'a> {
     pub fn new(bytes: &'a [u8], trust: &TrustSet) -> Result<Self, Error> {
         let header = Self::check_signed(bytes, trust)?;
         let view = Self { bytes, header };
-        view.validate_tables()?;
-        view.validate_records()?;
+        view.validate()?;
         Ok(view)
     }
 
@@ -397,8 +631,7 @@ impl<'a> SnapshotView<'a> {
     pub fn parse_unverified(bytes: &'a [u8]) -> Result<Self, Error> {
         let header = parse_header(bytes)?;
         let view = Self { bytes, header };
-        view.validate_tables()?;
-        view.validate_records()?;
+        view.validate()?;
         Ok(view)
     }
 
@@ -412,29 +645,6 @@ impl<'a> SnapshotView<'a> {
         self.bytes
     }
 
-    fn slot(&self, i: usize) -> &'a [u8; RECORD_LEN] {
-        let at = HEADER_LEN + i * RECORD_LEN;
-        self.bytes
-            .get(at..at + RECORD_LEN)
-            .and_then(|s| s.first_chunk::<RECORD_LEN>())
-            .unwrap_or(&EMPTY_SLOT)
-    }
-
-    fn principals(&self) -> &'a [u8] {
-        &self.bytes[self.header.principals_at()..self.header.scopes_at()]
-    }
-
-    fn scopes(&self) -> &'a [u8] {
-        &self.bytes[self.header.scopes_at()..self.header.signature_at()]
-    }
-
-    fn record(&self, raw: &'a [u8; RECORD_LEN]) -> Record<'a> {
-        Record {
-            raw,
-            principals: self.principals(),
-        }
-    }
-
     /// Finds the record whose full digest equals `digest`.
     ///
     /// The scan to the candidate slot compares public key ids; the full digest
@@ -442,38 +652,22 @@ impl<'a> SnapshotView<'a> {
     /// at (an empty slot for an unknown id), so an unknown id costs the same as a
     /// known id with a wrong secret.
     pub fn lookup(&self, digest: &Digest) -> Option<Record<'a>> {
-        lookup_in(self.bytes, &self.header, digest)
-    }
-
-    fn pilot(&self, bucket: usize) -> u16 {
-        pilot_in(self.bytes, &self.header, bucket)
+        self.header.table().lookup(self.bytes, digest)
     }
 
     /// Every record, in slot order.
     pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
-        let v = *self;
-        (0..self.header.slot_count as usize)
-            .map(move |i| v.slot(i))
-            .filter(|s| s[44] != 0)
-            .map(move |s| v.record(s))
+        self.header.table().records(self.bytes)
     }
 
     /// The bit of `scope` in record scope masks, or `None` if no key has it.
     pub fn scope_bit(&self, scope: &str) -> Option<u64> {
-        scope_bit_in(self.bytes, &self.header, scope)
+        self.header.table().scope_bit(self.bytes, scope)
     }
 
     /// The scope names, in bit order.
     pub fn scope_names(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let b = self.scopes();
-        let count = b.first().copied().unwrap_or(0);
-        let mut at = 1usize;
-        (0..count).map_while(move |_| {
-            let len = usize::from(*b.get(at)?);
-            let s = core::str::from_utf8(b.get(at + 1..at + 1 + len)?).ok()?;
-            at += 1 + len;
-            Some(s)
-        })
+        self.header.table().scope_names(self.bytes)
     }
 
     /// The names of the scopes in `mask`.
@@ -484,159 +678,12 @@ impl<'a> SnapshotView<'a> {
             .map(|(_, s)| s)
     }
 
-    fn validate_tables(&self) -> Result<(), Error> {
-        let f = Fields {
+    fn validate(&self) -> Result<(), Error> {
+        self.header.table().validate(&Fields {
             bytes: self.bytes,
             artifact: Artifact::Snapshot,
-        };
-        // Principals: a sequence of len:u8 | UTF-8 entries filling the blob.
-        let p = self.principals();
-        let mut at = 0;
-        while at < p.len() {
-            let len = usize::from(p[at]);
-            let s = p
-                .get(at + 1..at + 1 + len)
-                .ok_or(f.malformed("principal entry overruns its table"))?;
-            if len == 0 || len > MAX_PRINCIPAL_LEN || core::str::from_utf8(s).is_err() {
-                return Err(f.malformed("bad principal entry"));
-            }
-            at += 1 + len;
-        }
-        // Scopes: count:u8 then that many len:u8 | ASCII entries, exactly filling the blob.
-        let s = self.scopes();
-        let count = usize::from(*s.first().ok_or(f.malformed("scope table empty"))?);
-        if count > MAX_SCOPES {
-            return Err(f.malformed("more than 64 scopes"));
-        }
-        let mut at = 1;
-        for _ in 0..count {
-            let len = usize::from(
-                *s.get(at)
-                    .ok_or(f.malformed("scope entry overruns its table"))?,
-            );
-            let name = s
-                .get(at + 1..at + 1 + len)
-                .ok_or(f.malformed("scope entry overruns its table"))?;
-            if !valid_scope(name) {
-                return Err(f.malformed("bad scope name"));
-            }
-            at += 1 + len;
-        }
-        if at != s.len() {
-            return Err(f.malformed("bytes after the scope table"));
-        }
-        Ok(())
+        })
     }
-
-    fn validate_records(&self) -> Result<(), Error> {
-        let f = Fields {
-            bytes: self.bytes,
-            artifact: Artifact::Snapshot,
-        };
-        let h = &self.header;
-        let phf = Phf {
-            buckets: h.bucket_count,
-            slots: h.slot_count,
-            seed: h.hash_seed,
-        };
-        let principals_len = h.principals_len as usize;
-        let scope_count = self.scopes().first().copied().unwrap_or(0);
-        let scope_limit = if scope_count >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << scope_count) - 1
-        };
-        let (mut records, mut imported) = (0u32, 0u32);
-        for i in 0..h.slot_count as usize {
-            let raw = self.slot(i);
-            if raw[44] == 0 {
-                if *raw != EMPTY_SLOT {
-                    return Err(f.malformed("empty slot with data"));
-                }
-                continue;
-            }
-            let rec = Record {
-                raw,
-                principals: self.principals(),
-            };
-            if Status::from_byte(raw[44]).is_none() || raw[45] > 1 || raw[46] != 0 || raw[47] != 0 {
-                return Err(f.malformed("bad record status or flags"));
-            }
-            // Every record must be where a lookup for its id goes.
-            let id = rec.id_u128();
-            if phf.slot(id, self.pilot(phf.bucket(id))) != i {
-                return Err(f.malformed("record not at its hashed slot"));
-            }
-            let p_at = rec.u32_at(40) as usize;
-            let p_len = self.principals().get(p_at).copied().map_or(0, usize::from);
-            if p_len == 0 || p_at + 1 + p_len > principals_len {
-                return Err(f.malformed("record principal out of bounds"));
-            }
-            if rec.scope_mask() & !scope_limit != 0 {
-                return Err(f.malformed("record scope outside the scope table"));
-            }
-            records += 1;
-            imported += u32::from(rec.imported());
-        }
-        if records != h.record_count || imported != h.imported_count {
-            return Err(f.malformed("record counts do not match the header"));
-        }
-        Ok(())
-    }
-}
-
-/// [`SnapshotView::lookup`] over checked bytes and their header, without
-/// copying the header into a view (the verifier's hot path).
-#[inline]
-pub(crate) fn lookup_in<'a>(
-    bytes: &'a [u8],
-    h: &SnapshotHeader,
-    digest: &Digest,
-) -> Option<Record<'a>> {
-    let id = digest.key_id().to_u128();
-    let phf = Phf {
-        buckets: h.bucket_count,
-        slots: h.slot_count,
-        seed: h.hash_seed,
-    };
-    let candidate = if h.slot_count == 0 {
-        &EMPTY_SLOT
-    } else {
-        let at = HEADER_LEN + phf.slot(id, pilot_in(bytes, h, phf.bucket(id))) * RECORD_LEN;
-        bytes
-            .get(at..at + RECORD_LEN)
-            .and_then(|s| s.first_chunk::<RECORD_LEN>())
-            .unwrap_or(&EMPTY_SLOT)
-    };
-    let rec = Record {
-        raw: candidate,
-        principals: bytes.get(h.principals_at()..h.scopes_at()).unwrap_or(&[]),
-    };
-    bool::from(digest.ct_eq(rec.digest_bytes())).then_some(rec)
-}
-
-fn pilot_in(bytes: &[u8], h: &SnapshotHeader, bucket: usize) -> u16 {
-    let at = h.pilots_at() + 2 * bucket;
-    bytes
-        .get(at..at + 2)
-        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
-}
-
-/// [`SnapshotView::scope_bit`] over checked bytes and their header.
-pub(crate) fn scope_bit_in(bytes: &[u8], h: &SnapshotHeader, scope: &str) -> Option<u64> {
-    // Raw bytes, no UTF-8 re-check: the table was validated at parse time.
-    let b = bytes.get(h.scopes_at()..h.signature_at())?;
-    let want = scope.as_bytes();
-    let mut at = 1usize;
-    for i in 0..b.first().copied().unwrap_or(0) {
-        let len = usize::from(*b.get(at)?);
-        let name = b.get(at + 1..at + 1 + len)?;
-        if crate::key::public_eq(name, want) {
-            return Some(1u64 << i);
-        }
-        at += 1 + len;
-    }
-    None
 }
 
 impl fmt::Debug for SnapshotView<'_> {
@@ -700,16 +747,7 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
         prefix,
         keyset: Name::read_field(&f.array(128), Artifact::Snapshot)?,
     };
-    if h.record_count > h.slot_count || h.imported_count > h.record_count {
-        return Err(f.malformed("record counts exceed the table"));
-    }
-    if (h.slot_count == 0) != (h.bucket_count == 0) {
-        return Err(f.malformed("slots without buckets or buckets without slots"));
-    }
-    f.need(h.pilots_at(), "slot table")?;
-    f.need(h.principals_at(), "pilot table")?;
-    f.need(h.scopes_at(), "principals table")?;
-    f.need(h.signature_at(), "scopes table")?;
+    h.table().check_bounds(&f)?;
     f.need(h.file_len(), "signature")?;
     if bytes.len() != h.file_len() {
         return Err(f.malformed("bytes after the signature"));
@@ -879,80 +917,8 @@ mod builder {
 
         /// Encodes and signs.
         pub fn build(mut self, signer: &Signer) -> Result<Vec<u8>, BuildError> {
-            let n = self.records.len();
-            if n > u32::MAX as usize / 2 {
-                return Err(BuildError::TooManyKeys);
-            }
-            self.records.sort_unstable_by_key(|r| r.digest.key_id());
-            if let Some(w) = self
-                .records
-                .windows(2)
-                .find(|w| w[0].digest.key_id() == w[1].digest.key_id())
-            {
-                return Err(BuildError::DuplicateKey(w[0].digest.key_id()));
-            }
-            // Scopes: sorted distinct names, ≤ 64.
-            let mut scope_names: Vec<&str> = self
-                .records
-                .iter()
-                .flat_map(|r| r.scopes.iter().map(String::as_str))
-                .collect();
-            scope_names.sort_unstable();
-            scope_names.dedup();
-            if scope_names.len() > MAX_SCOPES {
-                return Err(BuildError::TooManyScopes);
-            }
-            if !scope_names.iter().all(|s| valid_scope(s.as_bytes())) {
-                return Err(BuildError::BadScope);
-            }
-            let mut scopes_blob = alloc::vec![scope_names.len() as u8];
-            for s in &scope_names {
-                scopes_blob.push(s.len() as u8);
-                scopes_blob.extend_from_slice(s.as_bytes());
-            }
-            // Principals: deduplicated, addressed by byte offset.
-            let mut principals_blob = Vec::new();
-            let mut principal_at: BTreeMap<&str, u32> = BTreeMap::new();
-            for r in &self.records {
-                if r.principal.is_empty() || r.principal.len() > MAX_PRINCIPAL_LEN {
-                    return Err(BuildError::BadPrincipal);
-                }
-                if !principal_at.contains_key(r.principal.as_str()) {
-                    let at =
-                        u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
-                    principal_at.insert(&r.principal, at);
-                    principals_blob.push(r.principal.len() as u8);
-                    principals_blob.extend_from_slice(r.principal.as_bytes());
-                }
-            }
-            let (phf, pilots, positions) = place(&self.records, self.load_percent)?;
-            let slot_count = phf.slots;
-            let mut out = alloc::vec![0u8; HEADER_LEN + slot_count as usize * RECORD_LEN];
-            let t32 = |t: Option<u64>| -> Result<u32, BuildError> {
-                u32::try_from(t.unwrap_or(0)).map_err(|_| BuildError::TimeOutOfRange)
-            };
-            let mut imported = 0u32;
-            for (r, pos) in self.records.iter().zip(positions) {
-                let mut mask = 0u64;
-                for s in &r.scopes {
-                    // Every scope is in the table built above.
-                    let bit = scope_names
-                        .binary_search(&s.as_str())
-                        .map_err(|_| BuildError::BadScope)?;
-                    mask |= 1 << bit;
-                }
-                let rec = &mut out[HEADER_LEN + pos * RECORD_LEN..][..RECORD_LEN];
-                rec[..32].copy_from_slice(&r.digest.0);
-                rec[32..40].copy_from_slice(&mask.to_le_bytes());
-                rec[40..44].copy_from_slice(&principal_at[r.principal.as_str()].to_le_bytes());
-                rec[44] = r.status.byte();
-                rec[45] = u8::from(r.imported);
-                rec[48..52].copy_from_slice(&t32(Some(r.not_before))?.to_le_bytes());
-                rec[52..56].copy_from_slice(&t32(r.expires_at)?.to_le_bytes());
-                rec[56..60].copy_from_slice(&t32(r.deprecated_at)?.to_le_bytes());
-                rec[60..64].copy_from_slice(&t32(r.sunset_at)?.to_le_bytes());
-                imported += u32::from(r.imported);
-            }
+            let t = encode_table(&mut self.records, self.load_percent)?;
+            let mut out = alloc::vec![0u8; HEADER_LEN];
             let h = &mut out[..HEADER_LEN];
             h[..4].copy_from_slice(MAGIC);
             h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -962,27 +928,141 @@ mod builder {
             h[24..32].copy_from_slice(&self.valid_until.to_le_bytes());
             h[32..64].copy_from_slice(&self.audit_head);
             h[64..80].copy_from_slice(&signer.id().0);
-            h[80..84].copy_from_slice(&(n as u32).to_le_bytes());
-            h[84..88].copy_from_slice(&phf.buckets.to_le_bytes());
-            h[88..92].copy_from_slice(&slot_count.to_le_bytes());
-            h[104..112].copy_from_slice(&phf.seed.to_le_bytes());
-            let plen = u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
-            h[92..96].copy_from_slice(&plen.to_le_bytes());
-            h[96..100].copy_from_slice(&(scopes_blob.len() as u32).to_le_bytes());
-            h[100..104].copy_from_slice(&imported.to_le_bytes());
+            h[80..84].copy_from_slice(&t.meta.record_count.to_le_bytes());
+            h[84..88].copy_from_slice(&t.meta.bucket_count.to_le_bytes());
+            h[88..92].copy_from_slice(&t.meta.slot_count.to_le_bytes());
+            h[104..112].copy_from_slice(&t.meta.hash_seed.to_le_bytes());
+            h[92..96].copy_from_slice(&t.meta.principals_len.to_le_bytes());
+            h[96..100].copy_from_slice(&t.meta.scopes_len.to_le_bytes());
+            h[100..104].copy_from_slice(&t.meta.imported_count.to_le_bytes());
             h[112] = self.prefix.len;
             h[113..113 + usize::from(self.prefix.len)]
                 .copy_from_slice(self.prefix.as_str().as_bytes());
             h[128..192].copy_from_slice(&self.keyset.field());
-            for p in &pilots {
-                out.extend_from_slice(&p.to_le_bytes());
-            }
-            out.extend_from_slice(&principals_blob);
-            out.extend_from_slice(&scopes_blob);
+            t.append_to(&mut out);
             let sig = signer.sign(Artifact::Snapshot, &out);
             out.extend_from_slice(&sig);
             Ok(out)
         }
+    }
+
+    /// A record table, encoded: what a snapshot holds after its header and
+    /// an update after its revocation filter.
+    pub(crate) struct EncodedTable {
+        /// Counts, sizes and hash seed (`slots_at` is the writer's to set).
+        pub meta: Table,
+        slots: Vec<u8>,
+        pilots: Vec<u16>,
+        principals: Vec<u8>,
+        scopes: Vec<u8>,
+    }
+
+    impl EncodedTable {
+        /// Appends slots, pilots, principals and scopes to `out`.
+        pub fn append_to(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.slots);
+            for p in &self.pilots {
+                out.extend_from_slice(&p.to_le_bytes());
+            }
+            out.extend_from_slice(&self.principals);
+            out.extend_from_slice(&self.scopes);
+        }
+    }
+
+    /// Encodes `records` (sorted here by key id) as a record table at
+    /// `load_percent`.
+    pub(crate) fn encode_table(
+        records: &mut [RecordSpec],
+        load_percent: u8,
+    ) -> Result<EncodedTable, BuildError> {
+        let n = records.len();
+        if n > u32::MAX as usize / 2 {
+            return Err(BuildError::TooManyKeys);
+        }
+        records.sort_unstable_by_key(|r| r.digest.key_id());
+        if let Some(w) = records
+            .windows(2)
+            .find(|w| w[0].digest.key_id() == w[1].digest.key_id())
+        {
+            return Err(BuildError::DuplicateKey(w[0].digest.key_id()));
+        }
+        // Scopes: sorted distinct names, ≤ 64.
+        let mut scope_names: Vec<&str> = records
+            .iter()
+            .flat_map(|r| r.scopes.iter().map(String::as_str))
+            .collect();
+        scope_names.sort_unstable();
+        scope_names.dedup();
+        if scope_names.len() > MAX_SCOPES {
+            return Err(BuildError::TooManyScopes);
+        }
+        if !scope_names.iter().all(|s| valid_scope(s.as_bytes())) {
+            return Err(BuildError::BadScope);
+        }
+        let mut scopes_blob = alloc::vec![scope_names.len() as u8];
+        for s in &scope_names {
+            scopes_blob.push(s.len() as u8);
+            scopes_blob.extend_from_slice(s.as_bytes());
+        }
+        // Principals: deduplicated, addressed by byte offset.
+        let mut principals_blob = Vec::new();
+        let mut principal_at: BTreeMap<&str, u32> = BTreeMap::new();
+        for r in records.iter() {
+            if r.principal.is_empty() || r.principal.len() > MAX_PRINCIPAL_LEN {
+                return Err(BuildError::BadPrincipal);
+            }
+            if !principal_at.contains_key(r.principal.as_str()) {
+                let at = u32::try_from(principals_blob.len()).map_err(|_| BuildError::TooLarge)?;
+                principal_at.insert(&r.principal, at);
+                principals_blob.push(r.principal.len() as u8);
+                principals_blob.extend_from_slice(r.principal.as_bytes());
+            }
+        }
+        let (phf, pilots, positions) = place(records, load_percent)?;
+        let mut slots = alloc::vec![0u8; phf.slots as usize * RECORD_LEN];
+        let t32 = |t: Option<u64>| -> Result<u32, BuildError> {
+            u32::try_from(t.unwrap_or(0)).map_err(|_| BuildError::TimeOutOfRange)
+        };
+        let mut imported = 0u32;
+        for (r, pos) in records.iter().zip(positions) {
+            let mut mask = 0u64;
+            for s in &r.scopes {
+                // Every scope is in the table built above.
+                let bit = scope_names
+                    .binary_search(&s.as_str())
+                    .map_err(|_| BuildError::BadScope)?;
+                mask |= 1 << bit;
+            }
+            let rec = &mut slots[pos * RECORD_LEN..][..RECORD_LEN];
+            rec[..32].copy_from_slice(&r.digest.0);
+            rec[32..40].copy_from_slice(&mask.to_le_bytes());
+            rec[40..44].copy_from_slice(&principal_at[r.principal.as_str()].to_le_bytes());
+            rec[44] = r.status.byte();
+            rec[45] = u8::from(r.imported);
+            rec[48..52].copy_from_slice(&t32(Some(r.not_before))?.to_le_bytes());
+            rec[52..56].copy_from_slice(&t32(r.expires_at)?.to_le_bytes());
+            rec[56..60].copy_from_slice(&t32(r.deprecated_at)?.to_le_bytes());
+            rec[60..64].copy_from_slice(&t32(r.sunset_at)?.to_le_bytes());
+            imported += u32::from(r.imported);
+        }
+        let meta = Table {
+            slots_at: 0,
+            slot_count: phf.slots,
+            bucket_count: phf.buckets,
+            hash_seed: phf.seed,
+            principals_len: u32::try_from(principals_blob.len())
+                .map_err(|_| BuildError::TooLarge)?,
+            scopes_len: scopes_blob.len() as u32,
+            record_count: n as u32,
+            imported_count: imported,
+        };
+        Ok(EncodedTable {
+            meta,
+            slots,
+            pilots,
+            principals: principals_blob,
+            scopes: scopes_blob,
+        })
     }
 
     /// Builds the perfect hash: buckets in decreasing size order each get the

@@ -16,9 +16,7 @@ use crate::error::{Artifact, Error};
 use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
 use crate::outcome::Outcome;
 use crate::revocation::{self, RevocationHeader, RevocationView};
-use crate::snapshot::{
-    self, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPE_LEN,
-};
+use crate::snapshot::{SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPE_LEN};
 use crate::trust::TrustSet;
 
 /// The system clock in unix seconds (0 before 1970).
@@ -456,7 +454,7 @@ impl ScopeMemo {
         if usize::from(self.len) == s.len() && key::public_eq(&self.name[..s.len()], s) {
             return self.bit;
         }
-        let bit = snapshot::scope_bit_in(bytes, h, scope);
+        let bit = h.table().scope_bit(bytes, scope);
         self.name[..s.len()].copy_from_slice(s);
         self.len = s.len() as u8;
         self.bit = bit;
@@ -1218,7 +1216,7 @@ fn decide(
         .revocations
         .as_ref()
         .is_some_and(|r| revocation::contains_in(&r.bytes, &r.header, &id));
-    let Some(rec) = snapshot::lookup_in(bytes, h, &digest) else {
+    let Some(rec) = h.table().lookup(bytes, &digest) else {
         // Charset and checksum are checked only to tell a typo (malformed)
         // from an unknown key: a string that hashes to a stored digest is an
         // issued (or imported) key, so a hit needs neither. Every miss, of a
