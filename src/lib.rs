@@ -90,7 +90,7 @@ pub use trust::{SignerId, TrustSet, TrustedSigner, MAX_SIGNERS};
 #[cfg(feature = "std")]
 pub use reload::{file_stamp, look_at_file, Fetched, Look, Reload, Reloaded, RELOAD_ORDER};
 #[cfg(feature = "std")]
-pub use revocation::{build_update, UpdateBuildError, UpdateSpec};
+pub use revocation::{build_update, build_update_with, UpdateBuildError, UpdateSpec};
 #[cfg(feature = "std")]
 pub use snapshot::{BuildError, RecordSpec, SnapshotBuilder};
 #[cfg(feature = "std")]

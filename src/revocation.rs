@@ -1,5 +1,7 @@
-//! Revocation updates (`.kgr`): every key revoked since a base snapshot, as an
-//! exact filter over that snapshot's key ids.
+//! Updates (`.kgr`, "the update"): every change since a base snapshot —
+//! the keys revoked since it, as an exact filter over that snapshot's key
+//! ids, and (format version 2) the keys added or changed since it, as a
+//! record table read before the snapshot's.
 //!
 //! The revoked set R ⊆ U (U = key ids of the base snapshot) is encoded as a
 //! two-level cascade, the construction of Mozilla's CRLite "clubcard":
@@ -22,14 +24,44 @@ use core::fmt;
 
 use crate::artifact::{Fields, Name, SIGNATURE_LEN};
 use crate::error::{Artifact, Error};
-use crate::key::KeyId;
-use crate::snapshot::{fmix64, scale};
+use crate::key::{Digest, KeyId};
+use crate::snapshot::{fmix64, scale, Record, Table};
 use crate::trust::{SignerId, TrustSet};
 
 const MAGIC: &[u8; 4] = b"KGR\0";
-const FORMAT_VERSION: u16 = 1;
-/// Bytes of the fixed header.
+/// Revocations only.
+const FORMAT_V1: u16 = 1;
+/// Revocations and a table of added or changed keys.
+const FORMAT_V2: u16 = 2;
+/// Bytes of the fixed header of format version 1.
 pub const HEADER_LEN: usize = 192;
+/// Bytes of the fixed header of format version 2.
+pub const HEADER_LEN_V2: usize = 256;
+
+/// Named offsets of the header (both versions share the first 192 bytes).
+mod at {
+    pub const VERSION: usize = 4;
+    pub const HEADER_LEN: usize = 6;
+    pub const BASE: usize = 8;
+    pub const SEQUENCE: usize = 16;
+    pub const CREATED: usize = 24;
+    pub const VALID_UNTIL: usize = 32;
+    pub const SIGNER: usize = 40;
+    pub const UNIVERSE: usize = 56;
+    pub const REVOKED: usize = 60;
+    pub const KEYSET: usize = 64;
+    pub const LEVEL_COUNT: usize = 128;
+    pub const LEVELS: usize = 136;
+    // Version 2: the record table.
+    pub const RECORDS: usize = 192;
+    pub const IMPORTED: usize = 196;
+    pub const BUCKETS: usize = 200;
+    pub const SLOTS: usize = 204;
+    pub const PRINCIPALS: usize = 208;
+    pub const SCOPES: usize = 212;
+    pub const SEED: usize = 216;
+    pub const TABLE_AT: usize = 224;
+}
 /// Read slack after each level's table so a value read never needs a bound check.
 const PAD: usize = 3;
 
@@ -114,8 +146,13 @@ pub struct RevocationHeader {
     pub universe_count: u32,
     /// |R|: keys revoked since the base snapshot.
     pub revoked_count: u32,
+    /// Format version: 1 (revocations only) or 2 (with records).
+    pub format_version: u16,
+    /// Keys added or changed since the base snapshot, carried as records.
+    pub record_count: u32,
     level_count: u8,
     levels: [Level; 2],
+    table: Table,
 }
 
 impl RevocationHeader {
@@ -129,8 +166,31 @@ impl RevocationHeader {
         self.levels().iter().map(Level::data_len).sum()
     }
 
+    fn header_len(&self) -> usize {
+        if self.format_version == FORMAT_V1 {
+            HEADER_LEN
+        } else {
+            HEADER_LEN_V2
+        }
+    }
+
+    /// Where the signed body ends.
+    fn body_end(&self) -> usize {
+        if self.record_count == 0 {
+            self.header_len() + self.filter_len()
+        } else {
+            self.table.end()
+        }
+    }
+
     fn file_len(&self) -> usize {
-        HEADER_LEN + self.filter_len() + SIGNATURE_LEN
+        self.body_end() + SIGNATURE_LEN
+    }
+
+    /// The added and changed keys' table, when there are any.
+    #[inline]
+    pub(crate) fn table(&self) -> Option<&Table> {
+        (self.record_count != 0).then_some(&self.table)
     }
 }
 
@@ -179,15 +239,19 @@ impl<'a> RevocationView<'a> {
                 artifact: Artifact::Revocations,
             });
         }
-        let fv = f.u16(4);
-        if fv != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                artifact: Artifact::Revocations,
-                version: fv,
-            });
-        }
-        f.need(HEADER_LEN, "header")?;
-        if usize::from(f.u16(6)) != HEADER_LEN {
+        let fv = f.u16(at::VERSION);
+        let header_len = match fv {
+            FORMAT_V1 => HEADER_LEN,
+            FORMAT_V2 => HEADER_LEN_V2,
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    artifact: Artifact::Revocations,
+                    version: fv,
+                })
+            }
+        };
+        f.need(header_len, "header")?;
+        if usize::from(f.u16(at::HEADER_LEN)) != header_len {
             return Err(f.malformed("header length"));
         }
         if bytes[129..136]
@@ -197,10 +261,10 @@ impl<'a> RevocationView<'a> {
         {
             return Err(f.malformed("reserved header bytes not zero"));
         }
-        let level_count = bytes[128];
+        let level_count = bytes[at::LEVEL_COUNT];
         let mut levels = [Level::default(); 2];
         for (i, l) in levels.iter_mut().enumerate() {
-            let at = 136 + 16 * i;
+            let at = at::LEVELS + 16 * i;
             *l = Level {
                 seed: f.u64(at),
                 block_len: f.u32(at + 8),
@@ -235,17 +299,56 @@ impl<'a> RevocationView<'a> {
         {
             return Err(f.malformed("bad cascade levels"));
         }
+        let filter_end = header_len
+            + levels[..usize::from(level_count)]
+                .iter()
+                .map(Level::data_len)
+                .sum::<usize>();
+        let (record_count, table) = if fv == FORMAT_V2 {
+            if bytes[228..256].iter().any(|b| *b != 0) {
+                return Err(f.malformed("reserved header bytes not zero"));
+            }
+            let t = Table {
+                slots_at: f.u32(at::TABLE_AT) as usize,
+                slot_count: f.u32(at::SLOTS),
+                bucket_count: f.u32(at::BUCKETS),
+                hash_seed: f.u64(at::SEED),
+                principals_len: f.u32(at::PRINCIPALS),
+                scopes_len: f.u32(at::SCOPES),
+                record_count: f.u32(at::RECORDS),
+                imported_count: f.u32(at::IMPORTED),
+            };
+            if t.record_count == 0 {
+                if t != Table::default() {
+                    return Err(f.malformed("table fields without records"));
+                }
+            } else if t.slots_at != filter_end.next_multiple_of(64)
+                || bytes
+                    .get(filter_end..t.slots_at)
+                    .is_none_or(|pad| pad.iter().any(|b| *b != 0))
+            {
+                // The records start on the first 64-byte boundary after the
+                // filter, zero padded: one cache line each in a reader's copy.
+                return Err(f.malformed("record table not where the header puts it"));
+            }
+            (t.record_count, t)
+        } else {
+            (0, Table::default())
+        };
         let header = RevocationHeader {
-            base_version: f.u64(8),
-            sequence: f.u64(16),
-            created_at: f.u64(24),
-            valid_until: f.u64(32),
-            signer: SignerId(f.array(40)),
-            universe_count: f.u32(56),
-            revoked_count: f.u32(60),
-            keyset: Name::read_field(&f.array(64), Artifact::Revocations)?,
+            base_version: f.u64(at::BASE),
+            sequence: f.u64(at::SEQUENCE),
+            created_at: f.u64(at::CREATED),
+            valid_until: f.u64(at::VALID_UNTIL),
+            signer: SignerId(f.array(at::SIGNER)),
+            universe_count: f.u32(at::UNIVERSE),
+            revoked_count: f.u32(at::REVOKED),
+            keyset: Name::read_field(&f.array(at::KEYSET), Artifact::Revocations)?,
+            format_version: fv,
+            record_count,
             level_count,
             levels,
+            table,
         };
         if header.revoked_count > header.universe_count {
             return Err(f.malformed("more revoked keys than keys"));
@@ -253,7 +356,11 @@ impl<'a> RevocationView<'a> {
         if (header.revoked_count == 0) != (level_count == 0) {
             return Err(f.malformed("levels do not match the revoked count"));
         }
-        f.need(HEADER_LEN + header.filter_len(), "filter levels")?;
+        f.need(filter_end, "filter levels")?;
+        if let Some(t) = header.table() {
+            t.check_bounds(&f)?;
+            t.validate(&f)?;
+        }
         f.need(header.file_len(), "signature")?;
         if bytes.len() != header.file_len() {
             return Err(f.malformed("bytes after the signature"));
@@ -271,6 +378,18 @@ impl<'a> RevocationView<'a> {
     pub fn contains(&self, id: &KeyId) -> bool {
         contains_in(self.bytes, &self.header, id)
     }
+
+    /// The added or changed key whose full digest is `digest`, if the
+    /// update carries it (compared in constant time).
+    pub fn lookup(&self, digest: &Digest) -> Option<Record<'a>> {
+        self.header.table()?.lookup(self.bytes, digest)
+    }
+
+    /// Every added or changed key the update carries.
+    pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
+        let (t, bytes) = (self.header.table().copied(), self.bytes);
+        t.into_iter().flat_map(move |t| t.records(bytes))
+    }
 }
 
 /// [`RevocationView::contains`] over checked bytes and their header, without
@@ -278,7 +397,7 @@ impl<'a> RevocationView<'a> {
 #[inline]
 pub(crate) fn contains_in(bytes: &[u8], h: &RevocationHeader, id: &KeyId) -> bool {
     let id = id.to_u128();
-    let mut at = HEADER_LEN;
+    let mut at = h.header_len();
     for l in h.levels() {
         let data = bytes.get(at..at + l.data_len()).unwrap_or(&[]);
         if !l.query(data, id) {
@@ -290,7 +409,7 @@ pub(crate) fn contains_in(bytes: &[u8], h: &RevocationHeader, id: &KeyId) -> boo
 }
 
 #[cfg(feature = "std")]
-pub use builder::{build_update, UpdateBuildError, UpdateSpec};
+pub use builder::{build_update, build_update_with, UpdateBuildError, UpdateSpec};
 
 #[cfg(feature = "std")]
 mod builder {
@@ -298,6 +417,7 @@ mod builder {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::snapshot::{encode_table, BuildError, RecordSpec, DEFAULT_LOAD_PERCENT};
     use crate::trust::Signer;
 
     /// Why an update could not be built.
@@ -311,6 +431,8 @@ mod builder {
         /// The built filter disagreed with the revoked set on this id (a bug:
         /// nothing was signed).
         NotExact(KeyId),
+        /// The added or changed keys could not be encoded.
+        Records(BuildError),
     }
 
     impl fmt::Display for UpdateBuildError {
@@ -321,6 +443,7 @@ mod builder {
                 }
                 Self::TooLarge => f.write_str("too many keys for one update"),
                 Self::NotExact(id) => write!(f, "filter not exact for key {id}; nothing signed"),
+                Self::Records(e) => write!(f, "added or changed keys: {e}"),
             }
         }
     }
@@ -417,12 +540,26 @@ mod builder {
         }
     }
 
-    /// Encodes `revoked` ⊆ `universe` and signs it. Checks exactness over all of
-    /// `universe` before signing.
+    /// Encodes `revoked` ⊆ `universe` and signs it (format version 1).
+    /// Checks exactness over all of `universe` before signing.
     pub fn build_update(
         spec: &UpdateSpec,
         universe: &[KeyId],
         revoked: &[KeyId],
+        signer: &Signer,
+    ) -> Result<Vec<u8>, UpdateBuildError> {
+        build_update_with(spec, universe, revoked, Vec::new(), signer)
+    }
+
+    /// [`build_update`] that also carries `records`: keys added since the
+    /// base snapshot or changed in it (status, times, scopes, principal),
+    /// which a verifier reads before the snapshot. Format version 2 when
+    /// there are any, version 1 (readable by every keygate) when not.
+    pub fn build_update_with(
+        spec: &UpdateSpec,
+        universe: &[KeyId],
+        revoked: &[KeyId],
+        mut records: Vec<RecordSpec>,
         signer: &Signer,
     ) -> Result<Vec<u8>, UpdateBuildError> {
         let u_count = u32::try_from(universe.len()).map_err(|_| UpdateBuildError::TooLarge)?;
@@ -470,10 +607,22 @@ mod builder {
             let (l2, d2) = build_level(&ids, 1, KIND_EXACT, |id, _| u32::from(revoked_bit[&id]));
             levels.push((l2, d2));
         }
-        let mut out = alloc::vec![0u8; HEADER_LEN];
+        let table = if records.is_empty() {
+            None
+        } else {
+            Some(
+                encode_table(&mut records, DEFAULT_LOAD_PERCENT)
+                    .map_err(UpdateBuildError::Records)?,
+            )
+        };
+        let (version, header_len) = match table {
+            None => (FORMAT_V1, HEADER_LEN),
+            Some(_) => (FORMAT_V2, HEADER_LEN_V2),
+        };
+        let mut out = alloc::vec![0u8; header_len];
         out[..4].copy_from_slice(MAGIC);
-        out[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out[at::VERSION..at::VERSION + 2].copy_from_slice(&version.to_le_bytes());
+        out[at::HEADER_LEN..at::HEADER_LEN + 2].copy_from_slice(&(header_len as u16).to_le_bytes());
         out[8..16].copy_from_slice(&spec.base_version.to_le_bytes());
         out[16..24].copy_from_slice(&spec.sequence.to_le_bytes());
         out[24..32].copy_from_slice(&spec.created_at.to_le_bytes());
@@ -482,9 +631,9 @@ mod builder {
         out[56..60].copy_from_slice(&u_count.to_le_bytes());
         out[60..64].copy_from_slice(&(r.len() as u32).to_le_bytes());
         out[64..128].copy_from_slice(&spec.keyset.field());
-        out[128] = levels.len() as u8;
+        out[at::LEVEL_COUNT] = levels.len() as u8;
         for (i, (l, _)) in levels.iter().enumerate() {
-            let at = 136 + 16 * i;
+            let at = at::LEVELS + 16 * i;
             out[at..at + 8].copy_from_slice(&l.seed.to_le_bytes());
             out[at + 8..at + 12].copy_from_slice(&l.block_len.to_le_bytes());
             out[at + 12] = l.bits;
@@ -492,6 +641,22 @@ mod builder {
         }
         for (_, d) in &levels {
             out.extend_from_slice(d);
+        }
+        if let Some(t) = &table {
+            let table_at = out.len().next_multiple_of(64);
+            out.resize(table_at, 0);
+            let m = &t.meta;
+            let mut put = |at: usize, v: &[u8]| out[at..at + v.len()].copy_from_slice(v);
+            put(at::RECORDS, &m.record_count.to_le_bytes());
+            put(at::IMPORTED, &m.imported_count.to_le_bytes());
+            put(at::BUCKETS, &m.bucket_count.to_le_bytes());
+            put(at::SLOTS, &m.slot_count.to_le_bytes());
+            put(at::PRINCIPALS, &m.principals_len.to_le_bytes());
+            put(at::SCOPES, &m.scopes_len.to_le_bytes());
+            put(at::SEED, &m.hash_seed.to_le_bytes());
+            let table_at = u32::try_from(table_at).map_err(|_| UpdateBuildError::TooLarge)?;
+            put(at::TABLE_AT, &table_at.to_le_bytes());
+            t.append_to(&mut out);
         }
         // Exactness over all of U, before anything is signed.
         let unsigned = {

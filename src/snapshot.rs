@@ -756,6 +756,8 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
 }
 
 #[cfg(feature = "std")]
+pub(crate) use builder::{encode_table, DEFAULT_LOAD_PERCENT};
+#[cfg(feature = "std")]
 pub use builder::{BuildError, RecordSpec, SnapshotBuilder};
 
 #[cfg(feature = "std")]

@@ -260,9 +260,20 @@ fn check_snapshot(bytes: &[u8], trust: &TrustSet) -> Result<SnapshotHeader, Erro
     Ok(header)
 }
 
+/// An installed update: its bytes copied into cache-line-aligned memory
+/// (its record table starts on a 64-byte boundary of the file, so each
+/// record is one line), and its header.
 struct Revocations {
-    bytes: Vec<u8>,
+    lines: AlignedBytes,
+    len: usize,
     header: RevocationHeader,
+}
+
+impl Revocations {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.lines.bytes(self.len)
+    }
 }
 
 #[derive(Clone)]
@@ -925,7 +936,8 @@ impl Verifier {
         let floor = self.install.lock().unwrap_or_else(|e| e.into_inner());
         let r = (|| {
             let cur = self.state.load_full();
-            let header = *RevocationView::new(bytes, &cur.trust)?.header();
+            let lines = AlignedBytes::copy_of(bytes);
+            let header = *RevocationView::new(lines.bytes(bytes.len()), &cur.trust)?.header();
             let snap = cur.snapshot.as_ref().ok_or(Error::NoSnapshot)?;
             if header.base_version != snap.header.version {
                 return Err(Error::BaseMismatch {
@@ -952,7 +964,8 @@ impl Verifier {
                 });
             }
             let rev = Revocations {
-                bytes: bytes.to_vec(),
+                lines,
+                len: bytes.len(),
                 header,
             };
             self.publish(State::new(
@@ -1189,7 +1202,8 @@ fn decide(
     memo: &mut ScopeMemo,
     v: &mut Verdict,
 ) {
-    v.revocation_seq = state.revocations.as_ref().map_or(0, |r| r.header.sequence);
+    let update = state.revocations.as_deref();
+    v.revocation_seq = update.map_or(0, |r| r.header.sequence);
     let Some(snap) = state.snapshot.as_deref() else {
         v.outcome = Outcome::Stale;
         return;
@@ -1206,17 +1220,30 @@ fn decide(
         if key.len() != key::key_len(prefix.len()) {
             return;
         }
-    } else if h.imported_count == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
-        return;
+    } else {
+        let imported = h.imported_count
+            + update
+                .and_then(|u| u.header.table())
+                .map_or(0, |t| t.imported_count);
+        if imported == 0 || !(MIN_IMPORTED_LEN..=MAX_IMPORTED_LEN).contains(&key.len()) {
+            return;
+        }
     }
     let digest = Digest::of(key.as_bytes());
     let id = digest.key_id();
     v.key_id = Some(id);
-    let filtered = state
-        .revocations
-        .as_ref()
-        .is_some_and(|r| revocation::contains_in(&r.bytes, &r.header, &id));
-    let Some(rec) = h.table().lookup(bytes, &digest) else {
+    let filtered = update.is_some_and(|r| revocation::contains_in(r.bytes(), &r.header, &id));
+    // A key the update adds or changes is read from it, before the snapshot:
+    // its record (status, times, principal, scopes) is the newer one.
+    let from_update = update.and_then(|u| {
+        let t = u.header.table()?;
+        Some((t.lookup(u.bytes(), &digest)?, t, u.bytes()))
+    });
+    let rec = match from_update {
+        Some((rec, _, _)) => Some(rec),
+        None => h.table().lookup(bytes, &digest),
+    };
+    let Some(rec) = rec else {
         // Charset and checksum are checked only to tell a typo (malformed)
         // from an unknown key: a string that hashes to a stored digest is an
         // issued (or imported) key, so a hit needs neither. Every miss, of a
@@ -1245,8 +1272,12 @@ fn decide(
     } else if expiry.is_some_and(|e| now >= e) {
         Outcome::Expired
     } else if scope.is_some_and(|s| {
-        memo.bit(bytes, h, s)
-            .is_none_or(|bit| rec.scope_mask() & bit == 0)
+        let bit = match from_update {
+            // The update's own scope table (rarely hit: no memo).
+            Some((_, t, ubytes)) => t.scope_bit(ubytes, s),
+            None => memo.bit(bytes, h, s),
+        };
+        bit.is_none_or(|bit| rec.scope_mask() & bit == 0)
     }) {
         Outcome::InsufficientScope
     } else if v.stale
