@@ -1146,7 +1146,7 @@ fn publisher(s: Arc<App>, out: PathBuf) {
     let mut issuer: Option<Issuer> = None;
     let mut leader = false;
     let mut seen = 0u64;
-    let mut pending_since: Option<Instant> = None;
+    let mut pending = Pending::default();
     let mut last_error = String::new();
     let mut log_once = |e: &IssuerError| {
         let m = e.to_string();
@@ -1170,7 +1170,7 @@ fn publisher(s: Arc<App>, out: PathBuf) {
                 }
             },
         };
-        match publish_round(&s, &out, i, &mut leader, &mut seen, &mut pending_since) {
+        match publish_round(&s, &out, i, &mut leader, &mut seen, &mut pending) {
             Ok(()) => {}
             Err(e) => {
                 log_once(&e);
@@ -1183,6 +1183,22 @@ fn publisher(s: Arc<App>, out: PathBuf) {
     }
 }
 
+/// What the publisher is waiting to publish, and since when.
+#[derive(Default)]
+struct Pending {
+    /// New, rotated or changed keys for the update (batched for
+    /// `--publish-delay`).
+    update: Option<Instant>,
+    /// A full snapshot: nothing published yet, the update grown past the
+    /// compaction threshold, or the snapshot older than `--snapshot-every`.
+    full: Option<Instant>,
+}
+
+/// Keys an update may carry before the next publish is a full snapshot.
+fn compact_at(snapshot_keys: u64) -> u64 {
+    (snapshot_keys / 50).max(1000)
+}
+
 /// One round of [`publisher`].
 fn publish_round(
     s: &App,
@@ -1190,62 +1206,86 @@ fn publish_round(
     issuer: &mut Issuer,
     leader: &mut bool,
     seen: &mut u64,
-    pending_since: &mut Option<Instant>,
+    pending: &mut Pending,
 ) -> Result<(), IssuerError> {
     if !*leader {
         *leader = issuer.try_lead()?;
         if !*leader {
-            s.mark_published(issuer.published_seq()?);
+            s.mark_published(issuer.published_through()?);
             return Ok(());
         }
         eprintln!("keygate api: this instance publishes (leader)");
         // A new leader looks at everything: what the one before it left
         // unpublished goes out now.
         *seen = 0;
-        if !issuer.has_published()? {
-            pending_since.get_or_insert_with(Instant::now);
-        }
+    }
+    if !issuer.has_published()? {
+        pending.full.get_or_insert_with(Instant::now);
     }
     let head = issuer.audit_head_seq()?;
     if head != *seen {
-        let changed = issuer.unpublished_since(issuer.published_seq()?.max(*seen))?;
+        let through = issuer.published_through()?;
+        let changed = issuer.unpublished_since(through.max(*seen))?;
         *seen = head;
         if changed.snapshot {
-            pending_since.get_or_insert_with(Instant::now);
+            pending.update.get_or_insert_with(Instant::now);
         }
-        // A revoke goes out at once as the fast update, even while new
-        // keys wait for their full publish: the update is against the
-        // last published snapshot, and a key not in it is refused anyway
-        // until the snapshot that brings it also brings its revocation.
-        if changed.revocations && issuer.has_published()? {
-            let r = issuer.publish_revocations(out, s.s.valid_for)?;
-            eprintln!(
-                "keygate api: published revocations (sequence {})",
-                r.revocation_seq
-            );
-            run_hook(&s.s, out);
-        } else if changed.revocations {
-            pending_since.get_or_insert_with(Instant::now);
+        // A revoke goes out at once, with whatever else changed since the
+        // snapshot (the update is cumulative).
+        if changed.revocations && issuer.has_published()? && pending.full.is_none() {
+            publish_update(s, out, issuer, pending)?;
         }
+    }
+    if pending
+        .update
+        .is_some_and(|t| t.elapsed() >= s.s.publish_delay)
+        && pending.full.is_none()
+        && issuer.has_published()?
+    {
+        publish_update(s, out, issuer, pending)?;
     }
     // The schedule: a snapshot ages out of --valid-for unless rebuilt.
     let last = issuer.info()?.last_publish_at.unwrap_or(0);
     if issuer.now() >= last.saturating_add(s.s.snapshot_every.as_secs()) {
-        pending_since.get_or_insert_with(Instant::now);
+        pending.full.get_or_insert_with(Instant::now);
     }
-    if pending_since.is_some_and(|t| t.elapsed() >= s.s.publish_delay) {
+    if pending
+        .full
+        .is_some_and(|t| t.elapsed() >= s.s.publish_delay)
+    {
         let r = issuer.publish(out, s.s.valid_for)?;
-        s.mark_published(issuer.published_seq()?);
         eprintln!(
             "keygate api: published snapshot {} ({} keys)",
             r.snapshot_version, r.keys
         );
         run_hook(&s.s, out);
-        *pending_since = None;
+        *pending = Pending::default();
+        s.mark_published(issuer.published_through()?);
         // Changes made while this published are looked at on the next
-        // round: the publish's own entry is harmless there, a revoke gets
-        // its fast update.
+        // round: the publish's own entry is harmless there.
     }
+    Ok(())
+}
+
+/// Publishes the update now; asks for a full snapshot when it has grown
+/// past the compaction threshold.
+fn publish_update(
+    s: &App,
+    out: &std::path::Path,
+    issuer: &mut Issuer,
+    pending: &mut Pending,
+) -> Result<(), IssuerError> {
+    let r = issuer.publish_update(out, s.s.valid_for)?;
+    eprintln!(
+        "keygate api: published the update (sequence {}: {} revoked, {} added or changed)",
+        r.revocation_seq, r.revoked_in_update, r.records_in_update
+    );
+    run_hook(&s.s, out);
+    pending.update = None;
+    if r.records_in_update > compact_at(r.keys) {
+        pending.full.get_or_insert_with(Instant::now);
+    }
+    s.mark_published(issuer.published_through()?);
     Ok(())
 }
 

@@ -66,7 +66,9 @@ pub(crate) enum Cmd {
     List(ListArgs),
     /// Import existing keys by SHA-256 digest.
     Import(ImportArgs),
-    /// Write snapshot.kgs, revocations.kgr and trust.kgt atomically.
+    /// Publish: the update (revocations, added and changed keys) against the
+    /// last snapshot, or a new full snapshot when the update has grown or the
+    /// snapshot aged (each file written atomically).
     Publish(PublishArgs),
     /// Verify a key against published artifacts, as a gateway would.
     Verify(VerifyArgs),
@@ -277,17 +279,36 @@ pub(crate) struct PublishArgs {
     /// How long gateways may treat the artifacts as fresh.
     #[arg(long, default_value = "7d")]
     pub(crate) valid_for: String,
-    /// Only a new revocation update against the last published snapshot.
+    /// Only a new update against the last published snapshot (revocations,
+    /// added and changed keys); `--revocations-only` is its old name.
+    #[arg(long, visible_alias = "revocations-only", conflicts_with = "full")]
+    pub(crate) update: bool,
+    /// A new full snapshot (and an empty update against it).
     #[arg(long)]
-    pub(crate) revocations_only: bool,
+    pub(crate) full: bool,
+    /// Without --update or --full, a full snapshot when --out does not hold
+    /// the last one as published (a new directory, a damaged file), or once the update would
+    /// carry more than this many added or changed keys (default: 1 000,
+    /// or 2 % of the snapshot's keys if more).
+    #[arg(long, value_name = "N")]
+    pub(crate) compact_records: Option<u64>,
+    /// Without --update or --full: a full snapshot once the last one is
+    /// older than this.
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    pub(crate) compact_age: String,
 }
 
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
-    #[arg(long)]
-    pub(crate) trust: PathBuf,
-    #[arg(long)]
-    pub(crate) snapshot: PathBuf,
+    /// A publish directory, read as a gateway reads it: trust.kgt,
+    /// snapshot.kgs and (when there) revocations.kgr, by their names.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["trust", "snapshot", "revocations"])]
+    pub(crate) artifacts_dir: Option<PathBuf>,
+    #[arg(long, required_unless_present = "artifacts_dir")]
+    pub(crate) trust: Option<PathBuf>,
+    #[arg(long, required_unless_present = "artifacts_dir")]
+    pub(crate) snapshot: Option<PathBuf>,
+    /// The update (revocations, added and changed keys).
     #[arg(long)]
     pub(crate) revocations: Option<PathBuf>,
     #[arg(long)]

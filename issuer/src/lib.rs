@@ -41,7 +41,7 @@ pub use usage::{Usage, UsageReport};
 use keygate::Artifact;
 use keygate::Name;
 use keygate::{build_bundle, Signer};
-use keygate::{build_update, UpdateSpec};
+use keygate::{build_update, build_update_with, UpdateSpec};
 use keygate::{ApiKey, Digest, KeyId};
 use keygate::{Prefix, RecordSpec, SnapshotBuilder, SnapshotView, Status, MAX_TIME};
 
@@ -307,6 +307,9 @@ pub struct PublishReport {
     pub keys: u64,
     /// Keys in the update's revoked set.
     pub revoked_in_update: u64,
+    /// Keys the update carries as records (added or changed since the
+    /// snapshot).
+    pub records_in_update: u64,
     /// Bytes of snapshot.kgs (0 when only the update was written).
     pub snapshot_bytes: u64,
     /// Bytes of revocations.kgr.
@@ -651,8 +654,10 @@ impl Issuer {
     /// admin keys change nothing gateways get. A publisher polls this.
     pub fn unpublished_since(&self, seq: u64) -> Result<Unpublished> {
         /// Entries that change nothing in the published artifacts.
-        const UNPUBLISHED_BY_NATURE: [&str; 4] = [
+        const UNPUBLISHED_BY_NATURE: [&str; 6] = [
             "publish",
+            "publish-revocations",
+            "publish-update",
             "admin-key",
             "admin-key-revoke",
             "admin-key-rotate",
@@ -677,6 +682,13 @@ impl Issuer {
     /// it is in the published snapshot (0 before the first publish).
     pub fn published_seq(&self) -> Result<u64> {
         store::get_meta_u64(&self.db, "published_seq")
+    }
+
+    /// The audit sequence the published artifacts cover, the last update
+    /// included: every change up to it is at the gateways' origin.
+    pub fn published_through(&self) -> Result<u64> {
+        Ok(store::get_meta_u64(&self.db, "published_through")?
+            .max(store::get_meta_u64(&self.db, "published_seq")?))
     }
 
     /// Whether a snapshot was published from this store (a revocation-only
@@ -1276,21 +1288,7 @@ impl Issuer {
                 );
                 let i = row_info_at(r, 1)?;
                 universe.push(digest.key_id());
-                // Times are bounded at input; a row from before that bound
-                // is clamped to the format's end rather than blocking every
-                // publish (a revocation above all must still go out).
-                let t = |t: u64| t.min(MAX_TIME);
-                b.push(RecordSpec {
-                    digest,
-                    principal: i.principal.to_string(),
-                    scopes: i.scopes.iter().map(|s| s.to_string()).collect(),
-                    status: i.status.published(),
-                    imported: i.imported,
-                    not_before: t(i.not_before),
-                    expires_at: i.expires_at.map(t),
-                    deprecated_at: i.deprecated_at.map(t),
-                    sunset_at: i.sunset_at.map(t),
-                });
+                b.push(record_spec(digest, &i));
                 Ok(())
             },
         )?;
@@ -1355,6 +1353,7 @@ impl Issuer {
         store::set_meta(&tx, "revocation_seq", "1")?;
         store::set_meta(&tx, "last_publish_at", &now.to_string())?;
         store::set_meta(&tx, "published_seq", &upto.to_string())?;
+        store::set_meta(&tx, "published_through", &upto.to_string())?;
         tx.commit()?;
         let (trust, trust_version) = self.trust_chain()?;
         // Trust first: a snapshot by a new signer must never arrive before it.
@@ -1368,6 +1367,7 @@ impl Issuer {
             revocation_seq: 1,
             keys: universe.len() as u64,
             revoked_in_update: 0,
+            records_in_update: 0,
             snapshot_bytes: snapshot.len() as u64,
             revocations_bytes: update.len() as u64,
             trust_bytes: trust.len() as u64,
@@ -1376,14 +1376,24 @@ impl Issuer {
         })
     }
 
-    /// Writes just a new revocation update against the last published
-    /// snapshot: every key of it revoked since, the fast path after `revoke`.
+    /// Writes just a new revocation update: [`Issuer::publish_update`] (the
+    /// update now carries added and changed keys too; the name stays for
+    /// existing callers).
+    pub fn publish_revocations(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
+        self.publish_update(out, valid_for)
+    }
+
+    /// Writes a new update against the last published snapshot: every key
+    /// of it revoked since (the exact filter), and every key added or
+    /// changed since (deprecated, re-scoped, a new expiry) as a record —
+    /// the fast path after an issue, a rotation or a revoke, no snapshot
+    /// rebuilt. A key added and revoked since is a revoked record.
     ///
-    /// The revoked set is read under the store's write lock and the update is
-    /// written under the publish lock, so an update never lacks a revoke
+    /// What changed is read under the store's write lock and the update is
+    /// written under the publish lock, so an update never lacks a change
     /// acknowledged before it was built, and a newer sequence is never
     /// replaced on disk by an older one.
-    pub fn publish_revocations(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
+    pub fn publish_update(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
         let _publishing = self.db.publish_lock()?;
         let published = self.db.load(Blob::Published)?.ok_or_else(|| {
             IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
@@ -1392,47 +1402,43 @@ impl Issuer {
         let view = SnapshotView::parse_unverified(&published)?;
         let base = view.header().version;
         let universe: Vec<KeyId> = view.records().map(|r| r.key_id()).collect();
-        let in_snapshot_revoked: std::collections::HashSet<KeyId> = view
-            .records()
-            .filter(|r| r.status() == Status::Revoked)
-            .map(|r| r.key_id())
-            .collect();
         let now = self.now();
         let keyset = self.keyset()?;
         let signer = self.active_signer()?;
+        // The audit check reads the whole chain and keys table: from a read
+        // transaction, so writers go on meanwhile (only the publish lock is
+        // held); the write lock is taken for what the update carries.
+        {
+            let _read = if self.in_atomic {
+                None
+            } else {
+                Some(Tx::read(&self.db)?)
+            };
+            check_audit(&self.db, signed)?;
+        }
         let (tx, actor) = self.write()?;
-        check_audit(&tx, signed)?;
-        let revoked_now: std::collections::HashSet<String> = tx
-            .query_map(
-                "SELECT key_id FROM keys WHERE status = 'revoked'",
-                args![],
-                |r| r.get(0),
-            )?
-            .into_iter()
-            .collect();
-        let revoked: Vec<KeyId> = universe
-            .iter()
-            .filter(|id| !in_snapshot_revoked.contains(id) && revoked_now.contains(&id.to_string()))
-            .copied()
-            .collect();
-        let seq = if store::get_meta_u64(&tx, "snapshot_version")? == base {
-            store::get_meta_u64(&tx, "revocation_seq")? + 1
-        } else {
+        if store::get_meta_u64(&tx, "snapshot_version")? != base {
             return Err(IssuerError::Corrupt(
                 "published snapshot copy does not match the store: run `keygate publish`".into(),
             ));
-        };
+        }
+        let changes = changes_since(&tx, &view, store::get_meta_u64(&tx, "published_seq")?)?;
+        // Everything up to here is in this update (it is cumulative).
+        let through = audit::next_seq(&tx)? - 1;
+        store::set_meta(&tx, "published_through", &through.to_string())?;
+        let seq = store::get_meta_u64(&tx, "revocation_seq")? + 1;
         store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
         audit::note(
             &tx,
             actor,
             now,
-            "publish-revocations",
+            "publish-update",
             None,
             None,
             Some(&format!(
-                "base v{base}, seq {seq}, {} revoked",
-                revoked.len()
+                "base v{base}, seq {seq}, {} revoked, {} added or changed",
+                changes.revoked.len(),
+                changes.records.len()
             )),
         )?;
         let spec = UpdateSpec {
@@ -1442,8 +1448,10 @@ impl Issuer {
             created_at: now,
             valid_until: now.saturating_add(valid_for),
         };
-        let update = build_update(&spec, &universe, &revoked, &signer)
-            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        let records_in_update = changes.records.len() as u64;
+        let update =
+            build_update_with(&spec, &universe, &changes.revoked, changes.records, &signer)
+                .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         tx.commit()?;
         std::fs::create_dir_all(out)?;
         write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
@@ -1452,13 +1460,66 @@ impl Issuer {
             snapshot_version: base,
             revocation_seq: seq,
             keys: universe.len() as u64,
-            revoked_in_update: revoked.len() as u64,
+            revoked_in_update: changes.revoked.len() as u64,
+            records_in_update,
             snapshot_bytes: 0,
             revocations_bytes: update.len() as u64,
             trust_bytes: 0,
             trust_version: self.trust_chain()?.1,
             signer: signer.id().to_string(),
         })
+    }
+
+    /// Whether `dir` holds the last published snapshot as published (an
+    /// update is only worth writing beside it): false for a new directory,
+    /// a missing, damaged or other snapshot there.
+    pub fn is_published_in(&self, dir: &Path) -> Result<bool> {
+        let Some(copy) = self.db.load(Blob::Published)? else {
+            return Ok(false);
+        };
+        match std::fs::read(dir.join(Artifact::Snapshot.file_name())) {
+            Ok(b) => Ok(b == copy),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a signer rotation is under way: its trust bundles travel
+    /// with full snapshots, so the next publish must be one.
+    pub fn signer_rotation_pending(&self) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT count(*) FROM signers WHERE state = 'retiring'",
+            args![],
+            |r| r.get::<u64>(0),
+        )? > 0)
+    }
+
+    /// What an update would carry now, without publishing: keys revoked
+    /// since the last snapshot, and keys added or changed since it. `None`
+    /// before the first publish. How `keygate publish` decides between an
+    /// update and a full snapshot.
+    pub fn pending_update(&self) -> Result<Option<PendingUpdate>> {
+        let Some(published) = self.db.load(Blob::Published)? else {
+            return Ok(None);
+        };
+        let view = SnapshotView::parse_unverified(&published)?;
+        let read = if self.in_atomic {
+            None
+        } else {
+            Some(Tx::read(&self.db)?)
+        };
+        let c = changes_since(
+            &self.db,
+            &view,
+            store::get_meta_u64(&self.db, "published_seq")?,
+        )?;
+        drop(read);
+        Ok(Some(PendingUpdate {
+            snapshot_keys: u64::from(view.header().record_count),
+            snapshot_created_at: view.header().created_at,
+            revoked: c.revoked.len() as u64,
+            records: c.records.len() as u64,
+        }))
     }
 
     /// At most `limit` (1-1000) audit entries after sequence `after`,
@@ -1627,6 +1688,100 @@ pub(crate) fn test_store(dir: &Path) -> StoreAt {
         .expect("create database");
     let (head, _) = admin.rsplit_once('/').expect("a URL with a database");
     StoreAt::parse(&format!("{head}/{name}")).with_seal_key_file(Some(dir.join("seal.key")))
+}
+
+/// What an update would carry (see [`Issuer::pending_update`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingUpdate {
+    /// Keys in the last published snapshot.
+    pub snapshot_keys: u64,
+    /// When that snapshot was made (unix seconds).
+    pub snapshot_created_at: u64,
+    /// Keys of it revoked since.
+    pub revoked: u64,
+    /// Keys added or changed since (records).
+    pub records: u64,
+}
+
+/// A key's published record as the store holds it now.
+fn record_spec(digest: Digest, i: &KeyInfo) -> RecordSpec {
+    // Times are bounded at input; a row from before that bound is clamped
+    // to the format's end rather than blocking every publish (a revocation
+    // above all must still go out).
+    let t = |t: u64| t.min(MAX_TIME);
+    RecordSpec {
+        digest,
+        principal: i.principal.to_string(),
+        scopes: i.scopes.iter().map(|s| s.to_string()).collect(),
+        status: i.status.published(),
+        imported: i.imported,
+        not_before: t(i.not_before),
+        expires_at: i.expires_at.map(t),
+        deprecated_at: i.deprecated_at.map(t),
+        sunset_at: i.sunset_at.map(t),
+    }
+}
+
+/// What changed since the snapshot `view` (built when the audit chain was
+/// at `since`): its keys revoked since (for the filter), and the keys made
+/// or changed since as their records now. Only keys the chain names after
+/// `since`, or made after it, are read — not the whole table.
+struct Changes {
+    revoked: Vec<KeyId>,
+    records: Vec<RecordSpec>,
+}
+
+fn changes_since(db: &Db, view: &SnapshotView<'_>, since: u64) -> Result<Changes> {
+    let mut c = Changes {
+        revoked: Vec::new(),
+        records: Vec::new(),
+    };
+    db.for_each(
+        &format!(
+            "SELECT digest, {KEY_COLUMNS} FROM keys
+             WHERE origin_seq > ?1
+                OR key_id IN (SELECT key_id FROM audit WHERE seq > ?1 AND key_id IS NOT NULL)"
+        ),
+        args![since],
+        |r| {
+            let digest = Digest(
+                r.get::<Vec<u8>>(0)?
+                    .try_into()
+                    .map_err(|_| IssuerError::Corrupt("digest length".into()))?,
+            );
+            let now = record_spec(digest, &row_info_at(r, 1)?);
+            match view.lookup(&digest) {
+                // In the snapshot: revoked since goes in the filter (its
+                // other changes no longer matter); any other change is a
+                // record.
+                Some(old) if old.status() != Status::Revoked && now.status == Status::Revoked => {
+                    c.revoked.push(digest.key_id());
+                }
+                Some(old) if same_record(view, &old, &now) => {}
+                Some(old) if old.status() == Status::Revoked => {}
+                _ => c.records.push(now),
+            }
+            Ok(())
+        },
+    )?;
+    Ok(c)
+}
+
+/// Whether the snapshot's `old` record says what `now` does.
+fn same_record(view: &SnapshotView<'_>, old: &keygate::Record<'_>, now: &RecordSpec) -> bool {
+    let mut scopes: Vec<&str> = view.scopes_of(old.scope_mask()).collect();
+    scopes.sort_unstable();
+    let mut want: Vec<&str> = now.scopes.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    want.dedup();
+    old.status() == now.status
+        && old.imported() == now.imported
+        && old.not_before() == now.not_before
+        && old.expires_at() == now.expires_at
+        && old.deprecated_at() == now.deprecated_at
+        && old.sunset_at() == now.sunset_at
+        && old.principal() == now.principal
+        && scopes == want
 }
 
 /// Inserts a new key's row and its audit entry, which records the row's hash.

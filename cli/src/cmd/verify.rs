@@ -4,13 +4,25 @@ use super::prelude::*;
 
 pub(crate) fn run(cli: &Cli, a: &VerifyArgs) -> Res<u8> {
     let VerifyArgs {
-        trust,
-        snapshot,
-        revocations,
-        scope,
-        now,
-        key,
+        scope, now, key, ..
     } = a;
+    let (trust, snapshot, revocations) = match &a.artifacts_dir {
+        Some(d) => {
+            let update = d.join(keygate::Artifact::Revocations.file_name());
+            (
+                d.join(keygate::Artifact::Trust.file_name()),
+                d.join(keygate::Artifact::Snapshot.file_name()),
+                update.exists().then_some(update),
+            )
+        }
+        // clap requires both without --artifacts-dir.
+        None => (
+            a.trust.clone().unwrap_or_default(),
+            a.snapshot.clone().unwrap_or_default(),
+            a.revocations.clone(),
+        ),
+    };
+    let (trust, snapshot, revocations) = (&trust, &snapshot, &revocations);
     let read = |p: &Path| std::fs::read(p).map_err(|e| input(format!("{}: {e}", p.display())));
     let v = Verifier::new(&read(trust)?).map_err(|e| input(format!("{}: {e}", trust.display())))?;
     v.install_snapshot(&read(snapshot)?)
