@@ -1092,3 +1092,76 @@ fn serve_polls_an_artifacts_url() {
     drop(child);
     origin.unblock();
 }
+
+/// `keygate publish` writes the update (new, rotated, revoked keys) unless
+/// a full snapshot is due; every key verifies from the directory as a
+/// gateway reads it (`verify --artifacts-dir`).
+#[test]
+fn publish_decides_between_the_update_and_a_snapshot() {
+    let e = env();
+    e.init();
+    let (k1, _) = e.issue("a", &["read"]);
+    let publish = |extra: &[&str]| -> Value {
+        let mut args = vec!["publish", "--out", e.out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        e.json(&args)
+    };
+    let verify = |key: &str| -> Value {
+        let o = e
+            .cmd()
+            .args([
+                "--json",
+                "verify",
+                "--artifacts-dir",
+                e.out.to_str().unwrap(),
+                key,
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Nothing there yet: a snapshot.
+    let r = publish(&[]);
+    assert_eq!(
+        (
+            r["snapshot_version"].as_u64(),
+            r["snapshot_bytes"].as_u64().unwrap() > 0
+        ),
+        (Some(1), true)
+    );
+    // A new key, a rotation, a key issued and revoked: the update.
+    let (k2, _) = e.issue("b", &["write"]);
+    let rot = e.json(&["rotate", "--principal", "a", "--grace", "1d"]);
+    let k3 = rot["key"].as_str().unwrap().to_string();
+    let (k4, id4) = e.issue("c", &[]);
+    e.json(&["revoke", "--key-id", &id4]);
+    let r = publish(&[]);
+    assert_eq!(r["snapshot_bytes"], 0, "{r}");
+    assert_eq!(
+        (
+            r["snapshot_version"].as_u64(),
+            r["records_in_update"].as_u64()
+        ),
+        (Some(1), Some(4)),
+        "b, a's new key, a's old key deprecated, c revoked: {r}"
+    );
+    assert_eq!(verify(&k1)["outcome"], "valid_deprecated");
+    assert_eq!(verify(&k2)["outcome"], "valid");
+    assert_eq!(verify(&k3)["outcome"], "valid");
+    assert_eq!(verify(&k4)["outcome"], "revoked");
+    // Past the compaction threshold: a snapshot, the same keys in it.
+    let r = publish(&["--compact-records", "3"]);
+    assert_eq!(r["snapshot_version"], 2, "{r}");
+    assert_eq!(verify(&k2)["outcome"], "valid");
+    assert_eq!(verify(&k4)["outcome"], "revoked");
+    // Forced either way; another directory gets a snapshot of its own.
+    assert_eq!(publish(&["--update"])["snapshot_bytes"], 0);
+    assert_eq!(publish(&["--full"])["snapshot_version"], 3);
+    let other = e.root.join("elsewhere");
+    let r = e.json(&["publish", "--out", other.to_str().unwrap()]);
+    assert_eq!(
+        r["snapshot_version"], 4,
+        "a new directory gets a snapshot: {r}"
+    );
+    e.cmd().args(["audit", "verify"]).assert().success();
+}
