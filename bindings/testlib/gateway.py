@@ -38,6 +38,8 @@ class Store:
         keys["unicode"] = self.issue("--principal", "z\u00fcrich b\u00fcro", "--scope", "invoices:read")
         keys["long"] = self.issue("--principal", "p" * 126 + "\u00fc", "--scope", "invoices:read")
         keys["rotated"] = json.loads(self.run("rotate", "--principal", "mobile-app", "--grace", "7d"))["key"]
+        # Rotated later, by new_keys_through_the_update (after the snapshot).
+        keys["to_rotate"] = self.issue("--principal", "rotating-service", "--scope", "invoices:read")
         self.run("revoke", "--key", keys["revoked"])
         self.run("publish", "--out", pub)
         # Well-formed, right prefix, never issued here.
@@ -45,6 +47,35 @@ class Store:
         other.run("init", "--keyset", "gw", "--prefix", prefix)
         keys["unknown"] = other.issue("--principal", "elsewhere")
         return keys
+
+
+def new_keys_through_the_update(store, pub, keys, status_of, check, who, within=1.5):
+    """Issue 18 at a real gateway: after the snapshot, a key is issued and a
+    principal rotated; `keygate publish` writes them as the update (format
+    version 2, no new snapshot), and the gateway — configured as before —
+    answers 200 for the new keys within `within` s, the rotated-out key with
+    Deprecation. `status_of(key)` -> (status, lower-cased headers)."""
+    snapshot = open(os.path.join(pub, "snapshot.kgs"), "rb").read()
+    added = store.issue("--principal", "added-later", "--scope", "invoices:read")
+    rotated = json.loads(store.run("rotate", "--principal", "rotating-service", "--grace", "1d"))["key"]
+    check(status_of(added)[0] == 401, f"{who}: a key issued after the snapshot is unknown before the update")
+    t0 = time.time()
+    report = json.loads(store.run("publish", "--out", pub))
+    update = open(os.path.join(pub, "revocations.kgr"), "rb").read()
+    check(report["snapshot_bytes"] == 0 and report["records_in_update"] >= 3
+          and open(os.path.join(pub, "snapshot.kgs"), "rb").read() == snapshot,
+          f"{who}: the new keys went out as the update, not a snapshot: {report}")
+    check(update[4:6] == b"\x02\x00", f"{who}: the update carries records (format version 2)")
+    while status_of(added)[0] != 200 or status_of(rotated)[0] != 200:
+        check(time.time() - t0 < within, f"{who}: keys from the update not accepted within {within} s: "
+                                         f"{status_of(added)} {status_of(rotated)}")
+        time.sleep(0.02)
+    ms = 1000 * (time.time() - t0)
+    st, h = status_of(keys["to_rotate"])
+    check(st == 200 and "deprecation" in h and "sunset" in h,
+          f"{who}: the rotated-out key is deprecated by the update: {st} {h}")
+    print(f"{who}: a new and a rotated key accepted {ms:.0f} ms after the update was written")
+    return ms
 
 
 _given = set()

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use keygate_core::{
-    build_bundle, build_update, ApiKey, Name, Prefix, RecordSpec, Signer, SnapshotBuilder, Status,
-    UpdateSpec,
+    build_bundle, build_update, build_update_with, ApiKey, Name, Prefix, RecordSpec, Signer,
+    SnapshotBuilder, Status, UpdateSpec,
 };
 
 /// Time the tests verify at: 2026-01-01T00:00:00Z.
@@ -83,6 +83,25 @@ fn update(signer: &Signer, base: u64, seq: u64) -> Vec<u8> {
     build_update(&spec, &ids, &[key(6).key_id()], signer).unwrap()
 }
 
+/// Sequence 2 against snapshot 1: key 6 still revoked, key 8 added
+/// ("added-later"), key 1 changed (rotated out: deprecated, sunset in an hour).
+fn update_with_records(signer: &Signer) -> Vec<u8> {
+    let ids: Vec<_> = records().iter().map(|r| r.digest.key_id()).collect();
+    let spec = UpdateSpec {
+        keyset: Name::new("acme").unwrap(),
+        base_version: 1,
+        sequence: 2,
+        created_at: T0,
+        valid_until: T0 + 3600,
+    };
+    let mut changed = records().remove(0);
+    changed.status = Status::Deprecated;
+    changed.deprecated_at = Some(T0);
+    changed.sunset_at = Some(T0 + 3600);
+    let added = RecordSpec::active(key(8).digest(), "added-later", &["invoices:read"]);
+    build_update_with(&spec, &ids, &[key(6).key_id()], vec![added, changed], signer).unwrap()
+}
+
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: fixtures DIR");
     let dir = Path::new(&dir);
@@ -121,6 +140,7 @@ fn main() {
     }
     w("snapshot-other-signer.kgs", &snapshot(&s2, "acme", 1));
     w("snapshot-other-keyset.kgs", &snapshot(&s1, "globex", 1));
+    w("update-with-records-1.kgr", &update_with_records(&s1));
     let keys = [
         ("valid", key(1)),
         ("deprecated", key(2)),
@@ -129,6 +149,7 @@ fn main() {
         ("not_yet_valid", key(5)),
         ("revoked_by_update", key(6)),
         ("long_principal", key(7)),
+        ("added_by_update", key(8)),
         ("unknown", key(99)),
     ];
     let mut text = format!("now {T0}\n");

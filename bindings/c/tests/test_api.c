@@ -78,6 +78,23 @@ static void every_outcome(const char *dir) {
     uint64_t sv = 0, rs = 0;
     CHECK_RESULT(keygate_verifier_versions(v, &sv, &rs), KEYGATE_RESULT_OK);
     CHECK(sv == 1 && rs == 1);
+
+    /* An update that carries records (format 2): a key added after the
+       snapshot verifies, with its principal; the valid key is rotated out
+       (deprecated, sunset from the update); the revocation still holds. */
+    char added[128];
+    read_key(dir, "added_by_update", added, sizeof added);
+    CHECK(verify_at(v, added, NULL, NOW).outcome == KEYGATE_OUTCOME_UNKNOWN);
+    buffer u = read_file(dir, "update-with-records-1.kgr");
+    CHECK_RESULT(keygate_verifier_load_revocations(v, u.data, u.len), KEYGATE_RESULT_OK);
+    free(u.data);
+    d = verify_at(v, added, "invoices:read", NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_VALID && d.revocation_seq == 2);
+    CHECK(strcmp(d.principal, "added-later") == 0);
+    read_key(dir, "valid", added, sizeof added);
+    d = verify_at(v, added, NULL, NOW);
+    CHECK(d.outcome == KEYGATE_OUTCOME_VALID_DEPRECATED && d.sunset_at == NOW + 3600);
+    CHECK(verify_at(v, k, NULL, NOW).outcome == KEYGATE_OUTCOME_REVOKED);
     keygate_verifier_free(v);
 }
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
-from gateway import Checks, Store, free_port, serve, upstream_handler  # noqa: E402
+from gateway import Checks, Store, free_port, new_keys_through_the_update, serve, upstream_handler  # noqa: E402
 import conformance  # noqa: E402
 
 ENVOY, BIN, WASM = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -195,6 +195,9 @@ try:
     ms = 1000 * (time.time() - t0)
     print(f"envoy: revocation enforced {ms:.0f} ms after publish (poll 1 s)")
     check(get(keys["valid"])[0] == 200, "valid after revocation")
+    # Keys issued and rotated after the snapshot reach Envoy in the update
+    # (poll 1 s).
+    new_keys_through_the_update(Store(BIN, store), pub, keys, lambda k: get(k), check, "envoy", within=2.5)
     check(b"keygate" not in open(os.path.join(work, "envoy.log"), "rb").read() or
           all(k.encode() not in open(os.path.join(work, "envoy.log"), "rb").read() for k in keys.values()),
           "keys never logged")

@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testlib"))
-from gateway import Checks, Store, free_port, serve as serve_http, upstream_handler  # noqa: E402
+from gateway import Checks, Store, free_port, new_keys_through_the_update, serve as serve_http, upstream_handler  # noqa: E402
 import conformance  # noqa: E402
 
 BIN, MODULE = sys.argv[1], sys.argv[2]
@@ -266,6 +266,10 @@ try:
         check(time.time() - t0 < 1.2, "revocation not enforced within interval + 1 s")
         time.sleep(0.02)
     print(f"nginx: revocation enforced {1000 * (time.time() - t0):.0f} ms after publish (interval 200 ms)")
+
+    # Keys issued and rotated after the snapshot reach nginx in the update.
+    new_keys_through_the_update(Store(BIN, store), pub, keys, lambda k: get("/invoices", k)[:2], check,
+                                f"nginx {MODE}", within=1.2)
 
     # Reload under traffic: 50 artifact replacements, some corrupted; 0 non-2xx.
     bad, total, stop = [0], [0], threading.Event()
