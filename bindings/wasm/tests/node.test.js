@@ -72,6 +72,21 @@ test("every outcome", () => {
   assert.match(v.statsPrometheus(), /keygate_verify_total\{outcome="revoked"\} 2/);
 });
 
+test("an update that carries records: an added key verifies, a changed one is deprecated", () => {
+  const v = loaded();
+  const at = (k, scope) => v.verify(keys[k], { now: NOW, scope });
+  assert.equal(at("added_by_update").outcome, "unknown");
+  v.loadRevocations(read(fixtures, "update-with-records-1.kgr"));
+  const a = at("added_by_update", "invoices:read");
+  assert.equal(a.outcome, "valid");
+  assert.equal(a.principal, "added-later");
+  assert.equal(a.revocationSeq, 2);
+  const d = at("valid");
+  assert.equal(d.outcome, "valid_deprecated");
+  assert.equal(d.sunsetAt, NOW + 3600);
+  assert.equal(at("revoked_by_update").outcome, "revoked");
+});
+
 test("refused artifacts throw with the reason and keep state", () => {
   const v = loaded();
   const before = v.verify(keys.valid, { now: NOW });
@@ -148,7 +163,7 @@ test("same verdicts as the Rust verifier on the committed vectors", () => {
   const v = new Verifier(read(vectors, "trust.kgt"));
   v.loadSnapshot(read(vectors, "snapshot.kgs"));
   const lines = fs.readFileSync(path.join(vectors, "verdicts.txt"), "utf8").trim().split("\n").slice(1);
-  assert.equal(lines.length, 9);
+  assert.equal(lines.length, 11);
   const check = (col) => {
     for (const line of lines) {
       const f = line.split(" ");
@@ -159,6 +174,8 @@ test("same verdicts as the Rust verifier on the committed vectors", () => {
   check(3);
   v.loadRevocations(read(vectors, "revocations.kgr"));
   check(4);
+  v.loadRevocations(read(vectors, "update.kgr"));
+  check(5);
 });
 
 test("Reload: the core's reload rules for a JS poller", () => {

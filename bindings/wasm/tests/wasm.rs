@@ -12,6 +12,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 const TRUST: &[u8] = include_bytes!("../../../tests/vectors/trust.kgt");
 const SNAPSHOT: &[u8] = include_bytes!("../../../tests/vectors/snapshot.kgs");
 const REVOCATIONS: &[u8] = include_bytes!("../../../tests/vectors/revocations.kgr");
+const UPDATE: &[u8] = include_bytes!("../../../tests/vectors/update.kgr");
 const VERDICTS: &str = include_str!("../../../tests/vectors/verdicts.txt");
 
 fn outcome(v: &Verifier, key: &str, scope: &str, now: f64) -> String {
@@ -38,7 +39,7 @@ fn vectors_verify_as_recorded_on_wasm32() {
         .skip(1)
         .map(|l| l.split(' ').collect())
         .collect();
-    assert_eq!(lines.len(), 9);
+    assert_eq!(lines.len(), 11);
     for l in &lines {
         assert_eq!(
             outcome(&v, l[0], l[1], l[2].parse().unwrap()),
@@ -52,6 +53,16 @@ fn vectors_verify_as_recorded_on_wasm32() {
         assert_eq!(
             outcome(&v, l[0], l[1], l[2].parse().unwrap()),
             l[4],
+            "{}",
+            l[0]
+        );
+    }
+    // The update carrying records (format 2), after it.
+    v.load_revocations(UPDATE).unwrap();
+    for l in &lines {
+        assert_eq!(
+            outcome(&v, l[0], l[1], l[2].parse().unwrap()),
+            l[5],
             "{}",
             l[0]
         );

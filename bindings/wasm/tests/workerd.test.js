@@ -56,6 +56,7 @@ test.before(async () => {
   keys.later = issue("--principal", "partner", "--scope", "invoices:read", "--not-before", String(Math.floor(Date.now() / 1000) + 86400));
   keys.expiring = issue("--principal", "batch", "--scope", "invoices:read", "--expires", "1s");
   keys.toRevoke = issue("--principal", "breach-target", "--scope", "invoices:read");
+  keys.toRotate = issue("--principal", "rotating-service", "--scope", "invoices:read");
   // The contract's principal cases (tests/vectors/contract.json).
   keys.unicode = issue("--principal", "z\u00fcrich b\u00fcro", "--scope", "invoices:read");
   keys.long = issue("--principal", "p".repeat(126) + "\u00fc", "--scope", "invoices:read");
@@ -221,6 +222,33 @@ test("a revocation published to the origin is enforced after the next refresh", 
   console.log(`revocation enforced by the Worker ${ms} ms after publish (refresh interval 1 s)`);
   assert.ok(ms !== null && ms <= 2000, `not enforced within interval + 1 s (${ms})`);
   assert.equal((await get({ authorization: `Bearer ${keys.valid}` })).status, 200);
+});
+
+test("keys issued and rotated after the snapshot are accepted from the update", async () => {
+  const added = JSON.parse(kg("issue", "--principal", "added-later", "--scope", "invoices:read")).key;
+  const rotated = JSON.parse(kg("rotate", "--principal", "rotating-service", "--grace", "1d")).key;
+  assert.equal((await get({ authorization: `Bearer ${added}` })).status, 401);
+  const t0 = Date.now();
+  const report = JSON.parse(kg("publish", "--out", site, "--update"));
+  assert.equal(report.snapshot_bytes, 0);
+  assert.ok(report.records_in_update >= 3, JSON.stringify(report));
+  const update = fs.readFileSync(path.join(site, "revocations.kgr"));
+  assert.equal(update.readUInt16LE(4), 2, "the update carries records (format version 2)");
+  let ms = null;
+  while (Date.now() - t0 < 5000) {
+    const a = await get({ authorization: `Bearer ${added}` });
+    const b = await get({ authorization: `Bearer ${rotated}` });
+    if (a.status === 200 && b.status === 200) {
+      ms = Date.now() - t0;
+      break;
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  console.log(`a new and a rotated key accepted by the Worker ${ms} ms after the update (refresh interval 1 s)`);
+  assert.ok(ms !== null && ms <= 2000, `not accepted within interval + 1 s (${ms})`);
+  const old = await get({ authorization: `Bearer ${keys.toRotate}` });
+  assert.equal(old.status, 200);
+  assert.ok(old.headers.get("deprecation") && old.headers.get("sunset"), "the rotated-out key is deprecated");
 });
 
 test("the gateway contract's table (bindings/testlib/conformance.py)", async () => {
