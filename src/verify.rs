@@ -1239,9 +1239,15 @@ fn decide(
         let t = u.header.table()?;
         Some((t.lookup(u.bytes(), &digest)?, t, u.bytes()))
     });
-    let rec = match from_update {
-        Some((rec, _, _)) => Some(rec),
-        None => h.table().lookup(bytes, &digest),
+    // The filter is exact only on the base snapshot's keys: for a key the
+    // update adds (not in the snapshot) it says nothing, so it counts only
+    // when the snapshot holds the key too.
+    let (rec, filtered) = match from_update {
+        Some((rec, _, _)) => (
+            Some(rec),
+            filtered && h.table().lookup(bytes, &digest).is_some(),
+        ),
+        None => (h.table().lookup(bytes, &digest), filtered),
     };
     let Some(rec) = rec else {
         // Charset and checksum are checked only to tell a typo (malformed)

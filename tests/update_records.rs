@@ -175,3 +175,44 @@ fn a_tampered_record_table_is_refused_and_changes_nothing() {
         Outcome::Valid
     );
 }
+
+/// The revocation filter is exact on the snapshot's keys only; on any other
+/// id its answer is arbitrary (an exact-only level reads 1 for about half of
+/// them). Keys the update adds are not the snapshot's: the filter must not
+/// revoke them. (The Worker test caught this at random: a third of runs.)
+#[test]
+fn the_filter_never_revokes_a_key_the_update_adds() {
+    let (s, v) = gateway();
+    let r = reference();
+    let added: Vec<_> = (1000..1200).map(key).collect();
+    let records = added
+        .iter()
+        .map(|k| RecordSpec::active(k.digest(), "many", &["a"]))
+        .collect();
+    // One revoked key: the filter is a single exact level, 1 bit per cell.
+    let bytes = build_update_with(
+        &spec(2),
+        &reference_ids(),
+        &[r.valid.digest().key_id()],
+        records,
+        &s,
+    )
+    .unwrap();
+    let view = RevocationView::parse_unverified(&bytes).unwrap();
+    let filter_says = added.iter().filter(|k| view.contains(&k.key_id())).count();
+    assert!(
+        filter_says > 20,
+        "the filter would revoke {filter_says} of 200 added keys"
+    );
+    v.install_revocations(&bytes).unwrap();
+    for k in &added {
+        assert_eq!(
+            v.verify(k.expose_secret(), T0, None).outcome,
+            Outcome::Valid
+        );
+    }
+    assert_eq!(
+        v.verify(r.valid.expose_secret(), T0, None).outcome,
+        Outcome::Revoked
+    );
+}

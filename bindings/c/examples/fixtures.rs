@@ -99,7 +99,14 @@ fn update_with_records(signer: &Signer) -> Vec<u8> {
     changed.deprecated_at = Some(T0);
     changed.sunset_at = Some(T0 + 3600);
     let added = RecordSpec::active(key(8).digest(), "added-later", &["invoices:read"]);
-    build_update_with(&spec, &ids, &[key(6).key_id()], vec![added, changed], signer).unwrap()
+    build_update_with(
+        &spec,
+        &ids,
+        &[key(6).key_id()],
+        vec![added, changed],
+        signer,
+    )
+    .unwrap()
 }
 
 fn main() {
