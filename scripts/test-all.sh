@@ -50,6 +50,8 @@ step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
 step "docs: every block of clients.md and integrations/ in real gateways" \
                                      scripts/with-postgres.sh bash docs/tests/run.sh
+step "formats: an independent reader (Python, from docs/format.md) agrees with every vector verdict" \
+                                     bash tests/vectors/run_independent_reader.sh
 step "fuzz smoke (every target 10 s)" bash fuzz/run.sh 10
 step "README main command (demo)"    cargo run --release -q -p keygate-cli -- demo
 
@@ -75,6 +77,7 @@ require_ran "C API checks" "$(count 2 'test_api: [0-9]+ checks passed')"
 require_ran "gateway contract vectors through real gateways" "$(count 1 '[0-9]+ vectors passed')"
 require_ran "issuer tests on PostgreSQL" "$(count 4 'issuer on PostgreSQL: [0-9]+ tests passed')"
 require_ran "two API instances on PostgreSQL, one killed" "$(grep -c 'api multi-instance test: 2 instances, 1 kill -9' "$LOG" || true)"
+require_ran "vector verdicts the independent reader agrees with" "$(count 3 'independent reader: [0-9]+ verdicts agree')"
 require_ran "JS tests (node, workerd)" "$(count 3 '^# pass [0-9]+')"
 echo "  Rust tests failed: $(count 1 '[0-9]+ failed')"
 require_ran "Rust tests" "$(count 4 'test result: ok\. [0-9]+ passed')"
