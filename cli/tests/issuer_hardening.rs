@@ -517,3 +517,40 @@ fn a_schema_2_store_migrates_and_its_old_rows_are_covered() {
     let o = e.cmd().args(["audit", "verify"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
 }
+
+/// A long-lived publisher (the API's) checks the whole chain once, then for
+/// each update only the entries since and the rows the update publishes:
+/// a row edited outside keygate, or an entry rewritten after the last check,
+/// still stops the update.
+#[test]
+fn an_update_checks_what_it_publishes_against_the_chain() {
+    use keygate_issuer::{IssueRequest, Issuer, IssuerError, Principal};
+    let e = env();
+    e.init();
+    let mut iss = Issuer::open_at(&e.store_at(), "t").unwrap();
+    let req = |p: &str| IssueRequest::new(Principal::new(p).unwrap());
+    iss.issue(&req("a")).unwrap();
+    iss.publish(&e.out, 3600).unwrap();
+    let k = iss.issue(&req("b")).unwrap();
+    let r = iss.publish_update(&e.out, 3600).unwrap();
+    assert_eq!(r.records_in_update, 1);
+    // A new key's row edited between its issue and the next update.
+    let k2 = iss.issue(&req("c")).unwrap();
+    e.sql(&format!(
+        "UPDATE keys SET scopes = 'admin' WHERE key_id = '{}'",
+        k2.info.key_id
+    ));
+    let err = iss.publish_update(&e.out, 3600).unwrap_err();
+    assert!(matches!(err, IssuerError::AuditBroken(_)), "{err}");
+    e.sql(&format!(
+        "UPDATE keys SET scopes = '' WHERE key_id = '{}'",
+        k2.info.key_id
+    ));
+    iss.publish_update(&e.out, 3600).unwrap();
+    // An entry after the last check rewritten: the continuation check.
+    iss.issue(&req("d")).unwrap();
+    e.sql("UPDATE audit SET actor = 'mallory' WHERE seq = (SELECT max(seq) FROM audit)");
+    let err = iss.publish_update(&e.out, 3600).unwrap_err();
+    assert!(matches!(err, IssuerError::AuditBroken(_)), "{err}");
+    let _ = k;
+}

@@ -117,7 +117,7 @@ pub(crate) fn next_seq(tx: &Db) -> Result<u64, IssuerError> {
 
 /// The last entry's sequence and hash (the write transaction's cached
 /// head when it has one: no other writer can move it meanwhile).
-fn last(tx: &Db) -> Result<Option<(u64, [u8; 32])>, IssuerError> {
+pub(crate) fn last(tx: &Db) -> Result<Option<(u64, [u8; 32])>, IssuerError> {
     if let Some(h) = tx.known_head() {
         return Ok(Some(h));
     }
@@ -230,6 +230,62 @@ fn entry(r: &super::db::Row) -> Result<AuditEntry, IssuerError> {
         row_hash: r.get(9)?,
         prev_row_hash: r.get(10)?,
     })
+}
+
+/// Checks the chain's continuation after `from` (an entry already
+/// verified: its sequence and hash): that entry is still there unchanged,
+/// and every entry after it links to the one before and hashes right.
+/// Returns the new verified head, or what is wrong.
+pub(crate) fn verify_since(
+    conn: &Db,
+    from: (u64, [u8; 32]),
+) -> Result<std::result::Result<(u64, [u8; 32]), String>, IssuerError> {
+    let (seq, hash) = from;
+    let still: Option<String> =
+        conn.query_opt("SELECT hash FROM audit WHERE seq = ?1", args![seq], |r| {
+            r.get(0)
+        })?;
+    if still.as_deref() != Some(hex(&hash).as_str()) {
+        return Ok(Err(format!(
+            "entry {seq}, verified before, was changed or removed"
+        )));
+    }
+    let entries = conn.query_map(
+        "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
+         FROM audit WHERE seq > ?1 ORDER BY seq",
+        args![seq],
+        entry,
+    )?;
+    let mut prev = hash;
+    let mut want = seq + 1;
+    for e in &entries {
+        if e.seq != want {
+            return Ok(Err(format!("entry {want} missing or out of order")));
+        }
+        if e.prev_hash != hex(&prev) {
+            return Ok(Err(format!("entry {want}: previous-hash link broken")));
+        }
+        let h = entry_hash(&prev, e);
+        if e.hash != hex(&h) {
+            return Ok(Err(format!("entry {want}: entry content changed")));
+        }
+        prev = h;
+        want += 1;
+    }
+    Ok(Ok((want - 1, prev)))
+}
+
+/// The row hash the chain recorded last for key `id`, and whether only a
+/// bulk entry covers the key (then there is none per key).
+pub(crate) fn last_row_hash(conn: &Db, id: &str) -> Result<Option<String>, IssuerError> {
+    Ok(conn
+        .query_opt(
+            "SELECT row_hash FROM audit WHERE key_id = ?1 AND row_hash IS NOT NULL
+             ORDER BY seq DESC LIMIT 1",
+            args![id],
+            |r| r.get::<Option<String>>(0),
+        )?
+        .flatten())
 }
 
 /// Every entry in order.

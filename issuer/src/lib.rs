@@ -360,6 +360,9 @@ pub struct Issuer {
     idempotency_swept_at: u64,
     /// The key prefix (set at `init`, never changed).
     prefix: Option<String>,
+    /// The audit chain as far as this connection verified it (sequence,
+    /// hash): an update checks only what came after.
+    audit_verified: Option<(u64, [u8; 32])>,
 }
 
 impl fmt::Debug for Issuer {
@@ -536,6 +539,7 @@ impl Issuer {
             in_atomic: false,
             idempotency_swept_at: 0,
             prefix: None,
+            audit_verified: None,
         };
         let now = me.now();
         let (signer, pkcs8) = Signer::generate();
@@ -605,6 +609,7 @@ impl Issuer {
             in_atomic: false,
             idempotency_swept_at: 0,
             prefix: None,
+            audit_verified: None,
         })
     }
 
@@ -1272,6 +1277,7 @@ impl Issuer {
             Some(Tx::read(&self.db)?)
         };
         check_audit(&self.db, signed)?;
+        let verified = audit::last(&self.db)?.unwrap_or((0, [0; 32]));
         let version = store::get_meta_u64(&self.db, "snapshot_version")? + 1;
         let mut b = SnapshotBuilder::new(keyset, prefix, version, now)
             .valid_until(now.saturating_add(valid_for));
@@ -1300,6 +1306,7 @@ impl Issuer {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         drop(read);
+        self.audit_verified = Some(verified);
         let snapshot = b
             .audit_head(head)
             .build(&signer)
@@ -1405,17 +1412,22 @@ impl Issuer {
         let now = self.now();
         let keyset = self.keyset()?;
         let signer = self.active_signer()?;
-        // The audit check reads the whole chain and keys table: from a read
-        // transaction, so writers go on meanwhile (only the publish lock is
-        // held); the write lock is taken for what the update carries.
-        {
-            let _read = if self.in_atomic {
-                None
-            } else {
-                Some(Tx::read(&self.db)?)
-            };
-            check_audit(&self.db, signed)?;
-        }
+        // The audit check: the whole chain and keys table the first time
+        // (from a read transaction: writers go on, only the publish lock is
+        // held); after that only the entries since, and below, the rows this
+        // update publishes — so an update costs what changed, not the store.
+        let verified = match self.audit_verified {
+            Some(from) => {
+                let _read = self.read_tx()?;
+                audit::verify_since(&self.db, from)?.map_err(IssuerError::AuditBroken)?
+            }
+            None => {
+                let _read = self.read_tx()?;
+                check_audit(&self.db, signed)?;
+                audit::last(&self.db)?.unwrap_or((0, [0; 32]))
+            }
+        };
+        self.audit_verified = Some(verified);
         let (tx, actor) = self.write()?;
         if store::get_meta_u64(&tx, "snapshot_version")? != base {
             return Err(IssuerError::Corrupt(
@@ -1423,6 +1435,22 @@ impl Issuer {
             ));
         }
         let changes = changes_since(&tx, &view, store::get_meta_u64(&tx, "published_seq")?)?;
+        // Every row this update publishes is the row the chain says.
+        for (id, hash) in &changes.rows {
+            match audit::last_row_hash(&tx, id)? {
+                Some(h) if h == audit::hex(hash) => {}
+                // Only a bulk entry covers it: the full check, once.
+                None => {
+                    check_audit(&tx, signed)?;
+                    break;
+                }
+                _ => {
+                    return Err(IssuerError::AuditBroken(format!(
+                        "key {id}: its row differs from the audit chain (edited outside keygate)"
+                    )))
+                }
+            }
+        }
         // Everything up to here is in this update (it is cumulative).
         let through = audit::next_seq(&tx)? - 1;
         store::set_meta(&tx, "published_through", &through.to_string())?;
@@ -1482,6 +1510,14 @@ impl Issuer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn read_tx(&self) -> Result<Option<Tx<'_>>> {
+        Ok(if self.in_atomic {
+            None
+        } else {
+            Some(Tx::read(&self.db)?)
+        })
     }
 
     /// Whether a signer rotation is under way: its trust bundles travel
@@ -1729,16 +1765,19 @@ fn record_spec(digest: Digest, i: &KeyInfo) -> RecordSpec {
 struct Changes {
     revoked: Vec<KeyId>,
     records: Vec<RecordSpec>,
+    /// Every row read (key id, row hash), to check against the chain.
+    rows: Vec<(String, [u8; 32])>,
 }
 
 fn changes_since(db: &Db, view: &SnapshotView<'_>, since: u64) -> Result<Changes> {
     let mut c = Changes {
         revoked: Vec::new(),
         records: Vec::new(),
+        rows: Vec::new(),
     };
     db.for_each(
         &format!(
-            "SELECT digest, {KEY_COLUMNS} FROM keys
+            "SELECT digest, origin_seq, {KEY_COLUMNS} FROM keys
              WHERE origin_seq > ?1
                 OR key_id IN (SELECT key_id FROM audit WHERE seq > ?1 AND key_id IS NOT NULL)"
         ),
@@ -1749,7 +1788,12 @@ fn changes_since(db: &Db, view: &SnapshotView<'_>, since: u64) -> Result<Changes
                     .try_into()
                     .map_err(|_| IssuerError::Corrupt("digest length".into()))?,
             );
-            let now = record_spec(digest, &row_info_at(r, 1)?);
+            let info = row_info_at(r, 2)?;
+            c.rows.push((
+                info.key_id.to_string(),
+                audit::key_row_hash(&digest.0, &info, r.get(1)?),
+            ));
+            let now = record_spec(digest, &info);
             match view.lookup(&digest) {
                 // In the snapshot: revoked since goes in the filter (its
                 // other changes no longer matter); any other change is a

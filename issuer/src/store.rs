@@ -74,6 +74,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX keys_origin ON keys(origin_seq);",
     // 7: a rotated admin key works until the end of its grace window.
     "ALTER TABLE admin_keys ADD COLUMN expires_at INTEGER;",
+    // 8: an update checks the rows it publishes against the chain's last
+    // entry for each key.
+    "CREATE INDEX audit_key ON audit(key_id);",
 ];
 
 /// The same schema for PostgreSQL (its own count: 1 is the schema of SQLite
@@ -147,6 +150,9 @@ const PG_MIGRATIONS: &[&str] = &[
     "CREATE INDEX keys_origin ON keys(origin_seq);",
     // 3: a rotated admin key works until the end of its grace window.
     "ALTER TABLE admin_keys ADD COLUMN expires_at BIGINT;",
+    // 4: an update checks the rows it publishes against the chain's last
+    // entry for each key.
+    "CREATE INDEX audit_key ON audit(key_id);",
 ];
 
 /// The SQLite migration after which existing key rows are checkpointed into the chain.
