@@ -479,6 +479,16 @@ pub(crate) struct DrillArgs {
     /// Gateway poll interval.
     #[arg(long, default_value = "1s")]
     pub(crate) poll: String,
+    /// `rotation-breach-bad-push` (the default), or `new-keys`: how soon new
+    /// and rotated keys work at every gateway, at scale, from the update.
+    #[arg(long, default_value = "rotation-breach-bad-push")]
+    pub(crate) scenario: String,
+    /// new-keys: keys in the store (and the snapshot) beside the new ones.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) keys: u64,
+    /// new-keys: keys handed out during the drill (half of them rotations).
+    #[arg(long, default_value_t = 40)]
+    pub(crate) new_keys: usize,
 }
 
 #[derive(Args)]

@@ -5,6 +5,7 @@ mod args;
 mod cmd;
 mod demo;
 mod drill;
+mod drill_new_keys;
 mod listener;
 mod serve;
 
