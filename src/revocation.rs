@@ -563,17 +563,24 @@ mod builder {
         signer: &Signer,
     ) -> Result<Vec<u8>, UpdateBuildError> {
         let u_count = u32::try_from(universe.len()).map_err(|_| UpdateBuildError::TooLarge)?;
-        let in_u: HashSet<KeyId> = universe.iter().copied().collect();
         let r_set: HashSet<KeyId> = revoked.iter().copied().collect();
-        if let Some(id) = r_set.iter().find(|id| !in_u.contains(id)) {
-            return Err(UpdateBuildError::NotInUniverse(*id));
-        }
-        let r: Vec<u128> = r_set.iter().map(|id| id.to_u128()).collect();
-        let not_r: Vec<u128> = in_u
-            .iter()
-            .filter(|id| !r_set.contains(id))
-            .map(|id| id.to_u128())
-            .collect();
+        // Nothing revoked (an update of added keys only): no filter, and
+        // nothing of the universe to look at — an update costs what it carries.
+        let (r, not_r): (Vec<u128>, Vec<u128>) = if r_set.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let in_u: HashSet<KeyId> = universe.iter().copied().collect();
+            if let Some(id) = r_set.iter().find(|id| !in_u.contains(id)) {
+                return Err(UpdateBuildError::NotInUniverse(*id));
+            }
+            (
+                r_set.iter().map(|id| id.to_u128()).collect(),
+                in_u.iter()
+                    .filter(|id| !r_set.contains(id))
+                    .map(|id| id.to_u128())
+                    .collect(),
+            )
+        };
         let mut levels: Vec<(Level, Vec<u8>)> = Vec::new();
         if !r.is_empty() {
             // Pick the fingerprint width minimising expected total bits:
@@ -666,9 +673,11 @@ mod builder {
         };
         let view =
             RevocationView::parse_unverified(&unsigned).map_err(|_| UpdateBuildError::TooLarge)?;
-        for id in universe {
-            if view.contains(id) != r_set.contains(id) {
-                return Err(UpdateBuildError::NotExact(*id));
+        if !r_set.is_empty() {
+            for id in universe {
+                if view.contains(id) != r_set.contains(id) {
+                    return Err(UpdateBuildError::NotExact(*id));
+                }
             }
         }
         let sig = signer.sign(Artifact::Revocations, &out);

@@ -635,6 +635,17 @@ impl<'a> SnapshotView<'a> {
         Ok(view)
     }
 
+    /// Parses the header and checks that the bytes hold every table it
+    /// names, without validating each record: for bytes this process
+    /// already validated (a cache of its own), where the full pass would cost
+    /// O(keys) again. Lookups stay bounds-checked whatever the bytes.
+    pub fn parse_validated(bytes: &'a [u8]) -> Result<Self, Error> {
+        Ok(Self {
+            bytes,
+            header: parse_header(bytes)?,
+        })
+    }
+
     /// The header fields.
     pub fn header(&self) -> &SnapshotHeader {
         &self.header

@@ -203,7 +203,11 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
                     if *ok {
                         continue;
                     }
-                    if g.verifier.verify_now(&key, Some("api:read")).outcome.is_accepted() {
+                    if g.verifier
+                        .verify_now(&key, Some("api:read"))
+                        .outcome
+                        .is_accepted()
+                    {
                         *ok = true;
                     } else {
                         refused_early.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +226,12 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
             let until = Instant::now() + Duration::from_secs(1);
             while Instant::now() < until {
                 for g in &gws {
-                    if !g.verifier.verify_now(&key, Some("api:read")).outcome.is_accepted() {
+                    if !g
+                        .verifier
+                        .verify_now(&key, Some("api:read"))
+                        .outcome
+                        .is_accepted()
+                    {
                         rejected.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -311,7 +320,8 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
         );
         println!(
             "  {:<48} {} bytes/min (full snapshots instead: {} bytes/min)",
-            "fetched per gateway", r["fetched_bytes_per_gateway_per_minute"],
+            "fetched per gateway",
+            r["fetched_bytes_per_gateway_per_minute"],
             r["full_snapshot_alternative_bytes_per_gateway_per_minute"]
         );
         println!("  {}", if ok { "PASS" } else { "FAIL" });

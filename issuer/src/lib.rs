@@ -363,6 +363,17 @@ pub struct Issuer {
     /// The audit chain as far as this connection verified it (sequence,
     /// hash): an update checks only what came after.
     audit_verified: Option<(u64, [u8; 32])>,
+    /// The last published snapshot as this connection read and validated
+    /// it, with its key ids: an update builds on it without reading and
+    /// checking the whole snapshot again.
+    published: Option<PublishedCopy>,
+}
+
+/// A validated copy of the last published snapshot.
+struct PublishedCopy {
+    version: u64,
+    bytes: Vec<u8>,
+    universe: Vec<KeyId>,
 }
 
 impl fmt::Debug for Issuer {
@@ -540,6 +551,7 @@ impl Issuer {
             idempotency_swept_at: 0,
             prefix: None,
             audit_verified: None,
+            published: None,
         };
         let now = me.now();
         let (signer, pkcs8) = Signer::generate();
@@ -610,6 +622,7 @@ impl Issuer {
             idempotency_swept_at: 0,
             prefix: None,
             audit_verified: None,
+            published: None,
         })
     }
 
@@ -1402,13 +1415,48 @@ impl Issuer {
     /// replaced on disk by an older one.
     pub fn publish_update(&mut self, out: &Path, valid_for: u64) -> Result<PublishReport> {
         let _publishing = self.db.publish_lock()?;
-        let published = self.db.load(Blob::Published)?.ok_or_else(|| {
-            IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
-        })?;
-        let signed = self.signed_head()?;
-        let view = SnapshotView::parse_unverified(&published)?;
+        // The published snapshot: this connection's validated copy while it
+        // is still the published one (another instance may have published
+        // since), else read and checked again.
+        let current = store::get_meta_u64(&self.db, "snapshot_version")?;
+        if self.published.as_ref().is_none_or(|p| p.version != current) {
+            self.published = None;
+            let bytes = self.db.load(Blob::Published)?.ok_or_else(|| {
+                IssuerError::Invalid("nothing published yet: run `keygate publish` first".into())
+            })?;
+            let view = SnapshotView::parse_unverified(&bytes)?;
+            let version = view.header().version;
+            let universe = view.records().map(|r| r.key_id()).collect();
+            self.published = Some(PublishedCopy {
+                version,
+                bytes,
+                universe,
+            });
+        }
+        let copy = self
+            .published
+            .take()
+            .ok_or_else(|| IssuerError::Corrupt("published copy".into()))?;
+        let r = self.publish_update_on(&copy, out, valid_for);
+        self.published = Some(copy);
+        r
+    }
+
+    fn publish_update_on(
+        &mut self,
+        copy: &PublishedCopy,
+        out: &Path,
+        valid_for: u64,
+    ) -> Result<PublishReport> {
+        let view = SnapshotView::parse_validated(&copy.bytes)?;
         let base = view.header().version;
-        let universe: Vec<KeyId> = view.records().map(|r| r.key_id()).collect();
+        // The head this store signed into it (the copy was checked when
+        // this connection read it).
+        let unsigned_head = SignedHead {
+            snapshot_version: base,
+            head: view.header().audit_head,
+        };
+        let universe = &copy.universe;
         let now = self.now();
         let keyset = self.keyset()?;
         let signer = self.active_signer()?;
@@ -1422,6 +1470,7 @@ impl Issuer {
                 audit::verify_since(&self.db, from)?.map_err(IssuerError::AuditBroken)?
             }
             None => {
+                let signed = Some(self.head_of(&copy.bytes)?);
                 let _read = self.read_tx()?;
                 check_audit(&self.db, signed)?;
                 audit::last(&self.db)?.unwrap_or((0, [0; 32]))
@@ -1441,7 +1490,7 @@ impl Issuer {
                 Some(h) if h == audit::hex(hash) => {}
                 // Only a bulk entry covers it: the full check, once.
                 None => {
-                    check_audit(&tx, signed)?;
+                    check_audit(&tx, Some(unsigned_head))?;
                     break;
                 }
                 _ => {
@@ -1477,9 +1526,8 @@ impl Issuer {
             valid_until: now.saturating_add(valid_for),
         };
         let records_in_update = changes.records.len() as u64;
-        let update =
-            build_update_with(&spec, &universe, &changes.revoked, changes.records, &signer)
-                .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        let update = build_update_with(&spec, universe, &changes.revoked, changes.records, &signer)
+            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         tx.commit()?;
         std::fs::create_dir_all(out)?;
         write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;

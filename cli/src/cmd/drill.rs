@@ -22,7 +22,9 @@ pub(crate) fn run(cli: &Cli, a: &DrillArgs) -> Res<u8> {
         }
         "new-keys" => {
             if a.new_keys == 0 {
-                return Err(input("drill --scenario new-keys needs --new-keys of 1 or more"));
+                return Err(input(
+                    "drill --scenario new-keys needs --new-keys of 1 or more",
+                ));
             }
             crate::drill_new_keys::run(&crate::drill_new_keys::Settings {
                 gateways: a.gateways,
