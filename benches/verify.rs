@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use keygate::{
-    build_update, ApiKey, Name, Outcome, Prefix, RecordSpec, Signer, SnapshotBuilder, UpdateSpec,
-    Verifier,
+    build_update, build_update_with, ApiKey, Name, Outcome, Prefix, RecordSpec, Signer,
+    SnapshotBuilder, Status, UpdateSpec, Verifier,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -60,6 +60,9 @@ struct Fixture {
     snapshot: Vec<u8>,
     /// An update revoking 1% of the snapshot's keys.
     revocations: Vec<u8>,
+    /// The same revocations and 10 000 records (issue 18): 5 000 of the
+    /// snapshot's keys changed (deprecated), 5 000 keys added.
+    update_records: Vec<u8>,
     trust: Vec<u8>,
 }
 
@@ -120,6 +123,31 @@ fn fixture(n: usize) -> Fixture {
         valid_until: T0 + 86_400,
     };
     let revocations = build_update(&spec, &ids, &revoked, &signer).unwrap();
+    let changed = (0..n.min(5_000)).map(|i| {
+        let mut r = RecordSpec::active(
+            keygate::Digest(ids_digest(i)),
+            &principals[i / per_principal],
+            &["invoices:read"],
+        );
+        r.status = Status::Deprecated;
+        r.deprecated_at = Some(T0);
+        r.sunset_at = Some(T0 + 86_400);
+        r
+    });
+    let added = (0..5_000u64).map(|i| {
+        let mut s = [0xa5u8; 24];
+        s[..8].copy_from_slice(&i.to_le_bytes());
+        let k = ApiKey::from_secret_bytes("acme_live", &s).unwrap();
+        RecordSpec::active(k.digest(), "added-later", &["invoices:read"])
+    });
+    let update_records = build_update_with(
+        &UpdateSpec { sequence: 2, ..spec },
+        &ids,
+        &revoked,
+        changed.chain(added).collect(),
+        &signer,
+    )
+    .unwrap();
     println!(
         "snapshot {n} keys: {:.1} MB ({:.1} B/key, slot table at 99% load)",
         snapshot.len() as f64 / 1e6,
@@ -129,8 +157,17 @@ fn fixture(n: usize) -> Fixture {
         keys,
         snapshot,
         revocations,
+        update_records,
         trust,
     }
+}
+
+/// Key `i`'s digest, as the fixture made it (secret from `i`).
+fn ids_digest(i: usize) -> [u8; 32] {
+    let mut s = [0u8; 24];
+    s[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+    ApiKey::from_secret_bytes("acme_live", &s).unwrap().digest().0
 }
 
 #[derive(Clone)]
@@ -197,6 +234,8 @@ struct Contenders<'a> {
     verifier: Verifier,
     /// The same snapshot with the revocation update applied.
     with_revocations: Verifier,
+    /// The same snapshot with the update of 10 000 records applied.
+    with_records: Verifier,
     table: Vec<Line>,
     naive: HashMap<String, NaiveRecord>,
 }
@@ -208,6 +247,10 @@ impl Contenders<'_> {
 
     fn keygate_revocations(&self, i: usize) -> usize {
         Self::verify_step(&self.with_revocations, self.fx, i)
+    }
+
+    fn keygate_records(&self, i: usize) -> usize {
+        Self::verify_step(&self.with_records, self.fx, i)
     }
 
     fn verify_step(v: &Verifier, fx: &Fixture, i: usize) -> usize {
@@ -252,6 +295,17 @@ fn contenders(fx: &Fixture) -> Contenders<'_> {
     with_revocations
         .install_revocations(&fx.revocations)
         .unwrap();
+    let with_records = Verifier::new(&fx.trust).unwrap();
+    with_records.install_snapshot(&fx.snapshot).unwrap();
+    let t = Instant::now();
+    with_records
+        .install_revocations(&fx.update_records)
+        .unwrap();
+    println!(
+        "install of an update with 10 000 records ({:.0} kB) and 1% revoked: {:.2} ms",
+        fx.update_records.len() as f64 / 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
     // The floor's table has the byte size of keygate's slot table.
     let table: Vec<Line> = (0..fx.snapshot.len() / 64)
         .map(|i| Line([i as u8; 64]))
@@ -273,6 +327,7 @@ fn contenders(fx: &Fixture) -> Contenders<'_> {
         fx,
         verifier,
         with_revocations,
+        with_records,
         table,
         naive,
     }
@@ -300,6 +355,7 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
     };
     let (mut vs_floor, mut vs_naive, mut rev_vs_floor, mut ns) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut records_vs_rev = Vec::new();
     for round in 0..41 {
         let start = round * 7919 % c.fx.keys.len();
         // What the loop and the fence cost alone, subtracted from each.
@@ -308,6 +364,8 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
         let f = time(&|i| c.floor(i), start) - e;
         let nv = time(&|i| c.naive(i), start) - e;
         let kr = time(&|i| c.keygate_revocations(i), start) - e;
+        let kw = time(&|i| c.keygate_records(i), start) - e;
+        records_vs_rev.push(kw / kr);
         vs_floor.push(k / f);
         vs_naive.push(nv / k);
         rev_vs_floor.push(kr / f);
@@ -322,10 +380,12 @@ fn paired_ratios(c: &Contenders<'_>, n: usize) {
     println!(
         "paired {n} keys (41 alternating rounds, loop+fence {e:.0} ns subtracted): keygate {k:.0} ns, \
          floor {f:.0} ns, naive {nv:.0} ns; keygate/floor {:.2}x (median), naive/keygate {:.2}x (median); \
-         with a 1% revocation update applied {kr:.0} ns, {:.2}x floor",
+         with a 1% revocation update applied {kr:.0} ns, {:.2}x floor; \
+         with an update of 10 000 records too {:.3}x the revocation-only update (median)",
         median(&mut vs_floor),
         median(&mut vs_naive),
         median(&mut rev_vs_floor),
+        median(&mut records_vs_rev),
     );
 }
 
