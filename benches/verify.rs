@@ -141,7 +141,10 @@ fn fixture(n: usize) -> Fixture {
         RecordSpec::active(k.digest(), "added-later", &["invoices:read"])
     });
     let update_records = build_update_with(
-        &UpdateSpec { sequence: 2, ..spec },
+        &UpdateSpec {
+            sequence: 2,
+            ..spec
+        },
         &ids,
         &revoked,
         changed.chain(added).collect(),
@@ -167,7 +170,10 @@ fn ids_digest(i: usize) -> [u8; 32] {
     let mut s = [0u8; 24];
     s[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
     s[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-    ApiKey::from_secret_bytes("acme_live", &s).unwrap().digest().0
+    ApiKey::from_secret_bytes("acme_live", &s)
+        .unwrap()
+        .digest()
+        .0
 }
 
 #[derive(Clone)]

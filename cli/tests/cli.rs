@@ -1165,3 +1165,54 @@ fn publish_decides_between_the_update_and_a_snapshot() {
     );
     e.cmd().args(["audit", "verify"]).assert().success();
 }
+
+/// `drill --scenario new-keys`, small: new and rotated keys work at every
+/// gateway within a poll and 100 ms, and none is refused after usable_at.
+#[test]
+fn drill_new_keys_scenario_passes() {
+    let e = env();
+    let o = e
+        .cmd()
+        .args([
+            "--json",
+            "drill",
+            "--scenario",
+            "new-keys",
+            "--keys",
+            "2000",
+            "--new-keys",
+            "6",
+            "--gateways",
+            "3",
+            "--poll",
+            "300ms",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        o.status.success(),
+        "{v} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(v["rejected_legitimate"], 0, "{v}");
+    assert!(v["new_key_usable_p99_ms"].as_f64().unwrap() <= 400.0, "{v}");
+    assert_eq!(
+        v["updates_published"].as_u64().map(|n| n >= 1),
+        Some(true),
+        "{v}"
+    );
+    assert!(
+        v["fetched_bytes_per_gateway_per_minute"].as_f64().unwrap()
+            < v["full_snapshot_alternative_bytes_per_gateway_per_minute"]
+                .as_f64()
+                .unwrap(),
+        "{v}"
+    );
+    let bad = e
+        .cmd()
+        .args(["drill", "--scenario", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
