@@ -1,81 +1,22 @@
 //! Pieces every signed artifact shares: names, the signed message, field reads.
 
-use core::fmt;
-
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Artifact, Error};
+use crate::error::Error;
+use crate::names::{Artifact, Name, MAX_NAME_LEN};
 
-/// Longest keyset name, in bytes.
-pub const MAX_NAME_LEN: usize = 63;
-
-/// A keyset name (1–63 bytes of `[A-Za-z0-9._-]`), stored inline so errors
-/// and views need no allocator.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Name {
-    len: u8,
-    buf: [u8; MAX_NAME_LEN],
-}
-
-impl Name {
-    /// Checks and wraps `s`; `None` if empty, too long, or outside `[A-Za-z0-9._-]`.
-    pub fn new(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.is_empty()
-            || b.len() > MAX_NAME_LEN
-            || !b
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-        {
-            return None;
-        }
-        let mut buf = [0u8; MAX_NAME_LEN];
-        buf[..b.len()].copy_from_slice(b);
-        Some(Self {
-            len: b.len() as u8,
-            buf,
-        })
+/// Reads a keyset name's 64-byte field `len:u8 | bytes[63]` (zero padded).
+pub(crate) fn read_name(field: &[u8; 64], artifact: Artifact) -> Result<Name, Error> {
+    let len = usize::from(field[0]);
+    let bad = Error::Malformed {
+        artifact,
+        reason: "bad keyset name",
+    };
+    if len > MAX_NAME_LEN || field[1 + len..].iter().any(|b| *b != 0) {
+        return Err(bad);
     }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
-    }
-
-    /// Reads the 64-byte field `len:u8 | bytes[63]` (zero padded).
-    pub(crate) fn read_field(field: &[u8; 64], artifact: Artifact) -> Result<Self, Error> {
-        let len = usize::from(field[0]);
-        let bad = Error::Malformed {
-            artifact,
-            reason: "bad keyset name",
-        };
-        if len > MAX_NAME_LEN || field[1 + len..].iter().any(|b| *b != 0) {
-            return Err(bad);
-        }
-        let s = core::str::from_utf8(&field[1..1 + len]).map_err(|_| bad.clone())?;
-        Self::new(s).ok_or(bad)
-    }
-
-    /// Writes the 64-byte field form.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn field(&self) -> [u8; 64] {
-        let mut f = [0u8; 64];
-        f[0] = self.len;
-        f[1..1 + usize::from(self.len)].copy_from_slice(&self.buf[..usize::from(self.len)]);
-        f
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Name({:?})", self.as_str())
-    }
+    let s = core::str::from_utf8(&field[1..1 + len]).map_err(|_| bad.clone())?;
+    Name::new(s).ok_or(bad)
 }
 
 /// Ed25519 signature length.

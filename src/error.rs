@@ -2,41 +2,7 @@
 
 use core::fmt;
 
-use crate::artifact::Name;
-use crate::trust::SignerId;
-
-/// Which kind of artifact an [`Error`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Artifact {
-    /// A keyset snapshot (`.kgs`).
-    Snapshot,
-    /// A revocation update (`.kgr`).
-    Revocations,
-    /// A trust bundle (`.kgt`).
-    Trust,
-}
-
-impl Artifact {
-    /// The file `keygate publish` writes it to (and gateways fetch):
-    /// `trust.kgt`, `snapshot.kgs`, `revocations.kgr`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::Snapshot => "snapshot.kgs",
-            Self::Revocations => "revocations.kgr",
-            Self::Trust => "trust.kgt",
-        }
-    }
-}
-
-impl fmt::Display for Artifact {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Snapshot => "snapshot",
-            Self::Revocations => "revocation update",
-            Self::Trust => "trust bundle",
-        })
-    }
-}
+use crate::names::{Artifact, Name, SignerId};
 
 /// An artifact was refused. A refused artifact never changes a verifier's state.
 #[non_exhaustive]

@@ -53,6 +53,7 @@ mod artifact;
 mod error;
 mod http;
 mod key;
+mod names;
 mod outcome;
 #[cfg(feature = "std")]
 mod reload;
@@ -68,8 +69,7 @@ mod verify;
 #[doc = include_str!("../docs/integrations/rust.md")]
 pub struct RustIntegrationPage;
 
-pub use artifact::{Name, MAX_NAME_LEN};
-pub use error::{Artifact, Error};
+pub use error::Error;
 pub use http::{
     http_date, presented_key, principal_value, Answer, HeaderText, Policy, PolicyError, Presented,
     ResponseHeaders, MAX_HEADER_NAME_LEN, MAX_REALM_LEN,
@@ -79,13 +79,14 @@ pub use key::{
     KeyId, ParsedKey, CHECKSUM_LEN, MAX_IMPORTED_LEN, MAX_KEY_LEN, MAX_PREFIX_LEN,
     MIN_IMPORTED_LEN, SECRET_BYTES, SECRET_LEN,
 };
+pub use names::{Artifact, Name, SignerId, MAX_NAME_LEN};
 pub use outcome::Outcome;
 pub use revocation::{RevocationHeader, RevocationView};
 pub use snapshot::{
     Prefix, Record, SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPES,
     MAX_SCOPE_LEN, MAX_TIME, RECORD_LEN,
 };
-pub use trust::{SignerId, TrustSet, TrustedSigner, MAX_SIGNERS};
+pub use trust::{TrustSet, TrustedSigner, MAX_SIGNERS};
 
 #[cfg(feature = "std")]
 pub use reload::{file_stamp, look_at_file, Fetched, Look, Reload, Reloaded, RELOAD_ORDER};

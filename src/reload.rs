@@ -22,7 +22,8 @@
 
 use alloc::string::String;
 
-use crate::error::{Artifact, Error};
+use crate::error::Error;
+use crate::names::Artifact;
 use crate::verify::{Installed, Verifier};
 
 /// The order artifacts are loaded in, every tick.

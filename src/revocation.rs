@@ -22,11 +22,12 @@
 
 use core::fmt;
 
-use crate::artifact::{Fields, Name, SIGNATURE_LEN};
-use crate::error::{Artifact, Error};
+use crate::artifact::{read_name, Fields, SIGNATURE_LEN};
+use crate::error::Error;
 use crate::key::{Digest, KeyId};
+use crate::names::{Artifact, Name, SignerId};
 use crate::snapshot::{fmix64, scale, Record, Table};
-use crate::trust::{SignerId, TrustSet};
+use crate::trust::TrustSet;
 
 const MAGIC: &[u8; 4] = b"KGR\0";
 /// Revocations only.
@@ -343,7 +344,7 @@ impl<'a> RevocationView<'a> {
             signer: SignerId(f.array(at::SIGNER)),
             universe_count: f.u32(at::UNIVERSE),
             revoked_count: f.u32(at::REVOKED),
-            keyset: Name::read_field(&f.array(at::KEYSET), Artifact::Revocations)?,
+            keyset: read_name(&f.array(at::KEYSET), Artifact::Revocations)?,
             format_version: fv,
             record_count,
             level_count,

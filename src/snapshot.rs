@@ -18,10 +18,11 @@
 
 use core::fmt;
 
-use crate::artifact::{Fields, Name, SIGNATURE_LEN};
-use crate::error::{Artifact, Error};
+use crate::artifact::{read_name, Fields, SIGNATURE_LEN};
+use crate::error::Error;
 use crate::key::{Digest, KeyId, MAX_PREFIX_LEN};
-use crate::trust::{SignerId, TrustSet};
+use crate::names::{Artifact, Name, SignerId};
+use crate::trust::TrustSet;
 
 /// Bytes per record (one cache line).
 pub const RECORD_LEN: usize = 64;
@@ -304,7 +305,7 @@ impl Table {
     pub(crate) fn records<'a>(self, bytes: &'a [u8]) -> impl Iterator<Item = Record<'a>> + 'a {
         (0..self.slot_count as usize)
             .map(move |i| self.slot(bytes, i))
-            .filter(|s| s[44] != 0)
+            .filter(|s| s[rec::STATUS] != 0)
             .map(move |raw| Record {
                 raw,
                 principals: self.principals(bytes),
@@ -375,7 +376,7 @@ impl Table {
         let (mut records, mut imported) = (0u32, 0u32);
         for i in 0..self.slot_count as usize {
             let raw = self.slot(bytes, i);
-            if raw[44] == 0 {
+            if raw[rec::STATUS] == 0 {
                 if *raw != EMPTY_SLOT {
                     return Err(f.malformed("empty slot with data"));
                 }
@@ -385,7 +386,10 @@ impl Table {
                 raw,
                 principals: self.principals(bytes),
             };
-            if Status::from_byte(raw[44]).is_none() || raw[45] > 1 || raw[46] != 0 || raw[47] != 0 {
+            if Status::from_byte(raw[rec::STATUS]).is_none()
+                || raw[rec::FLAGS] > 1
+                || raw[rec::RESERVED..rec::NOT_BEFORE] != [0, 0]
+            {
                 return Err(f.malformed("bad record status or flags"));
             }
             // Every record must be where a lookup for its id goes.
@@ -393,7 +397,7 @@ impl Table {
             if phf.slot(id, self.pilot(bytes, phf.bucket(id))) != i {
                 return Err(f.malformed("record not at its hashed slot"));
             }
-            let p_at = rec.u32_at(40) as usize;
+            let p_at = rec.u32_at(self::rec::PRINCIPAL) as usize;
             let p_len = self
                 .principals(bytes)
                 .get(p_at)
@@ -505,7 +509,7 @@ impl<'a> Record<'a> {
 
     fn id_u128(&self) -> u128 {
         let mut id = [0u8; 16];
-        id.copy_from_slice(&self.raw[..16]);
+        id.copy_from_slice(&self.raw[rec::DIGEST..rec::DIGEST + 16]);
         u128::from_be_bytes(id)
     }
 
@@ -516,37 +520,37 @@ impl<'a> Record<'a> {
     /// The key's public id.
     pub fn key_id(&self) -> KeyId {
         let mut id = [0u8; 16];
-        id.copy_from_slice(&self.raw[..16]);
+        id.copy_from_slice(&self.raw[rec::DIGEST..rec::DIGEST + 16]);
         KeyId(id)
     }
 
     /// Status; `None` only for an empty slot, which lookups never return.
     pub fn status(&self) -> Status {
-        Status::from_byte(self.raw[44]).unwrap_or(Status::Revoked)
+        Status::from_byte(self.raw[rec::STATUS]).unwrap_or(Status::Revoked)
     }
 
     /// True for a key imported by digest (not in keygate format).
     pub fn imported(&self) -> bool {
-        self.raw[45] & 1 == 1
+        self.raw[rec::FLAGS] & 1 == 1
     }
 
     /// The scope set as a bit mask over the snapshot's scope table.
     pub fn scope_mask(&self) -> u64 {
         let mut m = [0u8; 8];
-        m.copy_from_slice(&self.raw[32..40]);
+        m.copy_from_slice(&self.raw[rec::SCOPES..rec::PRINCIPAL]);
         u64::from_le_bytes(m)
     }
 
     /// The principal's UTF-8 bytes (validated when the snapshot was parsed).
     pub fn principal_bytes(&self) -> &'a [u8] {
-        let at = self.u32_at(40) as usize;
+        let at = self.u32_at(rec::PRINCIPAL) as usize;
         let len = self.principals.get(at).copied().map_or(0, usize::from);
         self.principals.get(at + 1..at + 1 + len).unwrap_or(&[])
     }
 
     /// Stable alias behind the key (validated when the snapshot was parsed).
     pub fn principal(&self) -> &'a str {
-        let at = self.u32_at(40) as usize;
+        let at = self.u32_at(rec::PRINCIPAL) as usize;
         let len = self.principals.get(at).copied().map_or(0, usize::from);
         self.principals
             .get(at + 1..at + 1 + len)
@@ -556,22 +560,22 @@ impl<'a> Record<'a> {
 
     /// Not valid before (unix seconds, 0 = no bound).
     pub fn not_before(&self) -> u64 {
-        u64::from(self.u32_at(48))
+        u64::from(self.u32_at(rec::NOT_BEFORE))
     }
 
     /// Expiry (unix seconds), if any.
     pub fn expires_at(&self) -> Option<u64> {
-        nonzero(self.u32_at(52))
+        nonzero(self.u32_at(rec::EXPIRES))
     }
 
     /// When the key was deprecated, if it was.
     pub fn deprecated_at(&self) -> Option<u64> {
-        nonzero(self.u32_at(56))
+        nonzero(self.u32_at(rec::DEPRECATED))
     }
 
     /// End of the grace window of a deprecated key, if any.
     pub fn sunset_at(&self) -> Option<u64> {
-        nonzero(self.u32_at(60))
+        nonzero(self.u32_at(rec::SUNSET))
     }
 }
 
@@ -590,6 +594,20 @@ impl fmt::Debug for Record<'_> {
 }
 
 const EMPTY_SLOT: [u8; RECORD_LEN] = [0; RECORD_LEN];
+
+/// Named offsets of a record's fields (docs/format.md, "Record").
+mod rec {
+    pub const DIGEST: usize = 0;
+    pub const SCOPES: usize = 32;
+    pub const PRINCIPAL: usize = 40;
+    pub const STATUS: usize = 44;
+    pub const FLAGS: usize = 45;
+    pub const RESERVED: usize = 46;
+    pub const NOT_BEFORE: usize = 48;
+    pub const EXPIRES: usize = 52;
+    pub const DEPRECATED: usize = 56;
+    pub const SUNSET: usize = 60;
+}
 
 /// A parsed snapshot: a view over its bytes, no copy, no allocation.
 #[derive(Clone, Copy)]
@@ -756,7 +774,7 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
         scopes_len: f.u32(96),
         imported_count: f.u32(100),
         prefix,
-        keyset: Name::read_field(&f.array(128), Artifact::Snapshot)?,
+        keyset: read_name(&f.array(128), Artifact::Snapshot)?,
     };
     h.table().check_bounds(&f)?;
     f.need(h.file_len(), "signature")?;
@@ -1046,16 +1064,19 @@ mod builder {
                     .map_err(|_| BuildError::BadScope)?;
                 mask |= 1 << bit;
             }
+            use self::rec as f;
+            let at = |f: usize, len: usize| f..f + len;
             let rec = &mut slots[pos * RECORD_LEN..][..RECORD_LEN];
-            rec[..32].copy_from_slice(&r.digest.0);
-            rec[32..40].copy_from_slice(&mask.to_le_bytes());
-            rec[40..44].copy_from_slice(&principal_at[r.principal.as_str()].to_le_bytes());
-            rec[44] = r.status.byte();
-            rec[45] = u8::from(r.imported);
-            rec[48..52].copy_from_slice(&t32(Some(r.not_before))?.to_le_bytes());
-            rec[52..56].copy_from_slice(&t32(r.expires_at)?.to_le_bytes());
-            rec[56..60].copy_from_slice(&t32(r.deprecated_at)?.to_le_bytes());
-            rec[60..64].copy_from_slice(&t32(r.sunset_at)?.to_le_bytes());
+            rec[at(f::DIGEST, 32)].copy_from_slice(&r.digest.0);
+            rec[at(f::SCOPES, 8)].copy_from_slice(&mask.to_le_bytes());
+            rec[at(f::PRINCIPAL, 4)]
+                .copy_from_slice(&principal_at[r.principal.as_str()].to_le_bytes());
+            rec[f::STATUS] = r.status.byte();
+            rec[f::FLAGS] = u8::from(r.imported);
+            rec[at(f::NOT_BEFORE, 4)].copy_from_slice(&t32(Some(r.not_before))?.to_le_bytes());
+            rec[at(f::EXPIRES, 4)].copy_from_slice(&t32(r.expires_at)?.to_le_bytes());
+            rec[at(f::DEPRECATED, 4)].copy_from_slice(&t32(r.deprecated_at)?.to_le_bytes());
+            rec[at(f::SUNSET, 4)].copy_from_slice(&t32(r.sunset_at)?.to_le_bytes());
             imported += u32::from(r.imported);
         }
         let meta = Table {

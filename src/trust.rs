@@ -8,12 +8,11 @@
 //! rotation without a config change, and a retired signer, once dropped from the
 //! newest bundle, is refused.
 
-use core::fmt;
-
 use ring::signature::{UnparsedPublicKey, ED25519};
 
-use crate::artifact::{signed_message, Fields, Name, SIGNATURE_LEN};
-use crate::error::{Artifact, Error};
+use crate::artifact::{read_name, signed_message, Fields, SIGNATURE_LEN};
+use crate::error::Error;
+use crate::names::{Artifact, Name, SignerId};
 
 /// Most signers one bundle may hold.
 pub const MAX_SIGNERS: usize = 16;
@@ -23,30 +22,6 @@ const FORMAT_VERSION: u16 = 1;
 const HEADER_LEN: usize = 88;
 const SIGNER_LEN: usize = 48;
 const SIG_ENTRY_LEN: usize = 16 + SIGNATURE_LEN;
-
-/// A signer's id: the first 16 bytes of SHA-256 of its Ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct SignerId(pub [u8; 16]);
-
-impl SignerId {
-    /// The id of `public_key`.
-    pub fn of(public_key: &[u8; 32]) -> Self {
-        let d = crate::key::Digest::of(public_key);
-        Self(d.key_id().0)
-    }
-}
-
-impl fmt::Display for SignerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&crate::key::KeyId(self.0), f)
-    }
-}
-
-impl fmt::Debug for SignerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SignerId({self})")
-    }
-}
 
 /// One public key a bundle trusts.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -222,7 +197,7 @@ impl<'a> Bundle<'a> {
         if version == 0 {
             return Err(f.malformed("bundle version 0"));
         }
-        let keyset = Name::read_field(&f.array::<64>(24), Artifact::Trust)?;
+        let keyset = read_name(&f.array::<64>(24), Artifact::Trust)?;
         let body_end = HEADER_LEN + n * SIGNER_LEN;
         f.need(body_end, "signers")?;
         let end = body_end + m * SIG_ENTRY_LEN;
@@ -420,8 +395,8 @@ impl Signer {
 }
 
 #[cfg(feature = "std")]
-impl fmt::Debug for Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl core::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Signer")
             .field("id", &self.id)
             .finish_non_exhaustive()

@@ -12,8 +12,9 @@ use std::sync::Mutex;
 use arc_swap::ArcSwap;
 use zerocopy::IntoBytes;
 
-use crate::error::{Artifact, Error};
+use crate::error::Error;
 use crate::key::{self, Digest, KeyId, MAX_IMPORTED_LEN, MIN_IMPORTED_LEN};
+use crate::names::Artifact;
 use crate::outcome::Outcome;
 use crate::revocation::{self, RevocationHeader, RevocationView};
 use crate::snapshot::{SnapshotHeader, SnapshotView, Status, MAX_PRINCIPAL_LEN, MAX_SCOPE_LEN};
