@@ -75,6 +75,25 @@ impl<'a> Fields<'a> {
         u64::from_le_bytes(self.array(at))
     }
 
+    /// The preamble every artifact starts with: its 4-byte magic, then its
+    /// format version (u16) — one of `versions`. Returns the version.
+    pub fn preamble(&self, magic: &[u8; 4], versions: &[u16]) -> Result<u16, Error> {
+        self.need(6, "magic")?;
+        if self.array::<4>(0) != *magic {
+            return Err(Error::BadMagic {
+                artifact: self.artifact,
+            });
+        }
+        let v = self.u16(4);
+        if !versions.contains(&v) {
+            return Err(Error::UnsupportedVersion {
+                artifact: self.artifact,
+                version: v,
+            });
+        }
+        Ok(v)
+    }
+
     pub fn malformed(&self, reason: &'static str) -> Error {
         Error::Malformed {
             artifact: self.artifact,

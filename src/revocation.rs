@@ -234,24 +234,12 @@ impl<'a> RevocationView<'a> {
             bytes,
             artifact: Artifact::Revocations,
         };
-        f.need(8, "magic")?;
-        if f.array::<4>(0) != *MAGIC {
-            return Err(Error::BadMagic {
-                artifact: Artifact::Revocations,
-            });
-        }
-        let fv = f.u16(at::VERSION);
-        let header_len = match fv {
+        let header_len = match f.preamble(MAGIC, &[FORMAT_V1, FORMAT_V2])? {
             FORMAT_V1 => HEADER_LEN,
-            FORMAT_V2 => HEADER_LEN_V2,
-            _ => {
-                return Err(Error::UnsupportedVersion {
-                    artifact: Artifact::Revocations,
-                    version: fv,
-                })
-            }
+            _ => HEADER_LEN_V2,
         };
         f.need(header_len, "header")?;
+        let fv = f.u16(at::VERSION);
         if usize::from(f.u16(at::HEADER_LEN)) != header_len {
             return Err(f.malformed("header length"));
         }

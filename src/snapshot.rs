@@ -734,19 +734,7 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
         bytes,
         artifact: Artifact::Snapshot,
     };
-    f.need(8, "magic")?;
-    if f.array::<4>(0) != *MAGIC {
-        return Err(Error::BadMagic {
-            artifact: Artifact::Snapshot,
-        });
-    }
-    let fv = f.u16(4);
-    if fv != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            artifact: Artifact::Snapshot,
-            version: fv,
-        });
-    }
+    f.preamble(MAGIC, &[FORMAT_VERSION])?;
     f.need(HEADER_LEN, "header")?;
     if usize::from(f.u16(6)) != HEADER_LEN {
         return Err(f.malformed("header length"));

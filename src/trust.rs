@@ -172,19 +172,8 @@ impl<'a> Bundle<'a> {
             bytes,
             artifact: Artifact::Trust,
         };
+        f.preamble(MAGIC, &[FORMAT_VERSION])?;
         f.need(HEADER_LEN, "header")?;
-        if f.array::<4>(0) != *MAGIC {
-            return Err(Error::BadMagic {
-                artifact: Artifact::Trust,
-            });
-        }
-        let fv = f.u16(4);
-        if fv != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                artifact: Artifact::Trust,
-                version: fv,
-            });
-        }
         let n = usize::from(bytes[6]);
         let m = usize::from(bytes[7]);
         if n == 0 || n > MAX_SIGNERS {
