@@ -1037,7 +1037,7 @@ mod builder {
                 principals_blob.extend_from_slice(r.principal.as_bytes());
             }
         }
-        let (phf, pilots, positions) = place(records, load_percent)?;
+        let (phf, pilots, positions) = place_at_some_load(records, load_percent)?;
         let mut slots = alloc::vec![0u8; phf.slots as usize * RECORD_LEN];
         let t32 = |t: Option<u64>| -> Result<u32, BuildError> {
             u32::try_from(t.unwrap_or(0)).map_err(|_| BuildError::TimeOutOfRange)
@@ -1087,6 +1087,32 @@ mod builder {
         })
     }
 
+    /// [`place`] at `load_percent`, else at lower loads (a few percent more
+    /// slots each time) until it places every key: at millions of keys and
+    /// 99 % load a placement can fail for every seed tried, and a publish
+    /// must not (seen at 10 M keys). Readers take the slot count from the
+    /// header, so the load is the builder's choice.
+    fn place_at_some_load(
+        records: &[RecordSpec],
+        load_percent: u8,
+    ) -> Result<(Phf, Vec<u16>, Vec<usize>), BuildError> {
+        let mut load = load_percent;
+        loop {
+            match place(records, load) {
+                Err(BuildError::TooLarge) if load > 80 => load = load.saturating_sub(3).max(80),
+                r => return r,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn place_at_some_load_for_test(
+        records: &[RecordSpec],
+        load: u8,
+    ) -> Result<(Phf, Vec<u16>, Vec<usize>), BuildError> {
+        place_at_some_load(records, load)
+    }
+
     /// Builds the perfect hash: buckets in decreasing size order each get the
     /// first pilot that puts all their keys in free, distinct slots. Returns the
     /// hash, the pilots, and each record's slot.
@@ -1115,7 +1141,10 @@ mod builder {
             .map(|r| r.digest.key_id().to_u128())
             .collect();
         let mut seed = 0x6b65_7967_6174_6553u64; // "keygateS"
-        'attempt: for _ in 0..16 {
+                                                 // Each attempt is a whole placement: at millions of keys a few seeds,
+                                                 // then a lower load (place_at_some_load), beats many seeds.
+        let attempts = if n > 1_000_000 { 4 } else { 16 };
+        'attempt: for _ in 0..attempts {
             let phf = Phf {
                 buckets,
                 slots,
@@ -1195,6 +1224,29 @@ mod tests {
         ] {
             assert_eq!(scale_split(x, n), wide(x, n), "{x} {n}");
         }
+    }
+
+    /// The placement the builder falls back on places every key in a slot
+    /// of its own, whatever load it ends at (here asked for none spare). At
+    /// 10 M keys and 99 % load every seed can fail — the late 3-key buckets
+    /// find few free slot triples — and the fallback to a lower load is what
+    /// lets that publish succeed (`keygate drill --scenario new-keys --keys
+    /// 10000000`, by hand).
+    #[cfg(feature = "std")]
+    #[test]
+    fn the_fallback_placement_puts_every_key_in_its_own_slot() {
+        let records: alloc::vec::Vec<_> = (0u32..5000)
+            .map(|i| {
+                builder::RecordSpec::active(crate::key::Digest::of(&i.to_le_bytes()), "p", &[])
+            })
+            .collect();
+        let (phf, _, positions) = builder::place_at_some_load_for_test(&records, 100).unwrap();
+        assert!(phf.slots as usize >= records.len());
+        let mut seen = alloc::collections::BTreeSet::new();
+        assert!(
+            positions.iter().all(|p| seen.insert(*p)),
+            "every key in its own slot"
+        );
     }
 
     proptest::proptest! {
