@@ -1381,7 +1381,7 @@ impl Issuer {
         write_atomic(&out.join(Artifact::Trust.file_name()), &trust, 0o644)?;
         write_atomic(&out.join(Artifact::Snapshot.file_name()), &snapshot, 0o644)?;
         write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
-        Ok(PublishReport {
+        let report = PublishReport {
             dir: out.to_path_buf(),
             snapshot_version: version,
             revocation_seq: 1,
@@ -1393,7 +1393,15 @@ impl Issuer {
             trust_bytes: trust.len() as u64,
             trust_version,
             signer: signer.id().to_string(),
-        })
+        };
+        // The next update builds on this snapshot: keep it, and its key ids,
+        // rather than read and check it again.
+        self.published = Some(PublishedCopy {
+            version,
+            bytes: snapshot,
+            universe,
+        });
+        Ok(report)
     }
 
     /// Writes just a new revocation update: [`Issuer::publish_update`] (the
