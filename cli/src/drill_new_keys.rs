@@ -51,9 +51,23 @@ struct Gateway {
     bytes: AtomicU64,
 }
 
-fn gateway_loop(g: &Gateway, dir: &Path, poll: Duration, phase: Duration, stop: &AtomicBool) {
-    std::thread::sleep(phase);
+fn gateway_loop(
+    g: &Gateway,
+    dir: &Path,
+    poll: Duration,
+    phase: Duration,
+    stop: &AtomicBool,
+    ready: &AtomicU64,
+) {
     let mut reload = keygate::Reload::new();
+    // A first look at every file before the drill's clock starts (a
+    // gateway that has been running has its validators).
+    for a in keygate::RELOAD_ORDER {
+        let look = keygate::look_at_file(&dir.join(a.file_name()), reload.validator(a));
+        let _ = reload.offer(&g.verifier, a, look.fetched());
+    }
+    ready.fetch_add(1, Ordering::AcqRel);
+    std::thread::sleep(phase);
     while !stop.load(Ordering::Relaxed) {
         for a in keygate::RELOAD_ORDER {
             let look = keygate::look_at_file(&dir.join(a.file_name()), reload.validator(a));
@@ -111,13 +125,18 @@ pub(crate) fn run(s: &Settings) -> Res<u8> {
         })
         .collect::<Res<_>>()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     for (i, g) in gateways.iter().enumerate() {
         let (g, dir, stop, poll) = (Arc::clone(g), out.clone(), Arc::clone(&stop), s.poll);
+        let ready = Arc::clone(&ready);
         let phase = poll * i as u32 / s.gateways as u32;
         threads.push(std::thread::spawn(move || {
-            gateway_loop(&g, &dir, poll, phase, &stop)
+            gateway_loop(&g, &dir, poll, phase, &stop, &ready)
         }));
+    }
+    while ready.load(Ordering::Acquire) < s.gateways as u64 {
+        std::thread::sleep(Duration::from_millis(10));
     }
     // The publisher: the update as soon as anything changed.
     let issuer = Arc::new(Mutex::new(iss));
