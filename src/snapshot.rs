@@ -234,6 +234,14 @@ impl Table {
         if (self.slot_count == 0) != (self.bucket_count == 0) {
             return Err(f.malformed("slots without buckets or buckets without slots"));
         }
+        // The whole table's end, in u64 first: on a 32-bit target (WASM)
+        // counts from a hostile header would overflow the usize sums below.
+        let end = self.slots_at as u64
+            + u64::from(self.slot_count) * RECORD_LEN as u64
+            + u64::from(self.bucket_count) * 2
+            + u64::from(self.principals_len)
+            + u64::from(self.scopes_len);
+        f.need(usize::try_from(end).unwrap_or(usize::MAX), "record table")?;
         f.need(self.pilots_at(), "slot table")?;
         f.need(self.principals_at(), "pilot table")?;
         f.need(self.scopes_at(), "principals table")?;

@@ -165,6 +165,15 @@ fn a_tampered_record_table_is_refused_and_changes_nothing() {
         );
         assert!(v.install_revocations(&b).is_err(), "{what}");
     }
+    // Counts that would overflow a 32-bit reader's sums: refused, no panic.
+    for field in [204usize, 200, 208, 212, 192] {
+        let mut b = good.clone();
+        b[field..field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(
+            RevocationView::parse_unverified(&b).is_err(),
+            "field at {field}"
+        );
+    }
     assert_eq!(
         v.verify(added.expose_secret(), T0, None).outcome,
         Outcome::Unknown
