@@ -832,21 +832,7 @@ fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/metrics",
-            get(
-                |State(app): State<Arc<App>>, headers: HeaderMap| async move {
-                    tokio::task::spawn_blocking(move || metrics(&app, &headers))
-                        .await
-                        .unwrap_or_else(|_| {
-                            problem(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal",
-                                "The issuer failed",
-                                "a request handler panicked",
-                            )
-                            .into_response()
-                        })
-                },
-            ),
+            get(|State(app): State<Arc<App>>, headers: HeaderMap| blocking(app, headers, metrics)),
         )
         .route(
             "/v1/openapi.json",
@@ -935,21 +921,7 @@ fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/v1/usage",
-            get(
-                |State(app): State<Arc<App>>, headers: HeaderMap| async move {
-                    tokio::task::spawn_blocking(move || usage(&app, &headers))
-                        .await
-                        .unwrap_or_else(|_| {
-                            problem(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal",
-                                "The issuer failed",
-                                "a request handler panicked",
-                            )
-                            .into_response()
-                        })
-                },
-            ),
+            get(|State(app): State<Arc<App>>, headers: HeaderMap| blocking(app, headers, usage)),
         )
         .route(
             "/v1/audit",
@@ -989,6 +961,37 @@ const MAX_EXPORT: u64 = 16 << 20;
 /// `GET /metrics`: the issuer's metrics in Prometheus text (keys by status
 /// and class, ages, keys due, time since the last publish), for an admin
 /// key with `metrics:read` (Prometheus sends it as a bearer token).
+/// A handler that reads the store itself (through the committer) and may
+/// wait on the network, on the blocking pool.
+async fn blocking(
+    app: Arc<App>,
+    headers: HeaderMap,
+    f: fn(&App, &HeaderMap) -> Response,
+) -> Response {
+    tokio::task::spawn_blocking(move || f(&app, &headers))
+        .await
+        .unwrap_or_else(|_| {
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The issuer failed",
+                "a request handler panicked",
+            )
+            .into_response()
+        })
+}
+
+/// The committer did not answer (the store is down or the batch failed).
+fn store_unavailable() -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store-unavailable",
+        "The store is unavailable; retry",
+        "",
+    )
+    .into_response()
+}
+
 fn metrics(app: &App, headers: &HeaderMap) -> Response {
     let h = headers.clone();
     let text = app.submit(move |_, issuer| {
@@ -1005,13 +1008,7 @@ fn metrics(app: &App, headers: &HeaderMap) -> Response {
             r
         }
         Some((Err(p), _)) => p.into_response(),
-        None => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store-unavailable",
-            "The store is unavailable; retry",
-            "",
-        )
-        .into_response(),
+        None => store_unavailable(),
     }
 }
 
@@ -1026,15 +1023,7 @@ fn usage(app: &App, headers: &HeaderMap) -> Response {
     let deprecated = match listed {
         Some((Ok(k), _)) => k,
         Some((Err(p), _)) => return p.into_response(),
-        None => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store-unavailable",
-                "The store is unavailable; retry",
-                "",
-            )
-            .into_response()
-        }
+        None => return store_unavailable(),
     };
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(2))

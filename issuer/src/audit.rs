@@ -209,12 +209,15 @@ pub(crate) fn log_after(
     limit: usize,
 ) -> Result<Vec<AuditEntry>, IssuerError> {
     conn.query_map(
-        "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
-         FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        &format!("SELECT {ENTRY_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
         args![after, limit],
         entry,
     )
 }
+
+/// The columns [`entry`] reads, in its order.
+const ENTRY_COLUMNS: &str =
+    "seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash";
 
 fn entry(r: &super::db::Row) -> Result<AuditEntry, IssuerError> {
     Ok(AuditEntry {
@@ -251,8 +254,7 @@ pub(crate) fn verify_since(
         )));
     }
     let entries = conn.query_map(
-        "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
-         FROM audit WHERE seq > ?1 ORDER BY seq",
+        &format!("SELECT {ENTRY_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq"),
         args![seq],
         entry,
     )?;
@@ -291,24 +293,9 @@ pub(crate) fn last_row_hash(conn: &Db, id: &str) -> Result<Option<String>, Issue
 /// Every entry in order.
 pub(crate) fn log(conn: &Db) -> Result<Vec<AuditEntry>, IssuerError> {
     conn.query_map(
-        "SELECT seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash
-         FROM audit ORDER BY seq",
+        &format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"),
         args![],
-        |r| {
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            key_id: r.get(4)?,
-            principal: r.get(5)?,
-            reason: r.get(6)?,
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
-            row_hash: r.get(9)?,
-            prev_row_hash: r.get(10)?,
-        })
-        },
+        entry,
     )
 }
 
