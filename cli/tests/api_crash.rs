@@ -16,54 +16,6 @@ use serde_json::Value;
 /// Operations per client thread (four threads).
 const OPS: usize = 200;
 
-fn spawn_api(e: &common::Env, port: u16) -> std::process::Child {
-    let out = e.out.to_str().unwrap().to_string();
-    let child = e
-        .cmd()
-        .args([
-            "api",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--publish-to",
-            &out,
-        ])
-        .args(["--publish-delay", "200ms"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_listening(port);
-    child
-}
-
-/// POSTs until the API answers with something other than a failure to
-/// reach it or a 5xx (it is being killed and restarted meanwhile).
-fn post_until_answered(port: u16, admin: &str, path: &str, idem: &str, body: &str) -> (u16, Value) {
-    let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{path}: no answer in 60 s"
-        );
-        let r = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
-            .timeout(Duration::from_secs(5))
-            .set("Authorization", &format!("Bearer {admin}"))
-            .set("Idempotency-Key", idem)
-            .send_string(body);
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(s, r)) if s < 500 => r,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(30));
-                continue;
-            }
-        };
-        let status = resp.status();
-        let v: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
-        return (status, v);
-    }
-}
-
 #[test]
 fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
     let e = env();
@@ -79,7 +31,7 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
         .unwrap()
         .to_string();
     let port = 4000 + (std::process::id() % 1000) as u16;
-    let child = Arc::new(Mutex::new(spawn_api(&e, port)));
+    let child = Arc::new(Mutex::new(common::spawn_publishing_api(&e, port, "200ms")));
     let issued: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
     let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
@@ -100,9 +52,9 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
             while kills < 3 && !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
                 let mut c = child.lock().unwrap();
-                c.kill().unwrap(); // SIGKILL
-                c.wait().unwrap();
-                *c = spawn_api(&e2, port);
+                c.0.kill().unwrap(); // SIGKILL
+                c.0.wait().unwrap();
+                *c = common::spawn_publishing_api(&e2, port, "200ms");
                 kills += 1;
             }
             kills
@@ -118,8 +70,9 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
                     let principal = format!("customer-{t}-{op}");
                     let body =
                         format!(r#"{{"principal":"{principal}","scopes":["invoices:read"]}}"#);
-                    let (status, v) = post_until_answered(
-                        port,
+                    let (status, v) = common::post_until_answered(
+                        &[port],
+                        0,
                         &admin,
                         "/v1/keys",
                         &format!("issue-{t}-{op}"),
@@ -133,8 +86,14 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
                     issued.lock().unwrap().push((principal, id.clone(), key));
                     if op % 5 == 0 {
                         let path = format!("/v1/keys/{id}/revoke");
-                        let (status, v) =
-                            post_until_answered(port, &admin, &path, &format!("revoke-{id}"), "{}");
+                        let (status, v) = common::post_until_answered(
+                            &[port],
+                            0,
+                            &admin,
+                            &path,
+                            &format!("revoke-{id}"),
+                            "{}",
+                        );
                         assert_eq!(status, 200, "{v}");
                         revoked.lock().unwrap().push(id);
                     }
@@ -207,6 +166,6 @@ fn kill_9_mid_run_loses_nothing_and_doubles_nothing() {
         issued.len(),
         revoked.len()
     );
-    child.lock().unwrap().kill().unwrap();
+    child.lock().unwrap().0.kill().unwrap();
     e.cmd().args(["audit", "verify"]).assert().success();
 }

@@ -24,64 +24,6 @@ const ISSUES: usize = 10_000;
 const REVOKES: usize = 500;
 const ROTATIONS: usize = 50;
 
-fn spawn_api(e: &common::Env, port: u16) -> common::Running {
-    let child = e
-        .cmd()
-        .args([
-            "api",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--publish-to",
-        ])
-        .arg(&e.out)
-        .args(["--publish-delay", "500ms"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_listening(port);
-    common::Running(child)
-}
-
-/// POSTs to one instance, then the other, until one answers with
-/// something other than a failure to reach it or a 5xx; the same
-/// `Idempotency-Key` every time.
-fn post(
-    ports: [u16; 2],
-    first: usize,
-    admin: &str,
-    path: &str,
-    idem: &str,
-    body: &str,
-) -> (u16, Value) {
-    let t0 = Instant::now();
-    let mut n = first;
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{path}: no answer in 60 s"
-        );
-        let port = ports[n % 2];
-        n += 1;
-        let r = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
-            .timeout(Duration::from_secs(10))
-            .set("Authorization", &format!("Bearer {admin}"))
-            .set("Idempotency-Key", idem)
-            .send_string(body);
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(s, r)) if s < 500 => r,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-        };
-        let status = resp.status();
-        let v: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
-        return (status, v);
-    }
-}
-
 /// One thread's share of `total`.
 fn share(total: usize, t: usize) -> usize {
     total / THREADS + usize::from(t < total % THREADS)
@@ -112,8 +54,10 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
         .to_string();
     let base = 3000 + (std::process::id() % 450) as u16 * 2;
     let ports = [base, base + 1];
-    let a = Arc::new(Mutex::new(spawn_api(&e, ports[0])));
-    let b = spawn_api(&e, ports[1]);
+    let a = Arc::new(Mutex::new(common::spawn_publishing_api(
+        &e, ports[0], "500ms",
+    )));
+    let b = common::spawn_publishing_api(&e, ports[1], "500ms");
 
     // key id -> (principal, secret) of every acknowledged issue
     let issued: Arc<Mutex<HashMap<String, (String, String)>>> = Arc::default();
@@ -145,7 +89,7 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
             c.0.kill().unwrap(); // SIGKILL
             c.0.wait().unwrap();
             std::thread::sleep(Duration::from_millis(300));
-            *c = spawn_api(&e2, ports[0]);
+            *c = common::spawn_publishing_api(&e2, ports[0], "500ms");
             true
         })
     };
@@ -169,13 +113,21 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
                     let principal = format!("c-{t}-{i}");
                     let body = format!(r#"{{"principal":"{principal}","scopes":["read"]}}"#);
                     let idem = format!("issue-{t}-{i}");
-                    let (status, v) = post(ports, i, &admin, "/v1/keys", &idem, &body);
+                    let (status, v) =
+                        common::post_until_answered(&ports, i, &admin, "/v1/keys", &idem, &body);
                     assert_eq!(status, 201, "{v}");
                     let id = v["key_id"].as_str().unwrap().to_string();
                     if i % 97 == 0 {
                         // A client that did not see the answer sends it again,
                         // to the other instance: the same key comes back.
-                        let (s2, v2) = post(ports, i + 1, &admin, "/v1/keys", &idem, &body);
+                        let (s2, v2) = common::post_until_answered(
+                            &ports,
+                            i + 1,
+                            &admin,
+                            "/v1/keys",
+                            &idem,
+                            &body,
+                        );
                         assert_eq!((s2, &v2["key_id"]), (201, &v["key_id"]), "{v2}");
                         assert_eq!(v2["key"], v["key"]);
                     }
@@ -189,8 +141,14 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
                     if k % every_rev == 0 && k / every_rev <= nrev {
                         let (_, id) = &mine[i];
                         let path = format!("/v1/keys/{id}/revoke");
-                        let (s, v) =
-                            post(ports, i + 1, &admin, &path, &format!("revoke-{id}"), "{}");
+                        let (s, v) = common::post_until_answered(
+                            &ports,
+                            i + 1,
+                            &admin,
+                            &path,
+                            &format!("revoke-{id}"),
+                            "{}",
+                        );
                         assert_eq!(s, 200, "{v}");
                         revoked.lock().unwrap().push(id.clone());
                     }
@@ -199,9 +157,11 @@ fn two_instances_one_killed_lose_nothing_and_double_nothing() {
                         let (p, old) = &mine[i - 1];
                         let path = format!("/v1/principals/{p}/rotate");
                         let idem = format!("rotate-{p}");
-                        let (s, v) = post(ports, i, &admin, &path, &idem, "{}");
+                        let (s, v) =
+                            common::post_until_answered(&ports, i, &admin, &path, &idem, "{}");
                         assert_eq!(s, 201, "{v}");
-                        let (s2, v2) = post(ports, i + 1, &admin, &path, &idem, "{}");
+                        let (s2, v2) =
+                            common::post_until_answered(&ports, i + 1, &admin, &path, &idem, "{}");
                         assert_eq!(
                             (s2, &v2["key_id"]),
                             (201, &v["key_id"]),

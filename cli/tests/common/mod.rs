@@ -375,3 +375,64 @@ pub fn bearer_status(port: u16, key: &str) -> u16 {
     )
     .0
 }
+
+/// `keygate api` on `port`, publishing into `e.out` after `delay`, stopped
+/// when dropped.
+pub fn spawn_publishing_api(e: &Env, port: u16, delay: &str) -> Running {
+    let child = e
+        .cmd()
+        .args([
+            "api",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--publish-to",
+        ])
+        .arg(&e.out)
+        .args(["--publish-delay", delay])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    Running(child)
+}
+
+/// POSTs to `ports` in turn, starting at `first`, until one answers with
+/// something other than a failure to reach it or a 5xx (instances are being
+/// killed and restarted meanwhile); the same `Idempotency-Key` every time.
+pub fn post_until_answered(
+    ports: &[u16],
+    first: usize,
+    admin: &str,
+    path: &str,
+    idem: &str,
+    body: &str,
+) -> (u16, Value) {
+    use std::time::{Duration, Instant};
+    let t0 = Instant::now();
+    let mut n = first;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{path}: no answer in 60 s"
+        );
+        let port = ports[n % ports.len()];
+        n += 1;
+        let r = ureq::post(&format!("http://127.0.0.1:{port}{path}"))
+            .timeout(Duration::from_secs(10))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .set("Idempotency-Key", idem)
+            .send_string(body);
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(s, r)) if s < 500 => r,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        let status = resp.status();
+        let v: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+        return (status, v);
+    }
+}
