@@ -1013,6 +1013,50 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_key_file_is_64_hex_made_private_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("seal.key");
+        assert!(matches!(seal_key(&f, false), Err(IssuerError::Invalid(_))));
+        let k = seal_key(&f, true).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(seal_key(&f, false).unwrap(), k, "read back, not made again");
+        for bad in [
+            "",
+            "zz",
+            &"a".repeat(63),
+            &"a".repeat(65),
+            &"\u{0}".repeat(64),
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                matches!(seal_key(&f, false), Err(IssuerError::Invalid(_))),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(seal_key(&f, true), Err(IssuerError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_postgres_url_is_invalid_input_not_a_connection_attempt() {
+        for url in [
+            "postgres://u@h:notaport/db",
+            "postgresql://h/db?sslmode=bogus",
+        ] {
+            assert!(
+                matches!(Postgres::connect(url, None), Err(IssuerError::Invalid(_))),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn typed_reads_refuse_the_wrong_column_type() {
         let r = Row(vec![Value::Int(-1), Value::Text("x".into()), Value::Null]);
         assert_eq!(r.get::<i64>(0).unwrap(), -1);
