@@ -110,30 +110,39 @@ def api_run(engine, instances, bulk_rate):
           f" = {n / api_s:.0f} keys/s ({n / api_s / instances:.0f} per instance); p50 {1000 * pct(lat, 50):.1f} ms,"
           f" p99 {1000 * pct(lat, 99):.1f} ms; {len(errors)} errors; api / CLI bulk: {(n / api_s) / bulk_rate:.2f}x")
 
-    # The same through wrk (C, not a Python client): 2 threads, 16
-    # connections, each request a new key with its own Idempotency-Key.
-    if instances == 1 and shutil.which("wrk"):
+    # The same through wrk (C, not a Python client): 2 threads and 16
+    # connections in all, each request a new key with its own
+    # Idempotency-Key; with two instances one wrk per instance (1 thread,
+    # 8 connections each), at the same time.
+    if shutil.which("wrk"):
         lua = os.path.join(work, "issue.lua")
         with open(lua, "w") as f:
             f.write(f"""
 local threads, n, id = 0, 0, 0
 function setup(thread) threads = threads + 1; thread:set("id", threads) end
-function init(args) id = wrk.thread:get("id") end
+function init(args) id = wrk.thread:get("id") .. "-" .. args[1] end
 function request()
   n = n + 1
   return wrk.format("POST", "/v1/keys", {{["Authorization"] = "Bearer {admin}",
     ["Idempotency-Key"] = "wrk-" .. id .. "-" .. n}}, '{{"principal":"wrk-' .. id .. '-' .. n .. '"}}')
 end
 """)
-        out = subprocess.run(["wrk", "-t2", "-c16", "-d5s", "--latency", "-s", lua, f"http://127.0.0.1:{ports[0]}"],
-                             capture_output=True, text=True).stdout
-        rps = [l for l in out.splitlines() if l.startswith("Requests/sec")]
-        p50 = [l.split()[1] for l in out.splitlines() if l.strip().startswith("50%")]
-        p99 = [l.split()[1] for l in out.splitlines() if l.strip().startswith("99%")]
-        non2xx = [l for l in out.splitlines() if "Non-2xx" in l]
-        print(f"api issue via wrk ({label}, 2 threads, 16 connections, 5 s): {rps[0].split()[1] if rps else '?'} keys/s;"
-              f" p50 {p50[0] if p50 else '?'}, p99 {p99[0] if p99 else '?'}; {non2xx[0].strip() if non2xx else '0 non-2xx'}")
-    elif instances == 1:
+        per = 16 // instances
+        runs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // instances)}", f"-c{per}", "-d5s", "--latency", "-s", lua,
+                                  f"http://127.0.0.1:{port}", "--", str(j)], stdout=subprocess.PIPE, text=True)
+                for j, port in enumerate(ports)]
+        outs = [r.communicate()[0] for r in runs]
+
+        def field(out, start):
+            found = [l.split()[1] for l in out.splitlines() if l.strip().startswith(start)]
+            return found[0] if found else "?"
+        rates = [float(field(o, "Requests/sec")) for o in outs if field(o, "Requests/sec") != "?"]
+        non2xx = sum(int(l.split()[-1]) for o in outs for l in o.splitlines() if "Non-2xx" in l)
+        print(f"api issue via wrk ({label}, 2 threads, 16 connections in all, 5 s): {sum(rates):.0f} keys/s"
+              f" ({sum(rates) / instances:.0f} per instance: {', '.join(f'{r:.0f}' for r in rates)});"
+              f" p50 {', '.join(field(o, '50%') for o in outs)}, p99 {', '.join(field(o, '99%') for o in outs)};"
+              f" {non2xx} non-2xx")
+    else:
         print("api issue via wrk: SKIPPED (wrk not installed)")
 
     # Revoke -> published: each revoke, then poll the published update.

@@ -28,7 +28,7 @@ use axum::Router;
 use keygate::KeyId;
 use keygate_issuer::{
     AdminKey, IdempotentAnswer, IssueRequest, IssuedKey, Issuer, IssuerError, KeyStatus, Principal,
-    RevokeTarget, Scope, StoreAt,
+    Recorded, RevokeTarget, Scope, StoreAt,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -435,25 +435,22 @@ fn locked(
     // only its digest), so the first answer's key secret is never at rest.
     let secret = admin_secret(headers);
     let owner = admin.key_id.to_string();
-    // The lookup, the change and its record are one transaction: after a
-    // crash a retry finds both or neither, so nothing is done twice; and
-    // two instances retrying at once serialize on it.
+    // The change and its record are one transaction: after a crash a retry
+    // finds both or neither, so nothing is done twice. There is no lookup
+    // before the change: the record's insert is the check (the store's one
+    // writer at a time, across instances) — when an earlier request with
+    // this key recorded its answer, this request's change is undone and
+    // that answer is sent. Retries are rare; a lookup first would be one
+    // more round trip, under the write lock, for every request.
     let mut failed: Option<(StatusCode, Value)> = None;
     let mut refused: Option<Problem> = None;
-    let record = |i: &mut Issuer, status: StatusCode, value: &Value| {
-        let first = IdempotentAnswer {
-            request_hash: request_hash.clone(),
-            status: status.as_u16(),
-            body: value.to_string(),
-        };
-        let winner = i.record_idempotent_answer(&owner, &secret, &idem, &first)?;
-        let fresh = winner == first;
-        Ok((winner, fresh))
+    let mut earlier: Option<IdempotentAnswer> = None;
+    let first = |status: StatusCode, value: &Value| IdempotentAnswer {
+        request_hash: request_hash.clone(),
+        status: status.as_u16(),
+        body: value.to_string(),
     };
-    let mut out = issuer.atomically(|i| {
-        if let Some(first) = i.idempotent_answer(&owner, &secret, &idem)? {
-            return Ok((first, false));
-        }
+    let out = issuer.atomically(|i| {
         let (status, value) = match op(app, i, body) {
             Ok(a) => a,
             Err(p) => {
@@ -469,27 +466,36 @@ fn locked(
             failed = Some((status, value));
             return Err(IssuerError::Unavailable("rolled back".into()));
         }
-        record(i, status, &value)
-    });
-    if let Some(p) = refused {
-        let (status, value) = (p.status, p.body());
-        if status.is_server_error() {
-            return send(status, value.to_string());
-        }
-        // A client error is the first answer too: a retry gets it again.
-        out = issuer.atomically(|i| {
-            if let Some(first) = i.idempotent_answer(&owner, &secret, &idem)? {
-                return Ok((first, false));
+        let answer = first(status, &value);
+        match i.record_idempotent_answer(&owner, &secret, &idem, &answer)? {
+            Recorded::First => Ok(answer),
+            Recorded::Earlier(a) => {
+                earlier = Some(a);
+                Err(IssuerError::Conflict("answered before".into()))
             }
-            record(i, status, &value)
-        });
+        }
+    });
+    if let Some(first) = earlier {
+        return replay(&first, &request_hash);
     }
     if let Some((status, value)) = failed {
         return send(status, value.to_string());
     }
-    match out {
-        Ok((first, true)) => answer_as_recorded(&first),
-        Ok((first, false)) => replay(&first, &request_hash),
+    let Some(p) = refused else {
+        return match out {
+            Ok(answer) => answer_as_recorded(&answer),
+            Err(e) => Problem::from(e).into_response(),
+        };
+    };
+    let (status, value) = (p.status, p.body());
+    if status.is_server_error() {
+        return send(status, value.to_string());
+    }
+    // A client error is the first answer too: a retry gets it again.
+    let answer = first(status, &value);
+    match issuer.atomically(|i| i.record_idempotent_answer(&owner, &secret, &idem, &answer)) {
+        Ok(Recorded::First) => answer_as_recorded(&answer),
+        Ok(Recorded::Earlier(first)) => replay(&first, &request_hash),
         Err(e) => Problem::from(e).into_response(),
     }
 }

@@ -549,6 +549,15 @@ fn admin_keys_scopes_problems_idempotency_and_publishing() {
         .unwrap()
         .iter()
         .any(|a| a["actor"] == "api:dashboard" && a["action"] == "revoke"));
+    // The retried issue ran again and was undone when its record found
+    // the first answer: one issue in the chain, not two.
+    let issues = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "issue" && a["principal"] == "billing-service")
+        .count();
+    assert_eq!(issues, 1, "{audit}");
 
     // No key secret at rest: not the issued keys, not in idempotency records.
     let bytes = e.store_bytes();

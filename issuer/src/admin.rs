@@ -69,6 +69,16 @@ pub struct IdempotentAnswer {
     pub body: String,
 }
 
+/// What recording an answer found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// This answer is now the first one.
+    First,
+    /// An earlier request with the same key recorded this answer first;
+    /// this one was not recorded.
+    Earlier(IdempotentAnswer),
+}
+
 /// The sealing key of one record: HKDF-SHA256 over the admin key's secret,
 /// salted with the `Idempotency-Key`.
 fn record_key(admin_secret: &[u8], idempotency_key: &str) -> ring::aead::LessSafeKey {
@@ -179,6 +189,7 @@ impl Issuer {
         let digest = key.digest();
         let id = digest.key_id();
         let now = self.now();
+        self.admins.get_mut().clear();
         let actor = self.actor.clone();
         let (tx, _) = self.write()?;
         tx.execute(
@@ -231,6 +242,7 @@ impl Issuer {
         let until = super::check_time("the end of the grace window", now.saturating_add(grace))?;
         self.atomically(|i| {
             let new = i.create_admin_key(&old.principal, &old.scopes)?;
+            i.admins.get_mut().clear();
             let actor = i.actor.clone();
             let (tx, _) = i.write()?;
             tx.execute(
@@ -257,6 +269,7 @@ impl Issuer {
     /// Revokes an admin key (idempotent). `NotFound` for an unknown id.
     pub fn revoke_admin_key(&mut self, id: &KeyId) -> Result<AdminKey> {
         let now = self.now();
+        self.admins.get_mut().clear();
         let actor = self.actor.clone();
         let (tx, _) = self.write()?;
         let hex = id.to_string();
@@ -296,12 +309,21 @@ impl Issuer {
             return Ok(None);
         }
         let digest = Digest::of(presented.as_bytes());
-        self.db.query_opt(
+        let now = self.now();
+        let current = |k: &AdminKey| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now);
+        if let Some(known) = self.admins.borrow().get(&digest.0) {
+            return Ok(known.clone().filter(current));
+        }
+        let found = self.db.query_opt(
             "SELECT key_id, principal, scopes, created_at, revoked_at, expires_at FROM admin_keys
-             WHERE digest = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
-            args![digest.0.as_slice(), self.now()],
+             WHERE digest = ?1",
+            args![digest.0.as_slice()],
             row,
-        )
+        )?;
+        if self.in_atomic {
+            self.admins.borrow_mut().insert(digest.0, found.clone());
+        }
+        Ok(found.filter(current))
     }
 
     /// The first answer recorded under `key` for the admin key `owner` (its
@@ -334,21 +356,22 @@ impl Issuer {
     }
 
     /// Records the first answer under `key` for `owner`, sealed with the
-    /// admin key's `secret`; a record already there (a concurrent retry)
-    /// wins and is returned instead.
+    /// admin key's `secret`; a record already there (an earlier or
+    /// concurrent request with the same key) wins and is returned instead.
     pub fn record_idempotent_answer(
         &mut self,
         owner: &str,
         secret: &[u8],
         key: &str,
         answer: &IdempotentAnswer,
-    ) -> Result<IdempotentAnswer> {
+    ) -> Result<Recorded> {
         let now = self.now();
         let sealed = seal(secret, key, &answer.body)?;
         if self.record_sealed(owner, key, answer, &sealed, now)? {
-            return Ok(answer.clone());
+            return Ok(Recorded::First);
         }
         self.idempotent_answer(owner, secret, key)?
+            .map(Recorded::Earlier)
             .ok_or_else(|| IssuerError::Corrupt("an idempotency record vanished".into()))
     }
 
@@ -515,6 +538,50 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_savepoint_undoes_its_nested_ones_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i =
+            Issuer::init_at(&crate::test_store(dir.path()), "acme", "acme_live", "test").unwrap();
+        let issue =
+            |i: &mut Issuer, who: &str| i.issue(&crate::IssueRequest::new(p(who))).map(|_| ());
+        i.atomically(|i| {
+            i.atomically(|i| issue(i, "kept"))?;
+            // A request that fails after a nested savepoint of its own
+            // succeeded (left unreleased): all of it goes.
+            let failed = i.atomically(|i| {
+                issue(i, "undone-1")?;
+                i.atomically(|i| issue(i, "undone-2"))?;
+                Err::<(), _>(IssuerError::Conflict("the request failed".into()))
+            });
+            assert!(failed.is_err());
+            i.atomically(|i| issue(i, "also-kept"))?;
+            // The admin key looked up inside is forgotten with its rollback.
+            let failed = i.atomically(|i| {
+                let k = i.create_admin_key(&p("ops"), &sc(&["keys:read"]))?;
+                assert!(i
+                    .authenticate_admin(k.key.expose_secret())
+                    .unwrap()
+                    .is_some());
+                Err::<IssuedAdminKey, _>(IssuerError::Conflict("undone".into()))
+            });
+            assert!(failed.is_err());
+            Ok(())
+        })
+        .unwrap();
+        let mut principals: Vec<String> = i
+            .list(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.principal.to_string())
+            .collect();
+        principals.sort();
+        assert_eq!(principals, ["also-kept", "kept"]);
+        assert!(i.admin_keys().unwrap().is_empty());
+        let report = i.audit_verify().unwrap();
+        assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
+    }
+
+    #[test]
     fn the_first_answer_wins() {
         let dir = tempfile::tempdir().unwrap();
         let mut i =
@@ -529,7 +596,7 @@ mod tests {
         assert_eq!(
             i.record_idempotent_answer("a", secret, "k1", &first)
                 .unwrap(),
-            first
+            Recorded::First
         );
         let second = IdempotentAnswer {
             status: 500,
@@ -538,7 +605,13 @@ mod tests {
         assert_eq!(
             i.record_idempotent_answer("a", secret, "k1", &second)
                 .unwrap(),
-            first
+            Recorded::Earlier(first.clone())
+        );
+        // The same answer again is still not recorded a second time.
+        assert_eq!(
+            i.record_idempotent_answer("a", secret, "k1", &first)
+                .unwrap(),
+            Recorded::Earlier(first.clone())
         );
         // Another admin key's record with the same key is its own.
         assert!(i.idempotent_answer("b", secret, "k1").unwrap().is_none());

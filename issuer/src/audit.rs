@@ -126,12 +126,17 @@ pub(crate) fn last(tx: &Db) -> Result<Option<(u64, [u8; 32])>, IssuerError> {
         args![],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    last.map(|(s, h)| {
-        unhex32(&h)
-            .map(|h| (s, h))
-            .ok_or(IssuerError::Corrupt("audit hash not hex".into()))
-    })
-    .transpose()
+    let last = last
+        .map(|(s, h)| {
+            unhex32(&h)
+                .map(|h| (s, h))
+                .ok_or(IssuerError::Corrupt("audit hash not hex".into()))
+        })
+        .transpose()?;
+    if let Some(h) = last {
+        tx.set_head(h);
+    }
+    Ok(last)
 }
 
 /// Appends an entry inside the caller's transaction; returns its sequence.
@@ -155,7 +160,9 @@ pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64
     };
     let hash = entry_hash(&prev, &e);
     e.hash = hex(&hash);
-    tx.execute(
+    // Sent with the next statement that needs an answer (PostgreSQL):
+    // nothing here reads it back, and its error still fails the change.
+    tx.defer(
         "INSERT INTO audit (seq, at, actor, action, key_id, principal, reason, prev_hash, hash, row_hash, prev_row_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         args![
@@ -171,6 +178,7 @@ pub(crate) fn append(tx: &Db, actor: &str, at: u64, ev: Event<'_>) -> Result<u64
             e.row_hash,
             e.prev_row_hash
         ],
+        None,
     )?;
     tx.set_head((seq, hash));
     Ok(seq)
@@ -288,6 +296,25 @@ pub(crate) fn last_row_hash(conn: &Db, id: &str) -> Result<Option<String>, Issue
             |r| r.get::<Option<String>>(0),
         )?
         .flatten())
+}
+
+/// The newest row hash of every key with an entry after `seq` (one query
+/// for what [`last_row_hash`] answers key by key).
+pub(crate) fn row_hashes_since(
+    conn: &Db,
+    seq: u64,
+) -> Result<std::collections::HashMap<String, String>, IssuerError> {
+    let mut newest = std::collections::HashMap::new();
+    conn.for_each(
+        "SELECT key_id, row_hash FROM audit
+         WHERE seq > ?1 AND key_id IS NOT NULL AND row_hash IS NOT NULL ORDER BY seq",
+        args![seq],
+        |r| {
+            newest.insert(r.get::<String>(0)?, r.get::<String>(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(newest)
 }
 
 /// Every entry in order.

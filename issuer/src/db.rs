@@ -200,6 +200,28 @@ pub(crate) trait Backend: Send {
     fn each(&self, sql: &str, args: &[Value], f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()>;
     /// Runs statements without arguments (DDL, savepoints).
     fn batch(&self, sql: &str) -> Result<()>;
+    /// Runs a write whose answer is not needed at once: `rows`, when
+    /// given, is the count it must change, else `mismatch` is the error.
+    /// PostgreSQL sends it with the next statement that needs an answer
+    /// (one round trip for both), and its error comes from that call —
+    /// inside the same transaction or savepoint, as
+    /// [`super::Issuer::atomically`] ends each savepoint with [`Self::flush`].
+    /// SQLite runs it at once.
+    fn defer(&self, sql: &str, args: &[Value], rows: Option<(u64, IssuerError)>) -> Result<()> {
+        let n = self.execute(sql, args)?;
+        match rows {
+            Some((want, mismatch)) if n != want => Err(mismatch),
+            _ => Ok(()),
+        }
+    }
+    /// [`Self::defer`] for a statement without arguments.
+    fn defer_batch(&self, sql: &str) -> Result<()> {
+        self.batch(sql)
+    }
+    /// Runs every deferred statement now; the first error.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
     /// Starts a write transaction that excludes every other writer.
     fn begin_write(&self) -> Result<()>;
     /// Starts a read transaction: one consistent view, writers go on.
@@ -299,6 +321,9 @@ pub(crate) struct Db {
     /// wrote it, valid only inside the write transaction that wrote it (no
     /// other writer can move it then): appends in one batch read it once.
     head: std::cell::Cell<Option<(u64, [u8; 32])>>,
+    /// Inside a write transaction of this connection (which excludes every
+    /// other writer: the head read in it stays the head until it ends).
+    writing: std::cell::Cell<bool>,
 }
 
 impl std::ops::Deref for Db {
@@ -313,7 +338,22 @@ impl Db {
         Self {
             backend,
             head: std::cell::Cell::new(None),
+            writing: std::cell::Cell::new(false),
         }
+    }
+
+    /// Starts a write transaction (excluding every other writer).
+    pub(crate) fn start_write(&self) -> Result<()> {
+        self.backend.begin_write()?;
+        self.head.set(None);
+        self.writing.set(true);
+        Ok(())
+    }
+
+    /// The write transaction ended (committed or rolled back).
+    pub(crate) fn end_write(&self) {
+        self.head.set(None);
+        self.writing.set(false);
     }
 
     /// The cached audit head, if this write transaction knows it.
@@ -321,9 +361,12 @@ impl Db {
         self.head.get()
     }
 
-    /// Remembers the audit head this write transaction just wrote.
+    /// Remembers the audit head this write transaction read or wrote;
+    /// outside one, nothing (another writer may move it at any time).
     pub(crate) fn set_head(&self, head: (u64, [u8; 32])) {
-        self.head.set(Some(head));
+        if self.writing.get() {
+            self.head.set(Some(head));
+        }
     }
 
     /// Forgets the cached head (a transaction or savepoint begins or ends).
@@ -405,8 +448,7 @@ enum TxKind {
 
 impl<'c> Tx<'c> {
     pub(crate) fn write(db: &'c Db) -> Result<Self> {
-        db.begin_write()?;
-        db.forget_head();
+        db.start_write()?;
         Ok(Self {
             db,
             kind: TxKind::Write,
@@ -434,7 +476,7 @@ impl<'c> Tx<'c> {
     pub(crate) fn commit(mut self) -> Result<()> {
         self.done = true;
         if self.kind == TxKind::Write {
-            self.db.forget_head();
+            self.db.end_write();
         }
         let r = match self.kind {
             TxKind::Within => Ok(()),
@@ -447,7 +489,11 @@ impl<'c> Tx<'c> {
     }
 
     fn rollback(&self) {
-        self.db.forget_head();
+        if self.kind == TxKind::Within {
+            self.db.forget_head();
+        } else {
+            self.db.end_write();
+        }
         // Errors here mean the transaction is already gone (a closed
         // connection, a failed COMMIT that ended it). `Within`: the
         // caller's savepoint rolls back.
@@ -618,8 +664,8 @@ impl Backend for Sqlite {
 
 // ------------------------------------------------------------ PostgreSQL
 
-impl From<postgres::Error> for IssuerError {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for IssuerError {
+    fn from(e: tokio_postgres::Error) -> Self {
         // A closed connection, or one that could not be made, may work on a
         // retry; anything the server refused is an error of the store.
         match e.as_db_error() {
@@ -650,9 +696,31 @@ const PUBLISH_LOCK: i64 = 0x6b67_0001;
 const WRITE_LOCK: i64 = 0x6b67_0003;
 const LEADER_LOCK: i64 = 0x6b67_0002;
 
+/// A statement sent with the next one that needs an answer.
+enum Deferred {
+    Statement {
+        st: tokio_postgres::Statement,
+        args: Vec<Value>,
+        rows: Option<(u64, IssuerError)>,
+    },
+    /// Text without parameters (`BEGIN`, `SAVEPOINT`).
+    Simple(String),
+}
+
+/// The most statements deferred before they are sent anyway (a bulk issue
+/// defers one per key).
+const MAX_DEFERRED: usize = 256;
+
+/// One connection, driven by its own single-thread runtime: every call
+/// blocks until its answer, as with a synchronous client, but deferred
+/// statements go out together with the next call (pipelined: one round
+/// trip, where the API's group commit otherwise pays one per statement
+/// while every other writer waits).
 struct PgConn {
-    client: postgres::Client,
-    statements: HashMap<String, postgres::Statement>,
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    statements: HashMap<String, tokio_postgres::Statement>,
+    deferred: Vec<Deferred>,
 }
 
 pub(crate) struct Postgres {
@@ -665,20 +733,35 @@ impl Postgres {
     /// Connects to `url`. The key in the file `seal` opens and seals
     /// signing keys.
     pub(crate) fn connect(url: &str, seal: Option<PathBuf>) -> Result<Self> {
-        let mut config: postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| IssuerError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("keygate");
-        let mut client = config.connect(postgres::NoTls)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (client, connection) = rt.block_on(config.connect(tokio_postgres::NoTls))?;
+        // The connection's task runs whenever a call blocks on the runtime;
+        // when it ends (the server went away) every call fails, which the
+        // issuer reports as the store being unavailable.
+        rt.spawn(async move {
+            let _ = connection.await;
+        });
+        let mut c = PgConn {
+            rt,
+            client,
+            statements: HashMap::new(),
+            deferred: Vec::new(),
+        };
         // A statement stuck behind a lock ends rather than holding a client
         // forever (the same bound as SQLite's busy timeout).
-        client.batch_execute("SET lock_timeout = '30s'; SET statement_timeout = '300s'")?;
+        c.batch(
+            "SET lock_timeout = '30s'; SET statement_timeout = '300s'",
+            false,
+        )?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(PgConn {
-                client,
-                statements: HashMap::new(),
-            })),
+            conn: Arc::new(Mutex::new(c)),
             seal,
         })
     }
@@ -703,13 +786,73 @@ impl Postgres {
 }
 
 impl PgConn {
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
+    fn statement(&mut self, sql: &str) -> Result<tokio_postgres::Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let st = self.client.prepare(&placeholders(sql))?;
+        let text = placeholders(sql);
+        let st = self.run(|client| async move { client.prepare(&text).await }, false)?;
         self.statements.insert(sql.to_owned(), st.clone());
         Ok(st)
+    }
+
+    /// Runs what `current` starts after every deferred statement, all sent
+    /// before any answer is awaited. A deferred statement's error comes
+    /// first — unless `rollback`: a rollback's own result is what counts
+    /// (it undoes whatever the deferred statements did or failed to do).
+    fn run<'a, T, F>(
+        &'a mut self,
+        current: impl FnOnce(&'a tokio_postgres::Client) -> F,
+        rollback: bool,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>> + 'a,
+    {
+        let deferred = std::mem::take(&mut self.deferred);
+        let client = &self.client;
+        self.rt.block_on(async move {
+            let sent = futures_util::future::join_all(deferred.into_iter().map(|d| async move {
+                match d {
+                    Deferred::Statement { st, args, rows } => {
+                        let n = client.execute_raw(&st, args.iter()).await?;
+                        match rows {
+                            Some((want, mismatch)) if n != want => Err(mismatch),
+                            _ => Ok(()),
+                        }
+                    }
+                    Deferred::Simple(sql) => Ok(client.batch_execute(&sql).await?),
+                }
+            }));
+            let (sent, now) = futures_util::future::join(sent, current(client)).await;
+            if !rollback {
+                sent.into_iter().collect::<Result<Vec<()>>>()?;
+            }
+            Ok(now?)
+        })
+    }
+
+    fn batch(&mut self, sql: &str, rollback: bool) -> Result<()> {
+        let sql = sql.to_owned();
+        self.run(
+            move |client| async move { client.batch_execute(&sql).await },
+            rollback,
+        )
+    }
+
+    fn defer(&mut self, d: Deferred) -> Result<()> {
+        self.deferred.push(d);
+        if self.deferred.len() >= MAX_DEFERRED {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends every deferred statement and awaits their answers.
+    fn flush(&mut self) -> Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.run(|_| async { Ok(()) }, false)
     }
 }
 
@@ -727,16 +870,16 @@ fn placeholders(sql: &str) -> String {
     out
 }
 
-impl postgres::types::ToSql for Value {
+impl tokio_postgres::types::ToSql for Value {
     fn to_sql(
         &self,
-        ty: &postgres::types::Type,
+        ty: &tokio_postgres::types::Type,
         out: &mut bytes::BytesMut,
-    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
     {
-        use postgres::types::Type;
+        use tokio_postgres::types::Type;
         match self {
-            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Null => Ok(tokio_postgres::types::IsNull::Yes),
             Value::Int(i) => match *ty {
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
@@ -747,15 +890,15 @@ impl postgres::types::ToSql for Value {
         }
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
-fn from_pg(r: &postgres::Row, i: usize) -> Result<Value> {
-    use postgres::types::Type;
+fn from_pg(r: &tokio_postgres::Row, i: usize) -> Result<Value> {
+    use tokio_postgres::types::Type;
     let ty = r.columns()[i].type_();
     let v = match *ty {
         Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
@@ -789,30 +932,69 @@ impl Backend for Postgres {
     fn execute(&self, sql: &str, args: &[Value]) -> Result<u64> {
         self.with(|c| {
             let st = c.statement(sql)?;
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                args.iter().map(|a| a as _).collect();
-            Ok(c.client.execute(&st, &params)?)
+            c.run(
+                move |client| async move { client.execute_raw(&st, args.iter()).await },
+                false,
+            )
         })
     }
 
     fn each(&self, sql: &str, args: &[Value], f: &mut dyn FnMut(Row) -> Result<()>) -> Result<()> {
-        use postgres::fallible_iterator::FallibleIterator;
+        use futures_util::TryStreamExt;
         self.with(|c| {
             let st = c.statement(sql)?;
-            let mut rows = c.client.query_raw(&st, args.iter())?;
-            while let Some(r) = rows.next()? {
-                let mut v = Vec::with_capacity(r.len());
-                for i in 0..r.len() {
-                    v.push(from_pg(&r, i)?);
-                }
-                f(Row(v))?;
-            }
-            Ok(())
+            // Rows are read as they arrive (a full publish reads every key).
+            let mut failed: Option<IssuerError> = None;
+            let failed_ref = &mut failed;
+            c.run(
+                move |client| async move {
+                    let rows = client.query_raw(&st, args.iter()).await?;
+                    futures_util::pin_mut!(rows);
+                    while let Some(r) = rows.try_next().await? {
+                        let row: Result<Vec<Value>> =
+                            (0..r.len()).map(|i| from_pg(&r, i)).collect();
+                        if let Err(e) = row.and_then(|v| f(Row(v))) {
+                            *failed_ref = Some(e);
+                            break;
+                        }
+                    }
+                    Ok(())
+                },
+                false,
+            )?;
+            failed.map_or(Ok(()), Err)
         })
     }
 
     fn batch(&self, sql: &str) -> Result<()> {
-        self.with(|c| Ok(c.client.batch_execute(sql)?))
+        self.with(|c| {
+            if sql == "COMMIT" {
+                // A deferred statement's row count is checked here, not by
+                // the server: the commit waits for it (else a change that
+                // failed the check would already be committed).
+                c.flush()?;
+            }
+            c.batch(sql, sql.starts_with("ROLLBACK"))
+        })
+    }
+
+    fn defer(&self, sql: &str, args: &[Value], rows: Option<(u64, IssuerError)>) -> Result<()> {
+        self.with(|c| {
+            let st = c.statement(sql)?;
+            c.defer(Deferred::Statement {
+                st,
+                args: args.to_vec(),
+                rows,
+            })
+        })
+    }
+
+    fn defer_batch(&self, sql: &str) -> Result<()> {
+        self.with(|c| c.defer(Deferred::Simple(sql.to_owned())))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.with(PgConn::flush)
     }
 
     fn begin_write(&self) -> Result<()> {
@@ -820,12 +1002,18 @@ impl Backend for Postgres {
         // to COMMIT (it also covers `init`, before the chain has a head
         // row to lock). READ COMMITTED: every statement after it sees what
         // the writer before committed, so the next audit sequence, snapshot
-        // version and revocation sequence are always fresh.
-        self.batch("BEGIN")?;
+        // version and revocation sequence are always fresh. BEGIN and the
+        // lock in one round trip.
         let r = self.with(|c| {
-            c.client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-            Ok(())
+            c.defer(Deferred::Simple("BEGIN".into()))?;
+            c.run(
+                |client| async move {
+                    client
+                        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                        .await
+                },
+                false,
+            )
         });
         if let Err(e) = r {
             let _ = self.batch("ROLLBACK");
@@ -882,25 +1070,40 @@ impl Backend for Postgres {
             fn drop(&mut self) {
                 let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
                 // A failed unlock means a dead connection, which released it.
-                let _ = c
-                    .client
-                    .execute("SELECT pg_advisory_unlock($1)", &[&PUBLISH_LOCK]);
+                let _ = c.run(
+                    |client| async move {
+                        client
+                            .execute("SELECT pg_advisory_unlock($1)", &[&PUBLISH_LOCK])
+                            .await
+                    },
+                    true,
+                );
             }
         }
         self.with(|c| {
-            c.client
-                .execute("SELECT pg_advisory_lock($1)", &[&PUBLISH_LOCK])?;
-            Ok(())
+            c.run(
+                |client| async move {
+                    client
+                        .execute("SELECT pg_advisory_lock($1)", &[&PUBLISH_LOCK])
+                        .await
+                },
+                false,
+            )
         })?;
         Ok(PublishGuard(Box::new(Unlock(Arc::clone(&self.conn)))))
     }
 
     fn try_lead(&self) -> Result<bool> {
         self.with(|c| {
-            let r = c
-                .client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?;
-            Ok(r.try_get::<_, bool>(0)?)
+            c.run(
+                |client| async move {
+                    let r = client
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                        .await?;
+                    r.try_get::<_, bool>(0)
+                },
+                false,
+            )
         })
     }
 }

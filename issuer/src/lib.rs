@@ -29,7 +29,7 @@ pub use db::StoreAt;
 use db::{args, Blob, Db, Tx};
 use serde::Serialize;
 
-pub use admin::{AdminKey, IdempotentAnswer, IssuedAdminKey, ADMIN_PREFIX, ADMIN_SCOPES};
+pub use admin::{AdminKey, IdempotentAnswer, IssuedAdminKey, Recorded, ADMIN_PREFIX, ADMIN_SCOPES};
 pub use audit::{AuditEntry, AuditReport, SignedHead};
 pub use input::{parse_duration, parse_import_lines, parse_time, Import};
 pub use model::{parse_key_id, Principal, Scope};
@@ -356,8 +356,17 @@ pub struct Issuer {
     now: Option<u64>,
     /// Inside [`Issuer::atomically`]: writes are part of its savepoint.
     in_atomic: bool,
+    /// Savepoints taken in the current `atomically` transaction (each is
+    /// named by its number).
+    savepoints: u64,
     /// When this connection last removed expired idempotency records.
     idempotency_swept_at: u64,
+    /// Admin keys looked up in the current write transaction, by digest
+    /// (`None`: not a current admin key). No other writer can change them
+    /// meanwhile, so a batch of requests with the same key looks it up
+    /// once; forgotten when the transaction or a savepoint of it ends in a
+    /// rollback, and when this connection changes an admin key.
+    admins: std::cell::RefCell<std::collections::HashMap<[u8; 32], Option<admin::AdminKey>>>,
     /// The key prefix (set at `init`, never changed).
     prefix: Option<String>,
     /// The audit chain as far as this connection verified it (sequence,
@@ -548,7 +557,9 @@ impl Issuer {
             actor: actor.into(),
             now: None,
             in_atomic: false,
+            savepoints: 0,
             idempotency_swept_at: 0,
+            admins: Default::default(),
             prefix: None,
             audit_verified: None,
             published: None,
@@ -619,7 +630,9 @@ impl Issuer {
             actor: actor.into(),
             now: None,
             in_atomic: false,
+            savepoints: 0,
             idempotency_swept_at: 0,
+            admins: Default::default(),
             prefix: None,
             audit_verified: None,
             published: None,
@@ -660,10 +673,7 @@ impl Issuer {
     /// The sequence number of the newest audit entry (0 for none): a
     /// publisher polls it to learn that something changed.
     pub fn audit_head_seq(&self) -> Result<u64> {
-        self.db
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", args![], |r| {
-                r.get(0)
-            })
+        Ok(audit::last(&self.db)?.map_or(0, |(seq, _)| seq))
     }
 
     /// What changed after audit entry `seq` that gateways do not have yet:
@@ -740,25 +750,32 @@ impl Issuer {
     /// an error undoes only what `f` did.
     pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         if self.in_atomic {
-            self.db.batch("SAVEPOINT keygate_atomically")?;
-            let r = f(self);
+            // Each savepoint its own name, and none released on success:
+            // COMMIT keeps them all, a RELEASE would be one more round trip
+            // per request on PostgreSQL, and a unique name makes the
+            // rollback below undo exactly this `f` (with nested savepoints
+            // left unreleased inside it).
+            self.savepoints += 1;
+            let name = format!("keygate_sp{}", self.savepoints);
+            // Sent with the first statement of `f` that needs an answer.
+            self.db.defer_batch(&format!("SAVEPOINT {name}"))?;
+            // A deferred write of `f` fails `f`, never what runs after it.
+            let r = f(self).and_then(|v| self.db.flush().map(|()| v));
             if r.is_err() {
                 self.db.forget_head();
+                self.admins.get_mut().clear();
+                self.db.batch(&format!("ROLLBACK TO {name}"))?;
             }
-            let end = if r.is_ok() {
-                "RELEASE keygate_atomically"
-            } else {
-                "ROLLBACK TO keygate_atomically; RELEASE keygate_atomically"
-            };
-            self.db.batch(end)?;
             return r;
         }
-        self.db.begin_write()?;
-        self.db.forget_head();
+        self.db.start_write()?;
+        self.savepoints = 0;
+        self.admins.get_mut().clear();
         self.in_atomic = true;
         let r = f(self);
         self.in_atomic = false;
-        self.db.forget_head();
+        self.admins.get_mut().clear();
+        self.db.end_write();
         match r {
             Ok(v) => match self.db.batch("COMMIT") {
                 Ok(()) => Ok(v),
@@ -1326,6 +1343,17 @@ impl Issuer {
             .audit_head(head)
             .build(&signer)
             .map_err(|e| IssuerError::Invalid(e.to_string()))?;
+        // The update that starts this snapshot's series, built before the
+        // write (its filter covers every key: not with the writers waiting).
+        let spec = UpdateSpec {
+            keyset,
+            base_version: version,
+            sequence: 1,
+            created_at: now,
+            valid_until: now.saturating_add(valid_for),
+        };
+        let update = build_update(&spec, &universe, &[], &signer)
+            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         // The write: only the bookkeeping, briefly.
         let (tx, actor) = self.write()?;
         // Finish a signer rotation whose two-signer bundle was already published.
@@ -1362,15 +1390,6 @@ impl Issuer {
             None,
             Some(&format!("snapshot v{version}, {} keys", universe.len())),
         )?;
-        let spec = UpdateSpec {
-            keyset,
-            base_version: version,
-            sequence: 1,
-            created_at: now,
-            valid_until: now.saturating_add(valid_for),
-        };
-        let update = build_update(&spec, &universe, &[], &signer)
-            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         store::set_meta(&tx, "snapshot_version", &version.to_string())?;
         store::set_meta(&tx, "revocation_seq", "1")?;
         store::set_meta(&tx, "last_publish_at", &now.to_string())?;
@@ -1470,37 +1489,43 @@ impl Issuer {
         let now = self.now();
         let keyset = self.keyset()?;
         let signer = self.active_signer()?;
-        // The audit check: the whole chain and keys table the first time
-        // (from a read transaction: writers go on, only the publish lock is
-        // held); after that only the entries since, and below, the rows this
+        // Everything but the bookkeeping from one read transaction: writers
+        // (the API) go on meanwhile, and only the publish lock is held —
+        // publishers take turns, so what this read sees of the bookkeeping
+        // (the base, the sequence) is still so at the write below, and an
+        // update never lacks a change committed before its read began.
+        let read = self.read_tx()?;
+        // The audit check: the whole chain and keys table the first time;
+        // after that only the entries since, and below, the rows this
         // update publishes — so an update costs what changed, not the store.
         let verified = match self.audit_verified {
-            Some(from) => {
-                let _read = self.read_tx()?;
-                audit::verify_since(&self.db, from)?.map_err(IssuerError::AuditBroken)?
-            }
+            Some(from) => audit::verify_since(&self.db, from)?.map_err(IssuerError::AuditBroken)?,
             None => {
-                let signed = Some(self.head_of(&copy.bytes)?);
-                let _read = self.read_tx()?;
-                check_audit(&self.db, signed)?;
+                check_audit(&self.db, Some(self.head_of(&copy.bytes)?))?;
                 audit::last(&self.db)?.unwrap_or((0, [0; 32]))
             }
         };
-        self.audit_verified = Some(verified);
-        let (tx, actor) = self.write()?;
-        if store::get_meta_u64(&tx, "snapshot_version")? != base {
+        if store::get_meta_u64(&self.db, "snapshot_version")? != base {
             return Err(IssuerError::Corrupt(
                 "published snapshot copy does not match the store: run `keygate publish`".into(),
             ));
         }
-        let changes = changes_since(&tx, &view, store::get_meta_u64(&tx, "published_seq")?)?;
-        // Every row this update publishes is the row the chain says.
+        let since = store::get_meta_u64(&self.db, "published_seq")?;
+        let changes = changes_since(&self.db, &view, since)?;
+        // Every row this update publishes is the row the chain says: the
+        // newest entries since the snapshot in one query, a key without
+        // one looked up on its own.
+        let newest = audit::row_hashes_since(&self.db, since)?;
         for (id, hash) in &changes.rows {
-            match audit::last_row_hash(&tx, id)? {
+            let recorded = match newest.get(id) {
+                Some(h) => Some(h.clone()),
+                None => audit::last_row_hash(&self.db, id)?,
+            };
+            match recorded {
                 Some(h) if h == audit::hex(hash) => {}
                 // Only a bulk entry covers it: the full check, once.
                 None => {
-                    check_audit(&tx, Some(unsigned_head))?;
+                    check_audit(&self.db, Some(unsigned_head))?;
                     break;
                 }
                 _ => {
@@ -1510,10 +1535,32 @@ impl Issuer {
                 }
             }
         }
-        // Everything up to here is in this update (it is cumulative).
-        let through = audit::next_seq(&tx)? - 1;
+        // Everything up to this read's head is in the update (it is
+        // cumulative); a change committed since goes in the next one.
+        let through = verified.0;
+        let seq = store::get_meta_u64(&self.db, "revocation_seq")? + 1;
+        drop(read);
+        self.audit_verified = Some(verified);
+        let spec = UpdateSpec {
+            keyset,
+            base_version: base,
+            sequence: seq,
+            created_at: now,
+            valid_until: now.saturating_add(valid_for),
+        };
+        let (revoked, records_in_update) = (changes.revoked.len(), changes.records.len());
+        let update = build_update_with(&spec, universe, &changes.revoked, changes.records, &signer)
+            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
+        // The write: only the bookkeeping, briefly.
+        let (tx, actor) = self.write()?;
+        if store::get_meta_u64(&tx, "snapshot_version")? != base
+            || store::get_meta_u64(&tx, "revocation_seq")? + 1 != seq
+        {
+            return Err(IssuerError::Conflict(
+                "another publisher changed the bookkeeping without the publish lock".into(),
+            ));
+        }
         store::set_meta(&tx, "published_through", &through.to_string())?;
-        let seq = store::get_meta_u64(&tx, "revocation_seq")? + 1;
         store::set_meta(&tx, "revocation_seq", &seq.to_string())?;
         audit::note(
             &tx,
@@ -1523,21 +1570,9 @@ impl Issuer {
             None,
             None,
             Some(&format!(
-                "base v{base}, seq {seq}, {} revoked, {} added or changed",
-                changes.revoked.len(),
-                changes.records.len()
+                "base v{base}, seq {seq}, {revoked} revoked, {records_in_update} added or changed"
             )),
         )?;
-        let spec = UpdateSpec {
-            keyset,
-            base_version: base,
-            sequence: seq,
-            created_at: now,
-            valid_until: now.saturating_add(valid_for),
-        };
-        let records_in_update = changes.records.len() as u64;
-        let update = build_update_with(&spec, universe, &changes.revoked, changes.records, &signer)
-            .map_err(|e| IssuerError::Corrupt(e.to_string()))?;
         tx.commit()?;
         std::fs::create_dir_all(out)?;
         write_atomic(&out.join(Artifact::Revocations.file_name()), &update, 0o644)?;
@@ -1546,8 +1581,8 @@ impl Issuer {
             snapshot_version: base,
             revocation_seq: seq,
             keys: universe.len() as u64,
-            revoked_in_update: changes.revoked.len() as u64,
-            records_in_update,
+            revoked_in_update: revoked as u64,
+            records_in_update: records_in_update as u64,
             snapshot_bytes: 0,
             revocations_bytes: update.len() as u64,
             trust_bytes: 0,
@@ -2027,16 +2062,48 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn insert_key(tx: &Db, digest: &Digest, i: &KeyInfo, origin_seq: u64) -> Result<()> {
-    let inserted = tx.execute(
+    // Deferred (PostgreSQL: sent with the next statement that needs an
+    // answer); a key that exists fails the change there.
+    tx.defer(
         "INSERT INTO keys (key_id, digest, principal, scopes, status, imported, created_at, not_before, expires_at, origin_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id) DO NOTHING",
         args![i.key_id, digest.0.to_vec(), i.principal, Scope::join(&i.scopes), i.status.as_str(), i.imported, i.created_at, i.not_before, i.expires_at, origin_seq],
-    )?;
-    if inserted == 0 {
-        return Err(IssuerError::Conflict(format!(
-            "key {} already exists",
-            i.key_id
-        )));
+        Some((1, IssuerError::Conflict(format!("key {} already exists", i.key_id)))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write sent later (deferred on PostgreSQL) still fails its change
+    /// where it belongs: a duplicate in an import refuses the whole import,
+    /// and the store goes on as before.
+    #[test]
+    fn a_duplicate_import_imports_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = Issuer::init_at(&test_store(dir.path()), "acme", "acme_live", "test").unwrap();
+        let digest = |b: u8| Digest([b; 32]);
+        let item = |b: u8| Import {
+            principal: Principal::new(format!("p{b}")).unwrap(),
+            digest: digest(b),
+            scopes: Vec::new(),
+            expires_at: None,
+        };
+        i.import_many(&[item(1)]).unwrap();
+        let entries = i.audit_verify().unwrap().entries;
+        let err = i.import_many(&[item(2), item(1), item(3)]).unwrap_err();
+        assert!(
+            matches!(&err, IssuerError::Conflict(m) if m.contains("already exists")),
+            "{err:?}"
+        );
+        let keys = i.list(None, None).unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let report = i.audit_verify().unwrap();
+        assert_eq!(report.entries, entries);
+        assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
+        // The next change works.
+        i.import_many(&[item(2)]).unwrap();
+        assert_eq!(i.list(None, None).unwrap().len(), 2);
     }
-    Ok(())
 }
