@@ -54,6 +54,8 @@ mod error;
 mod http;
 mod key;
 mod names;
+#[cfg(feature = "fetch")]
+mod origin;
 mod outcome;
 #[cfg(feature = "std")]
 mod reload;
@@ -88,6 +90,8 @@ pub use snapshot::{
 };
 pub use trust::{TrustSet, TrustedSigner, MAX_SIGNERS};
 
+#[cfg(feature = "fetch")]
+pub use origin::{Origin, MAX_ARTIFACT};
 #[cfg(feature = "std")]
 pub use reload::{file_stamp, look_at_file, Fetched, Look, Reload, Reloaded, RELOAD_ORDER};
 #[cfg(feature = "std")]

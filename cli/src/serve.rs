@@ -30,91 +30,16 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use keygate::{Artifact, HighWater, Look, Reload, Reloaded, Verifier};
+use keygate::{HighWater, Reload, Reloaded, Verifier};
 
 use crate::{input, listener, Fail, Res};
-
-/// Where the artifacts come from.
-pub(crate) enum Sources {
-    /// Local files (a publish directory, or each named).
-    Files {
-        trust: Option<PathBuf>,
-        snapshot: PathBuf,
-        revocations: Option<PathBuf>,
-    },
-    /// A static origin (any web server, bucket or CDN that `keygate publish`
-    /// output is copied to): `<base>trust.kgt`, `snapshot.kgs`,
-    /// `revocations.kgr`, fetched with If-None-Match.
-    Url { base: String, agent: ureq::Agent },
-}
-
-/// The largest artifact fetched from an origin (66 MB per million keys).
-const MAX_ARTIFACT: u64 = 1 << 31;
-
-impl Sources {
-    pub(crate) fn url(base: &str) -> Self {
-        let base = if base.ends_with('/') {
-            base.to_string()
-        } else {
-            format!("{base}/")
-        };
-        Self::Url {
-            base,
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(5))
-                .build(),
-        }
-    }
-
-    /// One look at artifact `a`, asking whether it changed since
-    /// `validator` (a file stamp, or an ETag sent as If-None-Match); `None`
-    /// when this source has no such artifact configured.
-    fn look(&self, a: Artifact, validator: Option<&str>) -> Option<Look> {
-        match self {
-            Self::Files {
-                trust,
-                snapshot,
-                revocations,
-            } => {
-                let path = match a {
-                    Artifact::Trust => trust.as_ref(),
-                    Artifact::Snapshot => Some(snapshot),
-                    Artifact::Revocations => revocations.as_ref(),
-                }?;
-                Some(keygate::look_at_file(path, validator))
-            }
-            Self::Url { base, agent } => {
-                let url = format!("{base}{}", a.file_name());
-                let mut req = agent.get(&url);
-                if let Some(e) = validator {
-                    req = req.set("If-None-Match", e);
-                }
-                let resp = match req.call() {
-                    Ok(r) if r.status() == 304 => return Some(Look::NotModified),
-                    Ok(r) => r,
-                    Err(ureq::Error::Status(404, _)) => return Some(Look::Missing),
-                    Err(e) => return Some(Look::Failed(format!("{url}: {e}"))),
-                };
-                let etag = resp.header("ETag").map(str::to_string);
-                let mut body = Vec::new();
-                if let Err(e) = std::io::Read::read_to_end(
-                    &mut std::io::Read::take(resp.into_reader(), MAX_ARTIFACT),
-                    &mut body,
-                ) {
-                    return Some(Look::Failed(format!("{url}: {e}")));
-                }
-                Some(Look::Got(body, etag))
-            }
-        }
-    }
-}
 
 pub(crate) struct Settings {
     pub listen: String,
     pub metrics_listen: Option<String>,
     /// The pinned trust anchor (a local `.kgt`).
     pub trust: PathBuf,
-    pub sources: Sources,
+    pub sources: keygate::Origin,
     /// The reload state of `sources` (the core's discipline).
     pub reload: Mutex<Reload>,
     pub poll: Duration,

@@ -21,13 +21,9 @@ pub(crate) fn run(a: &ServeArgs) -> Res<u8> {
         header_timeout,
     } = a;
     let sources = match (artifacts_dir, artifacts_url) {
-        (_, Some(u)) => crate::serve::Sources::url(u),
-        (Some(d), None) => crate::serve::Sources::Files {
-            trust: Some(d.join(keygate::Artifact::Trust.file_name())),
-            snapshot: d.join(keygate::Artifact::Snapshot.file_name()),
-            revocations: Some(d.join(keygate::Artifact::Revocations.file_name())),
-        },
-        (None, None) => crate::serve::Sources::Files {
+        (_, Some(u)) => keygate::Origin::url(u),
+        (Some(d), None) => keygate::Origin::dir(d),
+        (None, None) => keygate::Origin::Files {
             // The pinned file is re-read: an operator may append
             // newer bundles to it.
             trust: Some(trust.clone()),

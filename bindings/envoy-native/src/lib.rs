@@ -1,0 +1,838 @@
+//! keygate as an Envoy **dynamic module**: a native HTTP filter (no VM) for
+//! Envoy 1.40, built on the ABI declared in [`abi`]. The filter reads the
+//! request headers in place, verifies with one [`Verifier`] shared by every
+//! worker thread, and answers by the core's gateway contract
+//! ([`keygate::Answer`]) exactly as the proxy-wasm filter does: the key from
+//! `Authorization: Bearer` or `X-API-Key`; every key-bearing header and every
+//! client copy of the principal header removed before the request goes
+//! upstream; `Deprecation`/`Sunset` on the response for a rotated key.
+//!
+//! Artifacts are loaded by a background thread, from a publish directory or
+//! polled from a static HTTP origin, by the core's reload discipline
+//! ([`keygate::Reload`]); a bad artifact changes nothing and is counted.
+//! Metrics are reported as Envoy stats from the main thread after each poll.
+//!
+//! `filter_config` (a JSON string): `trust_path` (required: the pinned
+//! anchor, `trust.kgt`), `artifacts_dir` or `artifacts_url` (one of them),
+//! `poll_interval` (default `"1s"`), `scope`, `principal_header` (default
+//! `x-keygate-principal`), `realm` (default `keygate`), `retry_after`
+//! (seconds, default 5).
+
+mod abi;
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use abi::*;
+use keygate::{Answer, Origin, Outcome, Policy, Reload, Reloaded, Verifier};
+use serde::Deserialize;
+
+/// The name a listener's `filter_name` must give.
+const FILTER_NAME: &[u8] = b"keygate";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    trust_path: PathBuf,
+    #[serde(default)]
+    artifacts_dir: Option<PathBuf>,
+    #[serde(default)]
+    artifacts_url: Option<String>,
+    #[serde(default = "default_poll")]
+    poll_interval: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default = "default_principal_header")]
+    principal_header: String,
+    #[serde(default = "default_realm")]
+    realm: String,
+    #[serde(default = "default_retry_after")]
+    retry_after: u32,
+}
+
+fn default_poll() -> String {
+    "1s".into()
+}
+fn default_principal_header() -> String {
+    "x-keygate-principal".into()
+}
+fn default_realm() -> String {
+    "keygate".into()
+}
+fn default_retry_after() -> u32 {
+    5
+}
+
+impl Settings {
+    /// The contract's settings (checked when the configuration is made).
+    fn policy(&self) -> Policy<'_> {
+        Policy::new(&self.realm, &self.principal_header, self.retry_after)
+            .unwrap_or(Policy::DEFAULT)
+    }
+}
+
+/// What the poller thread and the filters share.
+struct Shared {
+    verifier: Verifier,
+    origin: Origin,
+    reload: Mutex<Reload>,
+    poll: Duration,
+    /// The main-thread scheduler (null once the configuration is gone).
+    scheduler: Mutex<usize>,
+    /// Set when the configuration is destroyed: the poller ends.
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// Envoy stat ids (defined once per configuration).
+#[derive(Default)]
+struct Metrics {
+    verify: usize,
+    installed: usize,
+    refused: usize,
+    deprecated: usize,
+    snapshot_version: usize,
+    revocation_seq: usize,
+    trust_version: usize,
+}
+
+/// The counter values last reported (main thread only): Envoy counters
+/// only go up, by the difference.
+#[derive(Default)]
+struct Reported {
+    outcomes: [u64; 9],
+    installed: [u64; 3],
+    refused: [u64; 3],
+    deprecated: std::collections::HashMap<String, u64>,
+}
+
+/// One `filter_config`: the settings, the shared verifier and its poller.
+struct FilterConfig {
+    envoy: ConfigEnvoyPtr,
+    settings: Settings,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+    reported: Mutex<Reported>,
+}
+
+/// One HTTP stream.
+struct Filter {
+    config: *const FilterConfig,
+    /// A forwarded deprecated key's answer, for the response headers.
+    answer: Option<Answer>,
+}
+
+fn log(level: LogLevel, message: &str) {
+    // SAFETY: the buffer lives across the call; Envoy copies it.
+    unsafe { envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes())) }
+}
+
+/// Runs a hook body; a panic becomes `fallback` (none crosses into Envoy).
+fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// Loads what changed, by the core's reload rules; logs what happened.
+fn load(s: &Shared) {
+    let mut reload = s.reload.lock().unwrap_or_else(|e| e.into_inner());
+    for a in keygate::RELOAD_ORDER {
+        let Some(look) = s.origin.look(a, reload.validator(a)) else {
+            continue;
+        };
+        match reload.offer(&s.verifier, a, look.fetched()) {
+            Reloaded::Installed { from, to } => {
+                log(LOG_INFO, &format!("keygate: {a} {from} -> {to}"))
+            }
+            Reloaded::SnapshotMissing => {
+                log(LOG_WARN, &format!("keygate: {a} missing at the source"))
+            }
+            Reloaded::Failed(e) => log(LOG_WARN, &format!("keygate: {a} not fetched: {e}")),
+            Reloaded::Refused(e) => log(LOG_WARN, &format!("keygate: {a} not installed: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// The poller: loads, asks the main thread to report the stats, waits.
+fn poll(s: Arc<Shared>) {
+    loop {
+        {
+            let stop = s.stop.lock().unwrap_or_else(|e| e.into_inner());
+            let (stop, _) = s
+                .wake
+                .wait_timeout_while(stop, s.poll, |stop| !*stop)
+                .unwrap_or_else(|e| e.into_inner());
+            if *stop {
+                return;
+            }
+        }
+        load(&s);
+        let scheduler = s.scheduler.lock().unwrap_or_else(|e| e.into_inner());
+        if *scheduler != 0 {
+            // SAFETY: a live scheduler (deleted only under this lock).
+            unsafe {
+                envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                    *scheduler as ConfigSchedulerPtr,
+                    0,
+                )
+            }
+        }
+    }
+}
+
+impl FilterConfig {
+    fn new(envoy: ConfigEnvoyPtr, config: &[u8]) -> Result<Self, String> {
+        let settings: Settings =
+            serde_json::from_slice(config).map_err(|e| format!("filter_config: {e}"))?;
+        Policy::new(
+            &settings.realm,
+            &settings.principal_header,
+            settings.retry_after,
+        )
+        .map_err(|e| e.to_string())?;
+        let poll = humantime::parse_duration(&settings.poll_interval)
+            .map_err(|e| format!("poll_interval {:?}: {e}", settings.poll_interval))?;
+        if poll < Duration::from_millis(100) || poll > Duration::from_secs(3600) {
+            return Err("poll_interval must be between 100ms and 1h".into());
+        }
+        let anchor = std::fs::read(&settings.trust_path)
+            .map_err(|e| format!("trust_path {}: {e}", settings.trust_path.display()))?;
+        let verifier = Verifier::new(&anchor).map_err(|e| format!("trust_path refused: {e}"))?;
+        let origin = match (&settings.artifacts_dir, &settings.artifacts_url) {
+            (Some(d), None) => Origin::dir(d),
+            (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+                Origin::url(u)
+            }
+            (None, Some(u)) => return Err(format!("artifacts_url must be http(s): {u:?}")),
+            _ => return Err("give one of artifacts_dir and artifacts_url".into()),
+        };
+        let shared = Arc::new(Shared {
+            verifier,
+            origin,
+            reload: Mutex::new(Reload::new()),
+            poll,
+            scheduler: Mutex::new(0),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let mut me = Self {
+            envoy,
+            settings,
+            shared,
+            metrics: Metrics::default(),
+            reported: Mutex::new(Reported::default()),
+        };
+        me.define_metrics()?;
+        // The first load before any request: a snapshot at the source is
+        // in use from the first request on (else 503 until the poller
+        // finds one).
+        load(&me.shared);
+        Ok(me)
+    }
+
+    fn define_metrics(&mut self) -> Result<(), String> {
+        let envoy = self.envoy;
+        let define = |gauge: bool, name: &str, label: Option<&str>| -> Result<usize, String> {
+            let mut labels: Vec<ModuleBuffer> = label
+                .map(|l| ModuleBuffer::of(l.as_bytes()))
+                .into_iter()
+                .collect();
+            let mut id = 0usize;
+            // SAFETY: the buffers live across the call; Envoy copies them.
+            let r = unsafe {
+                let f = if gauge {
+                    envoy_dynamic_module_callback_http_filter_config_define_gauge
+                } else {
+                    envoy_dynamic_module_callback_http_filter_config_define_counter
+                };
+                f(
+                    envoy,
+                    ModuleBuffer::of(name.as_bytes()),
+                    labels.as_mut_ptr(),
+                    labels.len(),
+                    &mut id,
+                )
+            };
+            if r != 0 {
+                return Err(format!("stat {name}: Envoy refused it ({r})"));
+            }
+            Ok(id)
+        };
+        self.metrics = Metrics {
+            verify: define(false, "keygate_verify_total", Some("outcome"))?,
+            installed: define(false, "keygate_artifact_installed_total", Some("artifact"))?,
+            refused: define(false, "keygate_artifact_refused_total", Some("artifact"))?,
+            deprecated: define(false, "keygate_deprecated_key_uses_total", Some("key_id"))?,
+            snapshot_version: define(true, "keygate_snapshot_version", None)?,
+            revocation_seq: define(true, "keygate_revocation_sequence", None)?,
+            trust_version: define(true, "keygate_trust_version", None)?,
+        };
+        Ok(())
+    }
+
+    /// Reports the verifier's counters and versions as Envoy stats (main
+    /// thread): every worker's verifies, one set of names.
+    fn report(&self) {
+        let stats = self.shared.verifier.stats();
+        let mut last = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = |id: usize, label: &str, by: u64| {
+            if by == 0 {
+                return;
+            }
+            let mut v = [ModuleBuffer::of(label.as_bytes())];
+            // SAFETY: main thread, a defined id, buffers alive for the call.
+            unsafe {
+                envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                    self.envoy,
+                    id,
+                    v.as_mut_ptr(),
+                    1,
+                    by,
+                );
+            }
+        };
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            counter(
+                self.metrics.verify,
+                o.as_str(),
+                stats.outcomes[i] - last.outcomes[i].min(stats.outcomes[i]),
+            );
+        }
+        last.outcomes = stats.outcomes;
+        for (i, kind) in ["snapshot", "revocations", "trust"].iter().enumerate() {
+            counter(
+                self.metrics.installed,
+                kind,
+                stats.installed[i].saturating_sub(last.installed[i]),
+            );
+            counter(
+                self.metrics.refused,
+                kind,
+                stats.refused[i].saturating_sub(last.refused[i]),
+            );
+        }
+        last.installed = stats.installed;
+        last.refused = stats.refused;
+        for d in &stats.deprecated {
+            let id = d.key_id.to_string();
+            let before = last.deprecated.get(&id).copied().unwrap_or(0);
+            counter(self.metrics.deprecated, &id, d.count.saturating_sub(before));
+            last.deprecated.insert(id, d.count);
+        }
+        for (id, v) in [
+            (self.metrics.snapshot_version, stats.snapshot_version),
+            (self.metrics.revocation_seq, stats.revocation_seq),
+            (self.metrics.trust_version, stats.trust_version),
+        ] {
+            // SAFETY: as above; no labels.
+            unsafe {
+                envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                    self.envoy,
+                    id,
+                    std::ptr::null_mut(),
+                    0,
+                    v,
+                );
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The request headers of the current request (reused: no allocation
+    /// per request once grown).
+    static HEADERS: RefCell<Vec<EnvoyHttpHeader>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Filter {
+    fn config<'c>(&self) -> &'c FilterConfig {
+        // SAFETY: Envoy destroys a configuration only after every filter
+        // made from it (each filter holds its configuration).
+        unsafe { &*self.config }
+    }
+
+    fn request_headers(&mut self, envoy: FilterEnvoyPtr) -> Status {
+        let config = self.config();
+        let policy = config.settings.policy();
+        HEADERS.with(|cell| {
+            let mut headers = cell.borrow_mut();
+            headers.clear();
+            // SAFETY: `envoy` is this stream's filter; the array has room
+            // for the count Envoy gave, and the pointers it fills stay
+            // valid until a header is changed (after the last read below).
+            let n = unsafe {
+                envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADER)
+            };
+            headers.reserve(n);
+            let got = unsafe {
+                envoy_dynamic_module_callback_http_get_headers(
+                    envoy,
+                    REQUEST_HEADER,
+                    headers.as_mut_ptr(),
+                )
+            };
+            if !got {
+                // The host's headers could not be read: refuse, never guess.
+                return reply(envoy, &Answer::conflict(), &policy);
+            }
+            unsafe { headers.set_len(n) };
+            let pairs = headers.iter().map(|h| unsafe {
+                (
+                    bytes(h.key_ptr, h.key_length),
+                    bytes(h.value_ptr, h.value_length),
+                )
+            });
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (answer, verdict) =
+                config
+                    .shared
+                    .verifier
+                    .check(pairs.clone(), now, config.settings.scope.as_deref());
+            if !answer.forward() {
+                return reply(envoy, &answer, &policy);
+            }
+            // Copies of the names to remove: changing a header may move the
+            // others Envoy pointed at.
+            let mut strip: Vec<Vec<u8>> = Vec::new();
+            for (name, value) in pairs {
+                if policy.strips(name, value) && !strip.iter().any(|s| s == name) {
+                    strip.push(name.to_vec());
+                }
+            }
+            for name in &strip {
+                // SAFETY: a null value removes the header.
+                unsafe {
+                    envoy_dynamic_module_callback_http_set_header(
+                        envoy,
+                        REQUEST_HEADER,
+                        ModuleBuffer::of(name),
+                        ModuleBuffer::NULL,
+                    );
+                }
+            }
+            if let Some(d) = verdict {
+                let p = keygate::principal_value(d.principal.as_str());
+                unsafe {
+                    envoy_dynamic_module_callback_http_set_header(
+                        envoy,
+                        REQUEST_HEADER,
+                        ModuleBuffer::of(policy.principal_header().as_bytes()),
+                        ModuleBuffer::of(p.as_bytes()),
+                    );
+                }
+            }
+            if answer.deprecation.is_some() {
+                self.answer = Some(answer);
+            }
+            CONTINUE
+        })
+    }
+
+    fn response_headers(&mut self, envoy: FilterEnvoyPtr) -> Status {
+        if let Some(a) = self.answer {
+            let policy = self.config().settings.policy();
+            for (name, value) in a.response_headers(&policy) {
+                // SAFETY: this stream's filter, buffers alive for the call.
+                unsafe {
+                    envoy_dynamic_module_callback_http_add_header(
+                        envoy,
+                        RESPONSE_HEADER,
+                        ModuleBuffer::of(name.as_bytes()),
+                        ModuleBuffer::of(value.as_bytes()),
+                    );
+                }
+            }
+        }
+        CONTINUE
+    }
+}
+
+/// # Safety
+/// `ptr` points at `len` bytes Envoy keeps alive for the current hook.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(ptr, len)
+}
+
+/// Answers the request from Envoy (401, 400, 403, 503) and stops it.
+fn reply(envoy: FilterEnvoyPtr, a: &Answer, policy: &Policy<'_>) -> Status {
+    let texts: Vec<(&str, keygate::HeaderText)> = a.response_headers(policy).collect();
+    let mut headers: Vec<ModuleHttpHeader> = texts
+        .iter()
+        .map(|(n, v)| ModuleHttpHeader {
+            key_ptr: n.as_ptr(),
+            key_length: n.len(),
+            value_ptr: v.as_bytes().as_ptr(),
+            value_length: v.as_bytes().len(),
+        })
+        .collect();
+    let body = a.body().as_bytes();
+    // SAFETY: this stream's filter; every buffer lives across the call.
+    unsafe {
+        envoy_dynamic_module_callback_http_send_response(
+            envoy,
+            u32::from(a.status),
+            headers.as_mut_ptr(),
+            headers.len(),
+            ModuleBuffer::of(body),
+            ModuleBuffer::of(b"keygate"),
+        );
+    }
+    STOP_ITERATION
+}
+
+// ------------------------------------------------------------ event hooks
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const std::ffi::c_char {
+    ABI_VERSION.as_ptr()
+}
+
+/// # Safety
+/// Envoy passes buffers valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    envoy: ConfigEnvoyPtr,
+    name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> ConfigModulePtr {
+    guarded(std::ptr::null(), || {
+        let name = bytes(name.ptr, name.length);
+        if name != FILTER_NAME {
+            log(
+                LOG_ERROR,
+                &format!(
+                    "keygate: unknown filter_name {:?} (use \"keygate\")",
+                    String::from_utf8_lossy(name)
+                ),
+            );
+            return std::ptr::null();
+        }
+        match FilterConfig::new(envoy, bytes(config.ptr, config.length)) {
+            Ok(c) => {
+                let c = Box::new(c);
+                let scheduler =
+                    envoy_dynamic_module_callback_http_filter_config_scheduler_new(envoy);
+                *c.shared.scheduler.lock().unwrap_or_else(|e| e.into_inner()) = scheduler as usize;
+                c.report();
+                let shared = Arc::clone(&c.shared);
+                if let Err(e) = std::thread::Builder::new()
+                    .name("keygate-poll".into())
+                    .spawn(move || poll(shared))
+                {
+                    log(LOG_ERROR, &format!("keygate: no poller thread: {e}"));
+                    return std::ptr::null();
+                }
+                Box::into_raw(c) as ConfigModulePtr
+            }
+            Err(e) => {
+                log(LOG_ERROR, &format!("keygate: {e}"));
+                std::ptr::null()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `config` is a pointer `..._config_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
+    config: ConfigModulePtr,
+) {
+    guarded((), || {
+        let c = Box::from_raw(config as *mut FilterConfig);
+        let mut scheduler = c.shared.scheduler.lock().unwrap_or_else(|e| e.into_inner());
+        if *scheduler != 0 {
+            envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                *scheduler as ConfigSchedulerPtr,
+            );
+            *scheduler = 0;
+        }
+        drop(scheduler);
+        *c.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        c.shared.wake.notify_all();
+    })
+}
+
+/// # Safety
+/// Pointers as Envoy passes them.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _envoy: ConfigEnvoyPtr,
+    config: ConfigModulePtr,
+    _event: u64,
+) {
+    guarded((), || (*(config as *const FilterConfig)).report())
+}
+
+/// # Safety
+/// `config` is a pointer `..._config_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: ConfigModulePtr,
+    _envoy: FilterEnvoyPtr,
+) -> FilterModulePtr {
+    guarded(std::ptr::null(), || {
+        Box::into_raw(Box::new(Filter {
+            config: config as *const FilterConfig,
+            answer: None,
+        })) as FilterModulePtr
+    })
+}
+
+/// # Safety
+/// `filter` is a pointer `..._filter_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    _end_of_stream: bool,
+) -> Status {
+    guarded(STOP_ITERATION, || {
+        (*(filter as *mut Filter)).request_headers(envoy)
+    })
+}
+
+/// # Safety
+/// `filter` is a pointer `..._filter_new` returned.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    _end_of_stream: bool,
+) -> Status {
+    guarded(CONTINUE, || {
+        (*(filter as *mut Filter)).response_headers(envoy)
+    })
+}
+
+/// # Safety
+/// `filter` is a pointer `..._filter_new` returned; not used after.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: FilterModulePtr) {
+    guarded((), || drop(Box::from_raw(filter as *mut Filter)))
+}
+
+// The hooks this filter has nothing to do in: Envoy 1.40 looks each up.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: bool,
+) -> Status {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+) -> Status {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: bool,
+) -> Status {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+) -> Status {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+) {
+}
+
+/// `..._local_reply`: 0 is `Continue` (send the local reply).
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u32,
+    _: EnvoyBuffer,
+    _: bool,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _: EnvoyBuffer,
+    _: EnvoyBuffer,
+) -> *const c_void {
+    // Per-route configuration is not supported: Envoy rejects one.
+    std::ptr::null()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_: *const c_void) {}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+) {
+}
+
+// Callouts and streams: this filter starts none, so Envoy calls none of
+// these; they exist because Envoy resolves them when it loads the module.
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+    _: u32,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: *mut EnvoyBuffer,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+    _: *const EnvoyBuffer,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _: FilterEnvoyPtr,
+    _: FilterModulePtr,
+    _: u64,
+    _: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+    _: u32,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: *mut EnvoyBuffer,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+    _: *const EnvoyBuffer,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
+    _: ConfigEnvoyPtr,
+    _: ConfigModulePtr,
+    _: u64,
+    _: u32,
+) {
+}
