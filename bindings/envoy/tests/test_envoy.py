@@ -127,8 +127,8 @@ def api_key_auth(credentials):
 keys = Store(BIN, store).outcome_keys("mesh_live", pub)
 
 origin, upstream = serve(Origin), serve(Upstream)
-port, plain, passthrough, bench_kg, admin, probe, floor, nport, ndir, bench_native, bench_peer = (
-    free_port() for _ in range(11))
+port, plain, passthrough, bench_kg, admin, probe, floor, nport, ndir, bench_native, bench_peer, npass, nfloor = (
+    free_port() for _ in range(13))
 # The anchor is pinned in the configuration; the origin only serves updates.
 anchor = base64.b64encode(open(os.path.join(pub, "trust.kgt"), "rb").read()).decode()
 conf = {"trust_anchor": anchor, "artifacts_cluster": "origin", "poll_interval_ms": 1000, "scope": "invoices:read"}
@@ -153,6 +153,8 @@ PEER_KEYS = 10_000
 peer_key = "peer-" + "k" * 40
 if BENCH and NATIVE:
     native_listeners += [listener("native_direct", bench_native, native_filter(nconf), True),
+                         listener("native_passthrough", npass, native_filter({**nconf, "passthrough": True}), True),
+                         listener("native_floor", nfloor, native_filter({**nconf, "header_floor": True}), True),
                          listener("api_key_auth", bench_peer, api_key_auth(
                              [(f"peer-{i:06d}-" + "x" * 32, f"client-{i}") for i in range(PEER_KEYS)] +
                              [(peer_key, "billing-service")]), True)]
@@ -354,14 +356,22 @@ try:
         print("envoy (V8), inside one request, per call:", line[-1].split("keygate probe:")[1].strip())
 
     if BENCH:
-        # Three interleaved rounds; each variant's best round.
-        rps = {}
+        # Interleaved rounds (BENCH_ROUNDS, default 5): every variant once
+        # per round, in the same order. Reported: each variant's best round,
+        # and the ratios that matter as the median (and range) of the
+        # per-round ratios — one round's noise moves both sides of a ratio.
+        rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
+        per_round = []
         variants = [("no filters", plain), ("pass-through wasm", passthrough),
                     ("header floor wasm (read key, set principal, remove key; no verify)", floor),
                     ("keygate wasm", bench_kg)]
+        peer_name = f"api_key_auth ({PEER_KEYS + 1} plaintext keys)"
         if NATIVE:
-            variants += [(f"api_key_auth ({PEER_KEYS + 1} plaintext keys)", bench_peer), ("keygate native", bench_native)]
-        for _ in range(3):
+            variants += [(peer_name, bench_peer), ("keygate native", bench_native),
+                         ("pass-through native", npass),
+                         ("header floor native (read key, set principal, remove key; no verify)", nfloor)]
+        for _ in range(rounds):
+            got = {}
             for name, p in variants:
                 out = subprocess.run((["taskset", "-c", "1"] if PIN else []) +
                                      ["wrk", "-t1", "-c16", f"-d{BENCH}s", "-H",
@@ -370,23 +380,28 @@ try:
                 out = out.stdout + out.stderr
                 line = [l for l in out.splitlines() if l.startswith("Requests/sec")]
                 check(bool(line), f"wrk on {name}: {out}")
-                rps[name] = max(rps.get(name, 0), float(line[0].split()[1]))
+                check("Non-2xx" not in out, f"wrk on {name}: refused requests: {out}")
+                got[name] = float(line[0].split()[1])
+            per_round.append(got)
+        rps = {name: max(r[name] for r in per_round) for name, _ in variants}
+
+        def ratio(a, b):
+            xs = sorted(r[a] / r[b] for r in per_round)
+            return f"{xs[len(xs) // 2]:.3f}x (rounds {xs[0]:.3f}-{xs[-1]:.3f})"
         pinned = "Envoy on CPU 0, wrk on CPU 1" if PIN else "unpinned"
+        print(f"envoy --concurrency 1 ({pinned}), {rounds} rounds of {BENCH} s, wrk -t1 -c16:")
         for name, _ in variants:
-            print(f"envoy --concurrency 1 ({pinned}), {name}: {rps[name]:.0f} req/s, {1e6 / rps[name]:.1f} us/request")
-        extra = 1e6 / rps["keygate wasm"] - 1e6 / rps["pass-through wasm"]
-        floor_rps = rps[variants[2][0]]
+            print(f"  {name}: {rps[name]:.0f} req/s (best round), {1e6 / rps[name]:.1f} us/request, "
+                  f"+{1e6 / rps[name] - 1e6 / rps['no filters']:.1f} us over no filters")
         if NATIVE:
-            peer = rps[variants[4][0]]
-            native = rps["keygate native"]
-            for name, _ in variants:
-                print(f"  {name}: +{1e6 / rps[name] - 1e6 / rps['no filters']:.1f} us/request over no filters")
-            print(f"keygate native / api_key_auth: {native / peer:.3f}x (target >= 0.97); "
-                  f"keygate native / no filters: {native / rps['no filters']:.3f}x (target >= 0.95); "
-                  f"keygate native / keygate wasm: {native / rps['keygate wasm']:.2f}x")
-        print(f"keygate / pass-through: {rps['keygate wasm'] / rps['pass-through wasm']:.3f}x (target >= 0.95), "
-              f"+{extra:.1f} us/request; keygate / header floor: {rps['keygate wasm'] / floor_rps:.3f}x, "
-              f"+{1e6 / rps['keygate wasm'] - 1e6 / floor_rps:.1f} us/request")
+            print(f"keygate native / api_key_auth: {ratio('keygate native', peer_name)} (target >= 0.97)")
+            print(f"keygate native / no filters: {ratio('keygate native', 'no filters')} (target >= 0.95)")
+            print(f"pass-through native / no filters: {ratio('pass-through native', 'no filters')} "
+                  f"(the dynamic-module floor)")
+            print(f"api_key_auth / no filters: {ratio(peer_name, 'no filters')}")
+            print(f"keygate native / keygate wasm: {ratio('keygate native', 'keygate wasm')}")
+        print(f"keygate wasm / pass-through wasm: {ratio('keygate wasm', 'pass-through wasm')} (target >= 0.95); "
+              f"keygate wasm / header floor wasm: {ratio('keygate wasm', variants[2][0])}")
 finally:
     envoy.terminate()
     try:
