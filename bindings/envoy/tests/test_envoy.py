@@ -283,6 +283,35 @@ def under_traffic(who, p, seconds=2.5):
     print(f"{who}: {sent[0]} requests during two snapshot reloads, none refused")
 
 
+def refused_configs():
+    """A bad filter_config is refused when Envoy loads it (`--mode validate`:
+    the module's configuration is made), with keygate's reason in the log."""
+    garbage = os.path.join(work, "garbage.kgt")
+    open(garbage, "wb").write(b"KGT\x01" + b"\x00" * 60)
+    base = {"trust_path": anchor_file, "artifacts_dir": pub}
+    cases = [({**base, "bogus": 1}, "unknown field"),
+             ({**base, "trust_path": os.path.join(work, "nope.kgt")}, "trust_path"),
+             ({**base, "trust_path": garbage}, "trust_path refused"),
+             ({"trust_path": anchor_file}, "one of artifacts_dir and artifacts_url"),
+             ({**base, "artifacts_url": "http://127.0.0.1:1/"}, "one of artifacts_dir and artifacts_url"),
+             ({"trust_path": anchor_file, "artifacts_url": "file:///etc/"}, "must be http(s)"),
+             ({**base, "poll_interval": "5ms"}, "poll_interval"),
+             ({**base, "poll_interval": "soon"}, "poll_interval"),
+             ({**base, "realm": 'a"b'}, "realm"),
+             ({**base, "principal_header": "bad header"}, "header")]
+    for conf, why in cases:
+        bad = {"static_resources": {"listeners": [listener("bad", free_port(), native_filter(conf), True)],
+                                    "clusters": []}}
+        path = os.path.join(work, "bad.json")
+        json.dump(bad, open(path, "w"))
+        r = subprocess.run([ENVOY, "-c", path, "--mode", "validate", "--log-level", "error"], capture_output=True,
+                           text=True, env=env, timeout=60)
+        out = r.stdout + r.stderr
+        check(r.returncode != 0 and "keygate:" in out and why in out,
+              f"envoy native: filter_config {conf} not refused for {why!r}: rc {r.returncode}: {out[-600:]}")
+    print(f"envoy native: {len(cases)} bad filter_configs refused at load, each with its reason")
+
+
 try:
     t0 = time.time()
     for who, p, _ in targets:
@@ -303,6 +332,8 @@ try:
               "envoy native from a publish directory")
     for who, p, _ in targets:
         outcomes(who, p)
+    if NATIVE:
+        refused_configs()
 
     # A corrupted artifact on the origin changes nothing for valid keys.
     snap = os.path.join(pub, "snapshot.kgs")
