@@ -45,7 +45,7 @@ step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-conf
                                      bash bindings/c/tests/run.sh
 step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
                                      bash bindings/nginx/tests/run.sh
-step "Envoy proxy-wasm filter in real Envoy 1.40" bash bindings/envoy/tests/run.sh
+step "Envoy: proxy-wasm filter and native dynamic module in real Envoy 1.40" bash bindings/envoy/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
 step "docs: every block of clients.md and integrations/ in real gateways" \
@@ -70,7 +70,8 @@ require_ran() { # label count
         exit 1
     fi
 }
-require_ran "Envoy filter checks" "$(count 3 'envoy filter: [0-9]+ checks passed')"
+require_ran "Envoy filter checks (proxy-wasm and native)" "$(count 3 'envoy filters?: [0-9]+ checks passed')"
+require_ran "Envoy native module: bad configurations refused at load" "$(count 3 'envoy native: [0-9]+ bad filter_configs refused')"
 require_ran "nginx module checks" "$(count 3 'nginx module: [0-9]+ checks passed')"
 require_ran "docs checks" "$(count 7 'docs: [0-9]+ blocks on [0-9]+ pages, [0-9]+ checks passed')"
 require_ran "C API checks" "$(count 2 'test_api: [0-9]+ checks passed')"

@@ -8,8 +8,8 @@ The Rust page's example is a doctest (src/lib.rs), the runbooks have their own
 test (cli/tests/runbooks.rs).
 
 The only edits made to a block are the ones a reader makes: paths
-(/srv/keygate, /path/to, /usr/local, /etc/envoy), addresses (backend,
-api.example.com, 127.0.0.1:8787), and a `listen` line plus the process
+(/srv/keygate, /path/to, /usr/local, /etc/envoy, /etc/keygate), addresses
+(backend, api.example.com, keys.example.com, 127.0.0.1:8787), and a `listen` line plus the process
 boilerplate (pid, error_log, temp paths) around a config fragment.
 
 Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
@@ -198,7 +198,7 @@ def with_listen(conf, port):
     return re.sub(r"server \{", f"server {{\n        listen 127.0.0.1:{port};", conf, count=1)
 
 
-def envoy(name, port, hcm, clusters):
+def envoy(name, port, hcm, clusters, env=None):
     """Real Envoy with one listener whose http_connection_manager config is the
     documented block (indented into place; a route to `upstream` unless the
     block has its own route_config), with the named clusters."""
@@ -230,7 +230,7 @@ static_resources:
           stat_prefix: docs
 {filters}  clusters:
 {cl}""")
-    p = start(name, [ENVOY, "-c", path, "--concurrency", "1", "--base-id", str(admin), "--log-level", "warn"])
+    p = start(name, [ENVOY, "-c", path, "--concurrency", "1", "--base-id", str(admin), "--log-level", "warn"], env)
     wait_port(port, name, p)
     return p
 
@@ -536,11 +536,28 @@ print("REVOKED_AFTER_MS", int(1000 * (time.time() - t0)))
         print("SKIPPED: issuer-api.md's PostgreSQL block: no KEYGATE_TEST_PG "
               "(CI runs the docs test under scripts/with-postgres.sh)")
 
-    # -- Envoy: build the filter as written, then its config --------------------
-    run_sh_block(take("integrations/envoy.md", 0, "sh", "run: rustup target, cargo build"))
+    # -- Envoy, native module: build as written, then its config -----------------
+    run_sh_block(take("integrations/envoy.md", 0, "sh", "run: build.sh"))
+    module_dir = os.path.join(ROOT, "bindings/envoy-native/build")
+    check(os.path.exists(os.path.join(module_dir, "libkeygate_envoy.so")), "envoy.md: libkeygate_envoy.so built")
+    filt = take("integrations/envoy.md", 1, "yaml", "real Envoy 1.40 with the native module, every answer over HTTP")
+    anchor_path = os.path.join(work, "pinned-trust.kgt")
+    shutil.copy(os.path.join(pub, "trust.kgt"), anchor_path)
+    origin_port = serve(Origin).server_address[1]
+    for a, b in [("/etc/keygate/trust.kgt", anchor_path),
+                 ("https://keys.example.com/acme/", f"http://127.0.0.1:{origin_port}/")]:
+        check(a in filt, f"envoy.md: the native config names {a}")
+        filt = filt.replace(a, b)
+    gw = free_port()
+    envoy("envoy-native", gw, filt, {"upstream": upstream}, env={"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": module_dir})
+    gateway_matrix("envoy.md (native)", gw, "/invoices/5")
+    conformance.run(check, "envoy.md native as written", gw, keys, recorder, base="/invoices/5")
+
+    # -- Envoy, proxy-wasm: build the filter as written, then its config --------
+    run_sh_block(take("integrations/envoy.md", 2, "sh", "run: rustup target, cargo build"))
     wasm = os.path.join(TARGET, "wasm32-wasip1/release/keygate_envoy.wasm")
     check(os.path.exists(wasm), f"envoy.md: {wasm} built")
-    filt = take("integrations/envoy.md", 1, "yaml", "real Envoy 1.40 with the filter, every answer over HTTP")
+    filt = take("integrations/envoy.md", 3, "yaml", "real Envoy 1.40 with the filter, every answer over HTTP")
     filt = filt.replace("/etc/envoy/keygate_envoy.wasm", wasm)
     anchor = base64.b64encode(open(os.path.join(pub, "trust.kgt"), "rb").read()).decode()
     check("<base64 -w0 trust.kgt>" in filt, "envoy.md: the config pins trust_anchor")
