@@ -81,7 +81,7 @@ fn run(n: u64) {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
             "{what}: +{} bytes on the wire (median of {ROUNDS}; max +{}), publish p50 {:.1} ms, max {:.1} ms \
-             ({:.4}x the full publish); update now {} bytes, {} records",
+             ({:.2e}x the full publish); update now {} bytes, {} records",
             added[ROUNDS / 2],
             added[ROUNDS - 1],
             ms(times[ROUNDS / 2]),
