@@ -1,5 +1,5 @@
 //! keygate as an Envoy **dynamic module**: a native HTTP filter (no VM) for
-//! Envoy 1.40, built on the ABI declared in [`abi`]. The filter reads the
+//! Envoy 1.40, built on the ABI declared in `abi.rs`. The filter reads the
 //! request headers in place, verifies with one [`Verifier`] shared by every
 //! worker thread, and answers by the core's gateway contract
 //! ([`keygate::Answer`]) exactly as the proxy-wasm filter does: the key from

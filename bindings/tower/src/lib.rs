@@ -1,0 +1,521 @@
+//! keygate for [tower](https://docs.rs/tower) services — axum, tonic, hyper:
+//! API keys verified in-process, in a few hundred nanoseconds, against a
+//! signed keyset published by `keygate publish`.
+//!
+//! A [`Keygate`] owns one [`Verifier`] and keeps it current: the trust
+//! anchor is pinned when it is made, and a background thread loads the
+//! snapshot and its update from a publish directory or a static HTTP origin
+//! (ETag), by the core's reload rules — a refused or damaged artifact
+//! changes nothing and is retried, a failing origin is retried with a
+//! bounded backoff. [`Keygate::layer`] and [`Keygate::require`] make the
+//! [`tower_layer::Layer`] that answers by the gateway contract every keygate
+//! surface shares ([`keygate::Answer`]): `401`/`403` with RFC 6750
+//! challenges, `503` with `Retry-After` before anything is loaded,
+//! `Deprecation`/`Sunset` on the response for a rotated key; the key headers
+//! are removed and the principal header set before the request reaches the
+//! service, and the request carries a [`Principal`] (an axum extractor with
+//! the default `axum` feature).
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use keygate_tower::{Keygate, Principal};
+//!
+//! # fn app() -> Result<Router, keygate_tower::Error> {
+//! let keygate = Keygate::from_dir("/srv/keygate")?;
+//! let app = Router::new()
+//!     .route("/invoices", get(|p: Principal| async move { format!("hello {}\n", p.name()) }))
+//!     .route_layer(keygate.require("invoices:read"))
+//!     .route("/metrics", get(move || async move { keygate.metrics() }));
+//! # Ok(app) }
+//! ```
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use keygate::{Answer, Artifact, Origin, Outcome, Policy, Reload, Reloaded, Verifier};
+
+/// Why a [`Keygate`] could not be made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The trust anchor could not be read.
+    Anchor(std::io::Error),
+    /// The trust anchor, realm or principal header was refused.
+    Refused(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anchor(e) => write!(f, "trust anchor: {e}"),
+            Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How a [`Keygate`] polls and answers.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often the origin is asked for new artifacts (default 1 s).
+    pub poll_interval: Duration,
+    /// The longest wait between polls while the origin fails (default 30 s).
+    pub max_backoff: Duration,
+    /// The `realm` of the challenges (default `keygate`).
+    pub realm: String,
+    /// The request header the principal is sent upstream in (default
+    /// `x-keygate-principal`).
+    pub principal_header: String,
+    /// `Retry-After` seconds on a 503 (default 5).
+    pub retry_after: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            realm: "keygate".into(),
+            principal_header: "x-keygate-principal".into(),
+            retry_after: 5,
+        }
+    }
+}
+
+struct Shared {
+    verifier: Verifier,
+    options: Options,
+    principal_header: HeaderName,
+    origin: Origin,
+    reload: Mutex<Reload>,
+}
+
+impl Shared {
+    fn policy(&self) -> Policy<'_> {
+        // Checked when the Keygate was made.
+        Policy::new(
+            &self.options.realm,
+            &self.options.principal_header,
+            self.options.retry_after,
+        )
+        .unwrap_or(Policy::DEFAULT)
+    }
+
+    /// One look at every artifact; whether the origin answered.
+    fn load(&self) -> bool {
+        let mut reload = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let mut answered = true;
+        for a in keygate::RELOAD_ORDER {
+            let Some(look) = self.origin.look(a, reload.validator(a)) else {
+                continue;
+            };
+            match reload.offer(&self.verifier, a, look.fetched()) {
+                Reloaded::Failed(_) | Reloaded::SnapshotMissing => answered = false,
+                // Counted by the verifier (`keygate_artifact_refused_total`)
+                // and tried again next time.
+                Reloaded::Refused(_) => {}
+                _ => {}
+            }
+        }
+        answered
+    }
+}
+
+/// Stops the poller when the last [`Keygate`] or layer is gone.
+struct Poller {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stop.1.notify_all();
+    }
+}
+
+/// One verifier kept current from an origin, and the layers that use it.
+/// Cheap to clone; the poller runs while any clone or layer is alive.
+#[derive(Clone)]
+pub struct Keygate {
+    shared: Arc<Shared>,
+    _poller: Arc<Poller>,
+}
+
+impl std::fmt::Debug for Keygate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keygate")
+            .field("origin", &self.shared.origin)
+            .field("options", &self.shared.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keygate {
+    /// A publish directory: the trust anchor is pinned from its `trust.kgt`
+    /// now (later bundles there must chain from it), the artifacts are
+    /// loaded now and then every second.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let anchor = std::fs::read(dir.join(Artifact::Trust.file_name())).map_err(Error::Anchor)?;
+        Self::new(&anchor, Origin::dir(dir), Options::default())
+    }
+
+    /// A static HTTP(S) origin polled every second; `anchor` is the
+    /// `trust.kgt` you trust (the origin may only serve newer bundles that
+    /// chain from it).
+    pub fn from_url(anchor: &[u8], url: &str) -> Result<Self, Error> {
+        Self::new(anchor, Origin::url(url), Options::default())
+    }
+
+    /// Any origin, with options.
+    pub fn new(anchor: &[u8], origin: Origin, options: Options) -> Result<Self, Error> {
+        let verifier =
+            Verifier::new(anchor).map_err(|e| Error::Refused(format!("trust anchor: {e}")))?;
+        Policy::new(
+            &options.realm,
+            &options.principal_header,
+            options.retry_after,
+        )
+        .map_err(|e| Error::Refused(e.to_string()))?;
+        let principal_header = HeaderName::from_bytes(options.principal_header.as_bytes())
+            .map_err(|e| Error::Refused(format!("principal_header: {e}")))?;
+        if options.poll_interval.is_zero() || options.max_backoff < options.poll_interval {
+            return Err(Error::Refused(
+                "poll_interval must be > 0 and max_backoff at least poll_interval".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            verifier,
+            options,
+            principal_header,
+            origin,
+            reload: Mutex::new(Reload::new()),
+        });
+        // The first load before the first request.
+        shared.load();
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (s, st) = (Arc::clone(&shared), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("keygate-poll".into())
+            .spawn(move || poll(&s, &st))
+            .map_err(|e| Error::Refused(format!("no poller thread: {e}")))?;
+        Ok(Self {
+            shared,
+            _poller: Arc::new(Poller { stop }),
+        })
+    }
+
+    /// The verifier (to verify outside a request, or read its stats).
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+
+    /// Loads what changed now, without waiting for the next poll; whether
+    /// the origin answered.
+    pub fn reload(&self) -> bool {
+        self.shared.load()
+    }
+
+    /// The verifier's counters as Prometheus text (verifies by outcome,
+    /// artifacts installed and refused, deprecated-key use, the versions in
+    /// force) — the same names every keygate surface exports.
+    pub fn metrics(&self) -> String {
+        self.shared.verifier.stats_prometheus()
+    }
+
+    /// A layer that requires a valid key and no particular scope.
+    pub fn layer(&self) -> KeygateLayer {
+        KeygateLayer {
+            keygate: self.clone(),
+            scope: None,
+        }
+    }
+
+    /// A layer that requires a valid key holding `scope` (403 otherwise).
+    pub fn require(&self, scope: &str) -> KeygateLayer {
+        KeygateLayer {
+            keygate: self.clone(),
+            scope: Some(Arc::from(scope)),
+        }
+    }
+}
+
+fn poll(shared: &Shared, stop: &(Mutex<bool>, Condvar)) {
+    let mut wait = shared.options.poll_interval;
+    loop {
+        {
+            let guard = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, _) = stop
+                .1
+                .wait_timeout_while(guard, wait, |stop| !*stop)
+                .unwrap_or_else(|e| e.into_inner());
+            if *guard {
+                return;
+            }
+        }
+        wait = if shared.load() {
+            shared.options.poll_interval
+        } else {
+            // The origin failed: wait twice as long, up to the bound.
+            (wait * 2).min(shared.options.max_backoff)
+        };
+    }
+}
+
+/// What the layer found: the key's principal and what the verdict said
+/// about it. In the request's extensions after the layer, and an axum
+/// extractor (feature `axum`). Holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    name: String,
+    key_id: Option<String>,
+    outcome: Outcome,
+    expires_at: Option<u64>,
+    deprecated_at: Option<u64>,
+    sunset_at: Option<u64>,
+}
+
+impl Principal {
+    /// The principal the key was issued to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key's id (32 hex characters; not secret).
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// `valid` or `valid_deprecated`.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// Whether the key was rotated out (it works until [`Self::sunset_at`]).
+    pub fn deprecated(&self) -> bool {
+        self.outcome == Outcome::ValidDeprecated
+    }
+
+    /// The key's expiry (unix seconds).
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// When the key was deprecated (unix seconds).
+    pub fn deprecated_at(&self) -> Option<u64> {
+        self.deprecated_at
+    }
+
+    /// The end of a deprecated key's grace window (unix seconds).
+    pub fn sunset_at(&self) -> Option<u64> {
+        self.sunset_at
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Principal {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // Only a route without the layer has none: a server mistake.
+        parts.extensions.get::<Principal>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "keygate: the route has no keygate layer\n",
+        ))
+    }
+}
+
+/// The [`tower_layer::Layer`] of a [`Keygate`] (one scope, or none).
+#[derive(Clone)]
+pub struct KeygateLayer {
+    keygate: Keygate,
+    scope: Option<Arc<str>>,
+}
+
+impl<S> tower_layer::Layer<S> for KeygateLayer {
+    type Service = KeygateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeygateService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service a [`KeygateLayer`] wraps around another.
+#[derive(Clone)]
+pub struct KeygateService<S> {
+    inner: S,
+    layer: KeygateLayer,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for KeygateService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<&'static str>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.layer.keygate.shared;
+        let policy = shared.policy();
+        // Behind another keygate layer (a router-wide one, then a route's
+        // scope), the key headers are gone: the key it verified travels
+        // in a private extension, so this layer checks its own scope.
+        let (answer, verdict) = match req.extensions().get::<VerifiedKey>() {
+            Some(VerifiedKey(key)) => shared.verifier.check_now(
+                [(b"x-api-key".as_slice(), key.as_ref())],
+                self.layer.scope.as_deref(),
+            ),
+            None => shared.verifier.check_now(
+                req.headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+                self.layer.scope.as_deref(),
+            ),
+        };
+        let verdict = match verdict {
+            Some(v) if answer.forward() => v,
+            _ => {
+                return ResponseFuture::Refused {
+                    response: Some(refusal(&answer, &policy)),
+                }
+            }
+        };
+        if req.extensions().get::<VerifiedKey>().is_none() {
+            if let Some(key) = presented(req.headers()) {
+                req.extensions_mut().insert(VerifiedKey(key));
+            }
+        }
+        let strip: Vec<HeaderName> = req
+            .headers()
+            .iter()
+            .filter(|(n, v)| policy.strips(n.as_str().as_bytes(), v.as_bytes()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in strip {
+            req.headers_mut().remove(name);
+        }
+        let value = keygate::principal_value(verdict.principal.as_str());
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            req.headers_mut().insert(shared.principal_header.clone(), v);
+        }
+        req.extensions_mut().insert(Principal {
+            name: verdict.principal.as_str().to_owned(),
+            key_id: verdict.key_id.map(|k| k.to_string()),
+            outcome: verdict.outcome,
+            expires_at: verdict.expires_at,
+            deprecated_at: verdict.deprecated_at,
+            sunset_at: verdict.sunset_at,
+        });
+        ResponseFuture::Forwarded {
+            inner: self.inner.call(req),
+            deprecation: answer.deprecation.map(|_| (answer, Arc::clone(shared))),
+        }
+    }
+}
+
+/// The key a keygate layer verified, for a keygate layer inside it. A
+/// private type: a handler cannot name it, and its `Debug` shows nothing.
+#[derive(Clone)]
+struct VerifiedKey(Arc<[u8]>);
+
+impl std::fmt::Debug for VerifiedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifiedKey(..)")
+    }
+}
+
+fn presented(headers: &http::HeaderMap) -> Option<Arc<[u8]>> {
+    let pairs = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    match keygate::presented_key(pairs) {
+        keygate::Presented::Key(k) => Some(Arc::from(k)),
+        _ => None,
+    }
+}
+
+/// The contract's refusal as a response.
+fn refusal<B: From<&'static str>>(answer: &Answer, policy: &Policy<'_>) -> Response<B> {
+    let mut r = Response::new(B::from(answer.body()));
+    *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    add_headers(h, answer, policy);
+    r
+}
+
+fn add_headers(h: &mut http::HeaderMap, answer: &Answer, policy: &Policy<'_>) {
+    for (name, value) in answer.response_headers(policy) {
+        // The contract's names are capitalized (`WWW-Authenticate`);
+        // `from_bytes` lower-cases them (`from_static` would panic).
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            h.append(n, v);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a [`KeygateService`]: the contract's refusal, or
+    /// the inner service's response (with `Deprecation`/`Sunset` for a
+    /// rotated key).
+    #[project = Proj]
+    pub enum ResponseFuture<F, B> {
+        /// Refused before the inner service.
+        Refused { response: Option<Response<B>> },
+        /// Forwarded to the inner service.
+        Forwarded {
+            #[pin]
+            inner: F,
+            deprecation: Option<(Answer, Arc<Shared>)>,
+        },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Refused { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                // Polled again after it was ready: a caller's bug.
+                None => Poll::Pending,
+            },
+            Proj::Forwarded { inner, deprecation } => {
+                let mut r = match inner.poll(cx) {
+                    Poll::Ready(Ok(r)) => r,
+                    other => return other,
+                };
+                if let Some((answer, shared)) = deprecation.take() {
+                    add_headers(r.headers_mut(), &answer, &shared.policy());
+                }
+                Poll::Ready(Ok(r))
+            }
+        }
+    }
+}
