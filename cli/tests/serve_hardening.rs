@@ -287,10 +287,21 @@ fn the_origin_cannot_replace_the_anchor_or_roll_a_restart_back() {
         assert!(t.elapsed() < Duration::from_secs(5), "v2 not installed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The marks are saved just after the install that made key2 work: wait
+    // for them before stopping the service (stopping it at once raced the
+    // save).
+    let t = Instant::now();
+    while !std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains("snapshot 2")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "snapshot 2 not saved in the state file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(child);
-    assert!(std::fs::read_to_string(&state)
-        .unwrap()
-        .contains("snapshot 2"));
     std::fs::write(e.out.join("snapshot.kgs"), &v1).unwrap();
     std::fs::remove_file(e.out.join("revocations.kgr")).unwrap();
     let (port, child) = start_serve(&e, 13, &a);
