@@ -9,7 +9,8 @@ test (cli/tests/runbooks.rs).
 
 The only edits made to a block are the ones a reader makes: paths
 (/srv/keygate, /path/to, /usr/local, /etc/envoy, /etc/keygate), addresses
-(backend, api.example.com, keys.example.com, 127.0.0.1:8787), and a `listen` line plus the process
+(backend, api.example.com, keys.example.com, 127.0.0.1:8787,
+127.0.0.1:3000), and a `listen` line plus the process
 boilerplate (pid, error_log, temp paths) around a config fragment.
 
 Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
@@ -580,6 +581,23 @@ console.log(r.outcome, r.principal);""", pub, keys["valid"]], cwd=ROOT, capture_
     check(r.stdout.strip() == "valid billing-service", f"workers.md: require(pkg/node): {r.stdout!r} {r.stderr!r}")
 
     # -- Rust: the dependency line is the reader's; the example is a doctest ----
+    # -- axum (keygate-tower): the example as written, run against the fixture --
+    take("integrations/axum.md", 0, "toml", "the dependency line (the reader's repository URL)")
+    example = take("integrations/axum.md", 1, "rust", "is bindings/tower/examples/axum.rs, built and run below")
+    check(example.strip() == open(os.path.join(ROOT, "bindings/tower/examples/axum.rs")).read().strip(),
+          "axum.md's example is bindings/tower/examples/axum.rs, word for word")
+    cmd = take("integrations/axum.md", 2, "sh", "run: the example serves the fixture; every answer over HTTP")
+    r = subprocess.run(["cargo", "build", "--release", "-q", "-p", "keygate-tower", "--example", "axum"],
+                       cwd=ROOT, capture_output=True, text=True)
+    check(r.returncode == 0, f"axum.md: the example builds: {r.stderr[-2000:]}")
+    gw = free_port()
+    cmd = cmd.replace("/srv/keygate", pub).replace("127.0.0.1:3000", f"127.0.0.1:{gw}").strip()
+    p = start("axum-example", ["bash", "-c", "exec " + cmd], env={"CARGO_TARGET_DIR": TARGET})
+    wait_port(gw, "axum.md example", p)
+    gateway_matrix("axum.md", gw, "/invoices/5")
+    st, _, body = get(gw, "/metrics")
+    check(st == 200 and 'keygate_verify_total{outcome="valid"}' in body, f"axum.md: /metrics: {st} {body[:200]!r}")
+
     take("integrations/rust.md", 0, "toml", "the dependency line (the reader's repository URL)")
     take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
     lib = open(os.path.join(ROOT, "src/lib.rs")).read()
