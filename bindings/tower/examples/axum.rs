@@ -25,5 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn invoice(p: Principal, headers: HeaderMap) -> String {
     // The principal reaches the handler; the key never does.
     let key = headers.contains_key("authorization") || headers.contains_key("x-api-key");
-    format!("principal={} auth={}\n", p.name(), if key { "set" } else { "-" })
+    format!(
+        "principal={} auth={}\n",
+        p.name(),
+        if key { "set" } else { "-" }
+    )
 }
