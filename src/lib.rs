@@ -91,7 +91,7 @@ pub use snapshot::{
 pub use trust::{TrustSet, TrustedSigner, MAX_SIGNERS};
 
 #[cfg(feature = "fetch")]
-pub use origin::{Origin, MAX_ARTIFACT};
+pub use origin::{Loaded, Origin, Poller, Source, MAX_ARTIFACT};
 #[cfg(feature = "std")]
 pub use reload::{file_stamp, look_at_file, Fetched, Look, Reload, Reloaded, RELOAD_ORDER};
 #[cfg(feature = "std")]

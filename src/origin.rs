@@ -108,3 +108,132 @@ impl Origin {
         }
     }
 }
+
+/// What one [`Source::load`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// Something was installed.
+    pub installed: bool,
+    /// The origin answered every look (no failed fetch, no missing
+    /// snapshot): a poller backs off while it does not.
+    pub answered: bool,
+    /// One line per artifact installed, refused, missing or not fetched
+    /// (for the surface's log; no key is ever in one).
+    pub events: alloc::vec::Vec<String>,
+}
+
+/// An [`Origin`] and the [`Reload`](crate::Reload) state of what was
+/// installed from it: one load applies the reload discipline to a verifier.
+#[derive(Debug)]
+pub struct Source {
+    origin: Origin,
+    reload: std::sync::Mutex<crate::Reload>,
+}
+
+impl Source {
+    /// Nothing installed from `origin` yet.
+    pub fn new(origin: Origin) -> Self {
+        Self {
+            origin,
+            reload: std::sync::Mutex::new(crate::Reload::new()),
+        }
+    }
+
+    /// The origin.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// One look at every artifact, in [`RELOAD_ORDER`](crate::RELOAD_ORDER),
+    /// each offered to `verifier` by the reload rules (a refused or damaged
+    /// artifact changes nothing, is counted by the verifier and is looked at
+    /// again next time).
+    pub fn load(&self, verifier: &crate::Verifier) -> Loaded {
+        use crate::Reloaded;
+        let mut reload = self.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Loaded {
+            answered: true,
+            ..Loaded::default()
+        };
+        for a in crate::RELOAD_ORDER {
+            let Some(look) = self.origin.look(a, reload.validator(a)) else {
+                continue;
+            };
+            match reload.offer(verifier, a, look.fetched()) {
+                Reloaded::Installed { from, to } => {
+                    out.installed = true;
+                    out.events.push(alloc::format!("{a} {from} -> {to}"));
+                }
+                Reloaded::SnapshotMissing => {
+                    out.answered = false;
+                    out.events.push(alloc::format!("{a} missing at the source"));
+                }
+                Reloaded::Failed(e) => {
+                    out.answered = false;
+                    out.events.push(alloc::format!("{a} not fetched: {e}"));
+                }
+                Reloaded::Refused(e) => out.events.push(alloc::format!("{a} not installed: {e}")),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// A background thread that calls a tick every `every`, and while the tick
+/// says the origin did not answer, waits twice as long each time up to
+/// `max_backoff`. Stops (and the thread ends) when dropped.
+#[derive(Debug)]
+pub struct Poller {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Poller {
+    /// Starts the thread; `tick` returns whether the origin answered (see
+    /// [`Loaded::answered`]). The first tick is after `every`.
+    pub fn start(
+        name: &str,
+        every: Duration,
+        max_backoff: Duration,
+        mut tick: impl FnMut() -> bool + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let s = std::sync::Arc::clone(&stop);
+        let max_backoff = max_backoff.max(every);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let mut wait = every;
+                loop {
+                    {
+                        let guard = s.0.lock().unwrap_or_else(|e| e.into_inner());
+                        let (guard, _) =
+                            s.1.wait_timeout_while(guard, wait, |stop| !*stop)
+                                .unwrap_or_else(|e| e.into_inner());
+                        if *guard {
+                            return;
+                        }
+                    }
+                    wait = if tick() {
+                        every
+                    } else {
+                        wait.saturating_mul(2).min(max_backoff)
+                    };
+                }
+            })?;
+        Ok(Self { stop })
+    }
+
+    /// Stops the thread (also done on drop).
+    pub fn stop(&self) {
+        *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stop.1.notify_all();
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -22,7 +22,7 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +30,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use keygate::{HighWater, Reload, Reloaded, Verifier};
+use keygate::{HighWater, Verifier};
 
 use crate::{input, listener, Fail, Res};
 
@@ -39,9 +39,8 @@ pub(crate) struct Settings {
     pub metrics_listen: Option<String>,
     /// The pinned trust anchor (a local `.kgt`).
     pub trust: PathBuf,
-    pub sources: keygate::Origin,
-    /// The reload state of `sources` (the core's discipline).
-    pub reload: Mutex<Reload>,
+    /// Where the artifacts come from, and what was installed from there.
+    pub source: keygate::Source,
     pub poll: Duration,
     pub scope: Option<String>,
     /// Read the required scope from `X-Keygate-Scope` (a trusted front proxy).
@@ -65,28 +64,15 @@ impl Settings {
 /// `Retry-After` seconds on a 503.
 pub(crate) const RETRY_AFTER: u32 = 5;
 
-/// Loads what changed by the core's reload rules ([`Reload`]): a missing
+/// Loads what changed by the core's reload rules ([`keygate::Source`]): a missing
 /// snapshot, a failed fetch and a refused artifact keep the current state
 /// and are logged on stderr. Returns whether anything was installed.
 fn load(v: &Verifier, s: &Settings) -> bool {
-    let mut reload = s.reload.lock().unwrap_or_else(|e| e.into_inner());
-    let mut changed = false;
-    for a in keygate::RELOAD_ORDER {
-        let Some(look) = s.sources.look(a, reload.validator(a)) else {
-            continue;
-        };
-        match reload.offer(v, a, look.fetched()) {
-            Reloaded::Installed { from, to } => {
-                eprintln!("keygate serve: {a} {from} -> {to}");
-                changed = true;
-            }
-            Reloaded::SnapshotMissing => eprintln!("keygate serve: {a} missing at the source"),
-            Reloaded::Failed(e) => eprintln!("keygate serve: {a} not fetched: {e}"),
-            Reloaded::Refused(e) => eprintln!("keygate serve: {a} not installed: {e}"),
-            _ => {}
-        }
+    let loaded = s.source.load(v);
+    for e in &loaded.events {
+        eprintln!("keygate serve: {e}");
     }
-    changed
+    loaded.installed
 }
 
 /// Loads what changed and, when something was installed, writes the

@@ -23,11 +23,11 @@ mod abi;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use abi::*;
-use keygate::{Answer, Origin, Outcome, Policy, Reload, Reloaded, Verifier};
+use keygate::{Answer, Origin, Outcome, Policy, Poller, Source, Verifier};
 use serde::Deserialize;
 
 /// The name a listener's `filter_name` must give.
@@ -84,14 +84,9 @@ fn default_retry_after() -> u32 {
 /// What the poller thread and the filters share.
 struct Shared {
     verifier: Verifier,
-    origin: Origin,
-    reload: Mutex<Reload>,
-    poll: Duration,
+    source: Source,
     /// The main-thread scheduler (null once the configuration is gone).
     scheduler: Mutex<usize>,
-    /// Set when the configuration is destroyed: the poller ends.
-    stop: Mutex<bool>,
-    wake: Condvar,
 }
 
 /// Envoy stat ids (defined once per configuration).
@@ -124,6 +119,9 @@ struct FilterConfig {
     policy: Policy<'static>,
     settings: Settings,
     shared: Arc<Shared>,
+    /// Polls `shared.source` (stopped when the configuration is destroyed).
+    poller: Option<Poller>,
+    poll: Duration,
     metrics: Metrics,
     reported: Mutex<Reported>,
 }
@@ -145,52 +143,31 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
-/// Loads what changed, by the core's reload rules; logs what happened.
-fn load(s: &Shared) {
-    let mut reload = s.reload.lock().unwrap_or_else(|e| e.into_inner());
-    for a in keygate::RELOAD_ORDER {
-        let Some(look) = s.origin.look(a, reload.validator(a)) else {
-            continue;
-        };
-        match reload.offer(&s.verifier, a, look.fetched()) {
-            Reloaded::Installed { from, to } => {
-                log(LOG_INFO, &format!("keygate: {a} {from} -> {to}"))
-            }
-            Reloaded::SnapshotMissing => {
-                log(LOG_WARN, &format!("keygate: {a} missing at the source"))
-            }
-            Reloaded::Failed(e) => log(LOG_WARN, &format!("keygate: {a} not fetched: {e}")),
-            Reloaded::Refused(e) => log(LOG_WARN, &format!("keygate: {a} not installed: {e}")),
-            _ => {}
-        }
+/// Loads what changed, by the core's reload rules; logs what happened;
+/// whether the origin answered (the poller backs off while it does not).
+fn load(s: &Shared) -> bool {
+    let loaded = s.source.load(&s.verifier);
+    for e in &loaded.events {
+        let level = if e.contains("->") { LOG_INFO } else { LOG_WARN };
+        log(level, &format!("keygate: {e}"));
     }
+    loaded.answered
 }
 
-/// The poller: loads, asks the main thread to report the stats, waits.
-fn poll(s: Arc<Shared>) {
-    loop {
-        {
-            let stop = s.stop.lock().unwrap_or_else(|e| e.into_inner());
-            let (stop, _) = s
-                .wake
-                .wait_timeout_while(stop, s.poll, |stop| !*stop)
-                .unwrap_or_else(|e| e.into_inner());
-            if *stop {
-                return;
-            }
-        }
-        load(&s);
-        let scheduler = s.scheduler.lock().unwrap_or_else(|e| e.into_inner());
-        if *scheduler != 0 {
-            // SAFETY: a live scheduler (deleted only under this lock).
-            unsafe {
-                envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
-                    *scheduler as ConfigSchedulerPtr,
-                    0,
-                )
-            }
+/// One poll: load, then ask the main thread to report the stats.
+fn tick(s: &Shared) -> bool {
+    let answered = load(s);
+    let scheduler = s.scheduler.lock().unwrap_or_else(|e| e.into_inner());
+    if *scheduler != 0 {
+        // SAFETY: a live scheduler (deleted only under this lock).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                *scheduler as ConfigSchedulerPtr,
+                0,
+            )
         }
     }
+    answered
 }
 
 impl FilterConfig {
@@ -226,18 +203,16 @@ impl FilterConfig {
         };
         let shared = Arc::new(Shared {
             verifier,
-            origin,
-            reload: Mutex::new(Reload::new()),
-            poll,
+            source: Source::new(origin),
             scheduler: Mutex::new(0),
-            stop: Mutex::new(false),
-            wake: Condvar::new(),
         });
         let mut me = Self {
             envoy,
             policy,
             settings,
             shared,
+            poller: None,
+            poll,
             metrics: Metrics::default(),
             reported: Mutex::new(Reported::default()),
         };
@@ -744,18 +719,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         }
         match FilterConfig::new(envoy, bytes(config.ptr, config.length)) {
             Ok(c) => {
-                let c = Box::new(c);
+                let mut c = Box::new(c);
                 let scheduler =
                     envoy_dynamic_module_callback_http_filter_config_scheduler_new(envoy);
                 *c.shared.scheduler.lock().unwrap_or_else(|e| e.into_inner()) = scheduler as usize;
                 c.report();
                 let shared = Arc::clone(&c.shared);
-                if let Err(e) = std::thread::Builder::new()
-                    .name("keygate-poll".into())
-                    .spawn(move || poll(shared))
-                {
-                    log(LOG_ERROR, &format!("keygate: no poller thread: {e}"));
-                    return std::ptr::null();
+                // While the origin fails, up to 30 s (or the poll interval
+                // if longer) between looks.
+                let backoff = c.poll.max(Duration::from_secs(30));
+                match Poller::start("keygate-poll", c.poll, backoff, move || tick(&shared)) {
+                    Ok(p) => c.poller = Some(p),
+                    Err(e) => {
+                        log(LOG_ERROR, &format!("keygate: no poller thread: {e}"));
+                        return std::ptr::null();
+                    }
                 }
                 Box::into_raw(c) as ConfigModulePtr
             }
@@ -783,8 +761,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
             *scheduler = 0;
         }
         drop(scheduler);
-        *c.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        c.shared.wake.notify_all();
+        // Dropping the configuration stops its poller (which then lets go
+        // of the verifier).
+        drop(c);
     })
 }
 

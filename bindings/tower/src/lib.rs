@@ -32,13 +32,13 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
-use keygate::{Answer, Artifact, Origin, Outcome, Policy, Reload, Reloaded, Verifier};
+use keygate::{Answer, Artifact, Origin, Outcome, Policy, Poller, Source, Verifier};
 
 /// Why a [`Keygate`] could not be made.
 #[derive(Debug)]
@@ -93,8 +93,7 @@ struct Shared {
     verifier: Verifier,
     options: Options,
     principal_header: HeaderName,
-    origin: Origin,
-    reload: Mutex<Reload>,
+    source: Source,
 }
 
 impl Shared {
@@ -108,35 +107,11 @@ impl Shared {
         .unwrap_or(Policy::DEFAULT)
     }
 
-    /// One look at every artifact; whether the origin answered.
+    /// One look at every artifact (the core's reload rules); whether the
+    /// origin answered. Refused artifacts are counted by the verifier
+    /// (`keygate_artifact_refused_total`) and looked at again next time.
     fn load(&self) -> bool {
-        let mut reload = self.reload.lock().unwrap_or_else(|e| e.into_inner());
-        let mut answered = true;
-        for a in keygate::RELOAD_ORDER {
-            let Some(look) = self.origin.look(a, reload.validator(a)) else {
-                continue;
-            };
-            match reload.offer(&self.verifier, a, look.fetched()) {
-                Reloaded::Failed(_) | Reloaded::SnapshotMissing => answered = false,
-                // Counted by the verifier (`keygate_artifact_refused_total`)
-                // and tried again next time.
-                Reloaded::Refused(_) => {}
-                _ => {}
-            }
-        }
-        answered
-    }
-}
-
-/// Stops the poller when the last [`Keygate`] or layer is gone.
-struct Poller {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        *self.stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.stop.1.notify_all();
+        self.source.load(&self.verifier).answered
     }
 }
 
@@ -151,7 +126,7 @@ pub struct Keygate {
 impl std::fmt::Debug for Keygate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keygate")
-            .field("origin", &self.shared.origin)
+            .field("origin", self.shared.source.origin())
             .field("options", &self.shared.options)
             .finish_non_exhaustive()
     }
@@ -195,20 +170,21 @@ impl Keygate {
             verifier,
             options,
             principal_header,
-            origin,
-            reload: Mutex::new(Reload::new()),
+            source: Source::new(origin),
         });
         // The first load before the first request.
         shared.load();
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let (s, st) = (Arc::clone(&shared), Arc::clone(&stop));
-        std::thread::Builder::new()
-            .name("keygate-poll".into())
-            .spawn(move || poll(&s, &st))
-            .map_err(|e| Error::Refused(format!("no poller thread: {e}")))?;
+        let s = Arc::clone(&shared);
+        let poller = Poller::start(
+            "keygate-poll",
+            shared.options.poll_interval,
+            shared.options.max_backoff,
+            move || s.load(),
+        )
+        .map_err(|e| Error::Refused(format!("no poller thread: {e}")))?;
         Ok(Self {
             shared,
-            _poller: Arc::new(Poller { stop }),
+            _poller: Arc::new(poller),
         })
     }
 
@@ -244,28 +220,6 @@ impl Keygate {
             keygate: self.clone(),
             scope: Some(Arc::from(scope)),
         }
-    }
-}
-
-fn poll(shared: &Shared, stop: &(Mutex<bool>, Condvar)) {
-    let mut wait = shared.options.poll_interval;
-    loop {
-        {
-            let guard = stop.0.lock().unwrap_or_else(|e| e.into_inner());
-            let (guard, _) = stop
-                .1
-                .wait_timeout_while(guard, wait, |stop| !*stop)
-                .unwrap_or_else(|e| e.into_inner());
-            if *guard {
-                return;
-            }
-        }
-        wait = if shared.load() {
-            shared.options.poll_interval
-        } else {
-            // The origin failed: wait twice as long, up to the bound.
-            (wait * 2).min(shared.options.max_backoff)
-        };
     }
 }
 
