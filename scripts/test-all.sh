@@ -23,6 +23,7 @@ export CARGO_TERM_COLOR=never
 step "rustfmt check"                 cargo fmt --all --check
 step "clippy (all features)"         cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy (no default features)"  cargo clippy -p keygate --no-default-features -- -D warnings
+step "clippy (Python extension)"     bash -c 'export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}; cd bindings/python && cargo clippy -q -- -D warnings && cargo fmt -- --check'
 step "tests (default features)"      cargo test --workspace
 step "issuer tests again on PostgreSQL" bash scripts/test-postgres.sh
 # Needs a cluster (it says SKIPPED in the steps above, which have none).
@@ -46,6 +47,7 @@ step "C library (header, C tests, valgrind, ASan/UBSan, LuaJIT, Python, pkg-conf
 step "nginx module in real nginx (outcomes, revocation, reload under traffic)" \
                                      bash bindings/nginx/tests/run.sh
 step "Envoy: proxy-wasm filter and native dynamic module in real Envoy 1.40" bash bindings/envoy/tests/run.sh
+step "Python package (PyO3 wheel) in real uvicorn servers" bash bindings/python/tests/run.sh
 step "WASM (build, node --test, wasm32 tests, Worker in workerd)" \
                                      bash bindings/wasm/tests/run.sh
 step "docs: every block of clients.md and integrations/ in real gateways" \
@@ -71,6 +73,7 @@ require_ran() { # label count
     fi
 }
 require_ran "Envoy filter checks (proxy-wasm and native)" "$(count 3 'envoy filters?: [0-9]+ checks passed')"
+require_ran "Python package checks" "$(count 3 'python package: [0-9]+ checks passed')"
 require_ran "Envoy native module: bad configurations refused at load" "$(count 3 'envoy native: [0-9]+ bad filter_configs refused')"
 require_ran "nginx module checks" "$(count 3 'nginx module: [0-9]+ checks passed')"
 require_ran "docs checks" "$(count 7 'docs: [0-9]+ blocks on [0-9]+ pages, [0-9]+ checks passed')"

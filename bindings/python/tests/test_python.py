@@ -1,0 +1,148 @@
+"""The Python package in real servers: the wheel built by build.sh, a keyset
+published by the keygate CLI, a FastAPI app (the dependency) and a Starlette
+app (the ASGI middleware) each served by uvicorn on 127.0.0.1, called with
+requests: every answer, what the application sees, a revocation while
+serving; then the verify call against the peer a user would write (hashlib +
+dict), same run. Usage: python test_python.py KEYGATE_BIN"""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "../../testlib"))
+from gateway import Checks, Store, free_port  # noqa: E402
+
+import keygate  # noqa: E402
+
+BIN = sys.argv[1]
+work = tempfile.mkdtemp(prefix="keygate-python-")
+store, pub = os.path.join(work, "store"), os.path.join(work, "pub")
+check = Checks(lambda: sorted(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".log")))
+kg = Store(BIN, store)
+keys = kg.outcome_keys("acme_live", pub)
+procs = []
+
+
+def serve(app):
+    port = free_port()
+    log = open(os.path.join(work, app.replace(":", "-") + ".log"), "w")
+    p = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                          "--log-level", "warning"], cwd=HERE, env=dict(os.environ, KEYGATE_PUB=pub),
+                         stdout=log, stderr=log)
+    procs.append(p)
+    t0 = time.time()
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return port
+        except requests.ConnectionError:
+            check(p.poll() is None and time.time() - t0 < 20, f"{app} did not start")
+            time.sleep(0.1)
+
+
+def get(port, key=None, header="Authorization", extra=None):
+    h = dict(extra or {})
+    if key:
+        h[header] = f"Bearer {key}" if header == "Authorization" else key
+    return requests.get(f"http://127.0.0.1:{port}/invoices/5", headers=h, timeout=5)
+
+
+try:
+    # The library itself.
+    v = keygate.Verifier.from_dir(pub, poll_interval=None)
+    r = v.verify(keys["valid"], scope="invoices:read")
+    check(r.outcome == "valid" and r.principal == "billing-service" and r.valid, f"verify: {r!r}")
+    check(v.verify(keys["valid"].encode()).outcome == "valid", "verify takes bytes")
+    check(v.verify(keys["noscope"], "invoices:read").outcome == "insufficient_scope", "scope")
+    check(v.verify(keys["revoked"]).outcome == "revoked", "revoked")
+    check(v.verify("acme_live_nope").outcome == "malformed" and v.verify("acme_live_nope").principal is None,
+          "malformed")
+    check(v.verify(keys["old"]).outcome == "valid_deprecated", "deprecated")
+    check(keys["valid"] not in repr(v.verify(keys["valid"])), "a Verdict's repr holds no key")
+    for bad, why in [(lambda: keygate.Verifier.from_dir(os.path.join(work, "nowhere")), OSError),
+                     (lambda: keygate.Verifier.from_url(b"garbage", "http://127.0.0.1:1/"), ValueError),
+                     (lambda: keygate.Verifier.from_url(b"x", "file:///etc/"), ValueError),
+                     (lambda: keygate.Verifier.from_dir(pub, poll_interval=0), ValueError),
+                     (lambda: keygate.Verifier.from_dir(pub, realm='a"b'), ValueError),
+                     (lambda: v.verify(5), TypeError)]:
+        try:
+            bad()
+            check(False, f"not refused: expected {why.__name__}")
+        except why:
+            pass
+
+    fastapi_port, starlette_port = serve("apps:fastapi_app"), serve("apps:starlette_app")
+    for name, port in [("fastapi", fastapi_port), ("starlette", starlette_port)]:
+        r = get(port, keys["valid"])
+        check(r.status_code == 200 and "billing-service" in r.text, f"{name} valid: {r.status_code} {r.text}")
+        check(get(port, keys["valid"], header="X-API-Key").status_code == 200, f"{name}: X-API-Key")
+        r = get(port)
+        check(r.status_code == 401 and r.headers.get("www-authenticate") == 'Bearer realm="keygate"',
+              f"{name} no key: {r.status_code} {r.headers}")
+        for k, want in [("revoked", "revoked"), ("later", "not_yet_valid"), ("unknown", "unknown")]:
+            r = get(port, keys[k])
+            check(r.status_code == 401 and f'error_description="{want}"' in r.headers.get("www-authenticate", ""),
+                  f"{name} {k}: {r.status_code} {r.headers}")
+        r = get(port, keys["noscope"])
+        check(r.status_code == 403 and 'error="insufficient_scope"' in r.headers.get("www-authenticate", ""),
+              f"{name} scope: {r.status_code}")
+        r = get(port, keys["old"])
+        check(r.status_code == 200 and r.headers.get("deprecation", "").startswith("@")
+              and r.headers.get("sunset", "").endswith("GMT"), f"{name} deprecated: {r.status_code} {r.headers}")
+        r = get(port, keys["valid"], extra={"X-API-Key": keys["noscope"]})
+        check(r.status_code == 400, f"{name}: two keys: {r.status_code}")
+    # What the Starlette app sees: no key, the principal set by the
+    # middleware (a client's own copy dropped).
+    r = get(starlette_port, keys["valid"], extra={"X-Keygate-Principal": "admin"})
+    check(r.text == "principal=billing-service auth=- verdict=billing-service\n", f"starlette sees: {r.text!r}")
+    r = get(starlette_port, keys["unicode"])
+    check(r.text.startswith("principal=z%C3%BCrich%20b%C3%BCro "), f"a principal header is ASCII: {r.text!r}")
+
+    # A revocation while both servers run: refused within the poll (1 s) + 1 s.
+    for port in (fastapi_port, starlette_port):
+        check(get(port, keys["to_revoke"]).status_code == 200, "before the revoke")
+    kg.run("revoke", "--key", keys["to_revoke"])
+    t0 = time.time()
+    kg.run("publish", "--out", pub)
+    for name, port in [("fastapi", fastapi_port), ("starlette", starlette_port)]:
+        while get(port, keys["to_revoke"]).status_code == 200:
+            check(time.time() - t0 < 2.0, f"{name}: revocation not in force within 2 s")
+            time.sleep(0.02)
+        print(f"python {name}: revocation in force {1000 * (time.time() - t0):.0f} ms after the publish")
+    m = requests.get(f"http://127.0.0.1:{fastapi_port}/metrics", timeout=5).text
+    check(re.search(r'^keygate_verify_total\{outcome="valid"\} [1-9]', m, re.M) is not None, f"metrics: {m[:300]}")
+    check(all(k not in m for k in keys.values()), "no key in the metrics")
+    print(f"python package: {check.count} checks passed")
+
+    # Same run: the verify call against the peer a user would write (the
+    # keys' SHA-256 in a dict). A figure, not a test: targets live in
+    # docs/PERFORMANCE.md.
+    n, key = 200_000, keys["valid"]
+    table = {hashlib.sha256(k.encode()).digest(): "p" for k in keys.values()}
+    best = {}
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(n):
+            v.verify(key)
+        best["keygate"] = min(best.get("keygate", 1e9), (time.perf_counter() - t) / n * 1e9)
+        t = time.perf_counter()
+        for _ in range(n):
+            table.get(hashlib.sha256(key.encode()).digest())
+        best["hashlib"] = min(best.get("hashlib", 1e9), (time.perf_counter() - t) / n * 1e9)
+    print(f"python verify call: keygate {best['keygate']:.0f} ns, hashlib + dict {best['hashlib']:.0f} ns "
+          f"(keygate / peer {best['keygate'] / best['hashlib']:.2f}x; best of 3 rounds of {n})")
+finally:
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
