@@ -10,7 +10,7 @@ test (cli/tests/runbooks.rs).
 The only edits made to a block are the ones a reader makes: paths
 (/srv/keygate, /path/to, /usr/local, /etc/envoy, /etc/keygate), addresses
 (backend, api.example.com, keys.example.com, 127.0.0.1:8787,
-127.0.0.1:3000), and a `listen` line plus the process
+127.0.0.1:3000, 127.0.0.1:8000) and a key where a page shows `acme_live_…`, and a `listen` line plus the process
 boilerplate (pid, error_log, temp paths) around a config fragment.
 
 Usage: python3 test_docs.py KEYGATE_BIN PYTHON_WITH_REQUESTS ENVOY"""
@@ -597,6 +597,56 @@ console.log(r.outcome, r.principal);""", pub, keys["valid"]], cwd=ROOT, capture_
     gateway_matrix("axum.md", gw, "/invoices/5")
     st, _, body = get(gw, "/metrics")
     check(st == 200 and 'keygate_verify_total{outcome="valid"}' in body, f"axum.md: /metrics: {st} {body[:200]!r}")
+
+    # -- Python: the wheel as written, the library, the FastAPI app served by
+    #    uvicorn as written, the ASGI middleware in front of a Starlette app --
+    run_sh_block(take("integrations/python.md", 0, "sh", "run: build.sh (the wheel into .venv)"))
+    snippet = take("integrations/python.md", 1, "python", "run with the fixture's directory and key: prints valid")
+    r = subprocess.run([VENV_PY, "-c", snippet.replace("/srv/keygate", pub).replace("acme_live_…", keys["valid"])],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout.strip() == "valid", f"python.md: the library: {r.stdout} {r.stderr}")
+    pydir = os.path.join(work, "python-docs")
+    os.makedirs(pydir)
+    open(os.path.join(pydir, "invoices.py"), "w").write(
+        take("integrations/python.md", 2, "python", "saved as invoices.py, served by the next block"))
+    run_block = take("integrations/python.md", 3, "sh", "run: uvicorn as written, then the curl line: 200")
+    serve_line, curl_line = [line for line in run_block.splitlines() if line.strip()]
+    gw = free_port()
+    venv_bin = os.path.dirname(VENV_PY)
+    pyenv = {"PATH": venv_bin + os.pathsep + os.environ["PATH"], "KEY": keys["valid"]}
+    serve_line = serve_line.replace("/srv/keygate", pub).replace("--port 8000", f"--port {gw}")
+    p = start("python-docs-uvicorn", ["bash", "-c", "cd " + pydir + " && " + serve_line], env=pyenv)
+    wait_port(gw, "python.md uvicorn", p)
+    r = subprocess.run(["bash", "-c", curl_line.replace("127.0.0.1:8000", f"127.0.0.1:{gw}")],
+                       capture_output=True, text=True, env={**os.environ, **pyenv})
+    check('"principal":"billing-service"' in r.stdout, f"python.md: curl through the FastAPI app: {r.stdout}")
+    st, h, _ = get(gw, "/invoices/5")
+    check(st == 401 and h.get("www-authenticate") == 'Bearer realm="keygate"', f"python.md: no key: {st} {h}")
+    st, h, _ = get(gw, "/invoices/5", keys["noscope"])
+    check(st == 403, f"python.md: wrong scope: {st}")
+    st, h, _ = get(gw, "/invoices/5", keys["old"])
+    check(st == 200 and h.get("deprecation", "").startswith("@"), f"python.md: rotated key: {st} {h}")
+    middleware = take("integrations/python.md", 4, "python", "wraps a Starlette app, served by uvicorn: every answer")
+    open(os.path.join(pydir, "wrapped.py"), "w").write(f"""
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from keygate import Verifier
+
+verifier = Verifier.from_dir({pub!r})
+
+
+async def invoice(request):
+    auth = "set" if "authorization" in request.headers or "x-api-key" in request.headers else "-"
+    return PlainTextResponse(f"principal={{request.headers.get('x-keygate-principal', '-')}} auth={{auth}}\\n")
+
+app = Starlette(routes=[Route("/invoices/{{id}}", invoice)])
+""" + middleware)
+    gw = free_port()
+    p = start("python-docs-asgi", [VENV_PY, "-m", "uvicorn", "wrapped:app", "--host", "127.0.0.1", "--port", str(gw),
+                                   "--app-dir", pydir])
+    wait_port(gw, "python.md middleware", p)
+    gateway_matrix("python.md (ASGI middleware)", gw, "/invoices/5")
 
     take("integrations/rust.md", 0, "toml", "the dependency line (the reader's repository URL)")
     take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
