@@ -54,18 +54,14 @@ struct Verifier {
     poller: std::sync::Mutex<Option<Poller>>,
 }
 
-/// What a verify found. Holds no secret.
-#[pyclass(frozen, get_all, module = "keygate")]
+/// What a verify found. Holds no secret. Built per verify without
+/// formatting anything: the getters make the Python values when asked.
+#[pyclass(frozen, module = "keygate")]
 #[derive(Clone)]
 struct Verdict {
-    /// The outcome's name: `valid`, `valid_deprecated`, `unknown`,
-    /// `revoked`, `expired`, `not_yet_valid`, `insufficient_scope`,
-    /// `malformed` or `stale`.
-    outcome: String,
-    /// The key's principal (`None` unless the key was found).
+    outcome: keygate::Outcome,
     principal: Option<String>,
-    /// The key's id (32 hex characters; not secret).
-    key_id: Option<String>,
+    key_id: Option<keygate::KeyId>,
     expires_at: Option<u64>,
     deprecated_at: Option<u64>,
     sunset_at: Option<u64>,
@@ -73,20 +69,58 @@ struct Verdict {
 
 #[pymethods]
 impl Verdict {
+    /// The outcome's name: `valid`, `valid_deprecated`, `unknown`,
+    /// `revoked`, `expired`, `not_yet_valid`, `insufficient_scope`,
+    /// `malformed` or `stale`.
+    #[getter]
+    fn outcome(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+
+    /// The key's principal (`None` unless the key was found).
+    #[getter]
+    fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
+    /// The key's id (32 hex characters; not secret).
+    #[getter]
+    fn key_id(&self) -> Option<String> {
+        self.key_id.map(|k| k.to_string())
+    }
+
+    #[getter]
+    fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    #[getter]
+    fn deprecated_at(&self) -> Option<u64> {
+        self.deprecated_at
+    }
+
+    #[getter]
+    fn sunset_at(&self) -> Option<u64> {
+        self.sunset_at
+    }
+
     /// Whether the key is good for the request (`valid` or
     /// `valid_deprecated`).
     #[getter]
     fn valid(&self) -> bool {
-        self.outcome == "valid" || self.outcome == "valid_deprecated"
+        matches!(
+            self.outcome,
+            keygate::Outcome::Valid | keygate::Outcome::ValidDeprecated
+        )
     }
 
     fn __repr__(&self) -> String {
-        let opt = |o: &Option<String>| o.as_ref().map_or("None".to_owned(), |s| format!("{s:?}"));
+        let opt = |o: Option<String>| o.map_or("None".to_owned(), |s| format!("{s:?}"));
         format!(
             "Verdict(outcome={:?}, principal={}, key_id={})",
-            self.outcome,
-            opt(&self.principal),
-            opt(&self.key_id)
+            self.outcome.as_str(),
+            opt(self.principal.clone()),
+            opt(self.key_id())
         )
     }
 }
@@ -95,9 +129,9 @@ impl From<keygate::Verdict> for Verdict {
     fn from(v: keygate::Verdict) -> Self {
         let found = v.key_id.is_some() && !v.principal.as_str().is_empty();
         Self {
-            outcome: v.outcome.as_str().to_owned(),
+            outcome: v.outcome,
             principal: found.then(|| v.principal.as_str().to_owned()),
-            key_id: v.key_id.map(|k| k.to_string()),
+            key_id: v.key_id,
             expires_at: v.expires_at,
             deprecated_at: v.deprecated_at,
             sunset_at: v.sunset_at,
