@@ -43,5 +43,5 @@ for _ in $(seq "$ROUNDS"); do
 done
 for fw in fastapi starlette; do
     plain=${best[${fw}_plain]}; with=${best[${fw}_keygate]}
-    "$PY" -c "p, k = $plain, $with; print(f'python : no auth {p:.0f} req/s, keygate {k:.0f} req/s: {k / p:.3f}x, +{1e6 / k - 1e6 / p:.1f} us/request (target: keygate costs <= 5 %)')" 
+    "$PY" -c "p, k = $plain, $with; print(f'python $fw: no auth {p:.0f} req/s, keygate {k:.0f} req/s: {k / p:.3f}x, +{1e6 / k - 1e6 / p:.1f} us/request (target: keygate costs <= 5 %)')"
 done
