@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the WASM package, then: node --test against pkg/node, and the Worker
-# under real workerd (npm). Run from anywhere.
+# Builds the WASM package, then: node --test against pkg/node, the Worker
+# under real workerd (npm), and the Express, Fastify and Hono adapters in
+# real servers. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(cd ../.. && pwd)
@@ -11,3 +12,4 @@ bash build.sh
     cargo test -p keygate-wasm --target wasm32-unknown-unknown --test wasm)
 KEYGATE_FIXTURES="$TARGET/wasm-tests/fixtures" node --test tests/node.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/workerd.test.js
+KEYGATE_BIN="$TARGET/release/keygate" node --test tests/frameworks.test.js

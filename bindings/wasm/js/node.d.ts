@@ -1,0 +1,1 @@
+export { Keygate, KeygateOptions, KeygatePrincipal, principalOf } from "./types";

@@ -1,0 +1,144 @@
+// keygate for Node services: one Verifier kept current from a publish
+// directory or a static HTTP origin by the core's reload rules (Reload), and
+// the gateway contract for a request (Verifier.check). The framework
+// adapters (keygate/express, keygate/fastify, keygate/hono) are built on it.
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+const core = require("./index.js");
+
+const DEFAULTS = { pollInterval: 1000, maxBackoff: 30000, realm: "keygate", principalHeader: "x-keygate-principal", retryAfter: 5 };
+
+class Keygate {
+  constructor(verifier, source, options) {
+    this.verifier = verifier;
+    this.source = source;
+    this.options = { ...DEFAULTS, ...options };
+    this.reloadState = new core.Reload();
+    this.timer = null;
+    this.events = [];
+  }
+
+  // A publish directory: the trust anchor is pinned from its trust.kgt now
+  // (later bundles there must chain from it); the artifacts are loaded now
+  // and then every `pollInterval` ms (0: only on reload()).
+  static fromDir(dir, options = {}) {
+    const anchor = new Uint8Array(fs.readFileSync(path.join(dir, "trust.kgt")));
+    const k = new Keygate(new core.Verifier(anchor), { dir }, options);
+    k.reloadDir();
+    k.start();
+    return k;
+  }
+
+  // A static HTTP(S) origin, fetched with If-None-Match; `anchor` is the
+  // trust.kgt you trust (bytes).
+  static async fromUrl(anchor, url, options = {}) {
+    if (!/^https?:\/\//.test(url)) throw new TypeError("url must be http(s)");
+    const k = new Keygate(new core.Verifier(new Uint8Array(anchor)), { url: url.endsWith("/") ? url : url + "/" }, options);
+    await k.reload();
+    k.start();
+    return k;
+  }
+
+  offer(name, status, bytes, etag) {
+    const r = this.reloadState.offer(this.verifier, name, status, bytes, etag);
+    if (r.error) this.events.push(`${name}: ${r.step}: ${r.error}`);
+    if (this.events.length > 100) this.events.shift();
+    return r;
+  }
+
+  // One look at each artifact file (a stamp compared before reading, as
+  // the core's look_at_file does); whether the origin answered.
+  reloadDir() {
+    let answered = true;
+    for (const name of core.Reload.order()) {
+      const file = path.join(this.source.dir, name);
+      let st;
+      try {
+        st = fs.statSync(file, { bigint: true });
+      } catch (e) {
+        if (e.code !== "ENOENT") answered = false;
+        const r = this.offer(name, e.code === "ENOENT" ? 404 : 500);
+        if (r.step === "snapshot_missing") answered = false;
+        continue;
+      }
+      const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      if (this.reloadState.validator(name) === stamp) continue;
+      let bytes;
+      try {
+        bytes = new Uint8Array(fs.readFileSync(file));
+      } catch (e) {
+        answered = false;
+        this.offer(name, 500);
+        continue;
+      }
+      this.offer(name, 200, bytes, stamp);
+    }
+    return answered;
+  }
+
+  // Loads what changed now; resolves to whether the origin answered.
+  async reload() {
+    if (this.source.dir) return this.reloadDir();
+    let answered = true;
+    for (const name of core.Reload.order()) {
+      const headers = {};
+      const etag = this.reloadState.validator(name);
+      if (etag) headers["if-none-match"] = etag;
+      let res;
+      try {
+        res = await fetch(this.source.url + name, { headers, signal: AbortSignal.timeout(5000) });
+      } catch (e) {
+        answered = false;
+        this.offer(name, 0);
+        continue;
+      }
+      const bytes = res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
+      const r = this.offer(name, res.status, bytes, res.headers.get("etag"));
+      if (r.step === "failed" || r.step === "snapshot_missing") answered = false;
+    }
+    return answered;
+  }
+
+  start() {
+    const { pollInterval, maxBackoff } = this.options;
+    if (!pollInterval) return;
+    let wait = pollInterval;
+    const tick = async () => {
+      const answered = await this.reload().catch(() => false);
+      // While the origin fails, twice as long each time, up to maxBackoff.
+      wait = answered ? pollInterval : Math.min(wait * 2, Math.max(maxBackoff, pollInterval));
+      this.timer = setTimeout(tick, wait);
+      this.timer.unref();
+    };
+    this.timer = setTimeout(tick, wait);
+    this.timer.unref();
+  }
+
+  close() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  // The gateway contract for one request: `headers` as [name, value] pairs.
+  check(headers, scope) {
+    const { realm, principalHeader, retryAfter } = this.options;
+    return this.verifier.check(headers, { scope, realm, principalHeader, retryAfter });
+  }
+
+  verify(key, scope) {
+    return this.verifier.verify(key, scope === undefined ? undefined : { scope });
+  }
+
+  // The counters as Prometheus text (the names every keygate surface exports).
+  metrics() {
+    return this.verifier.statsPrometheus();
+  }
+}
+
+// What a framework adapter hands the application (no secret in it).
+function principalOf(a) {
+  return { principal: a.principal, keyId: a.keyId, outcome: a.outcome, deprecated: a.outcome === "valid_deprecated" };
+}
+
+module.exports = { Keygate, principalOf };

@@ -1,0 +1,32 @@
+import type { Verifier } from "./keygate";
+
+export interface KeygateOptions {
+  /** ms between polls (default 1000; 0: only on reload()). */
+  pollInterval?: number;
+  /** the longest wait between polls while the origin fails (default 30000 ms). */
+  maxBackoff?: number;
+  realm?: string;
+  principalHeader?: string;
+  retryAfter?: number;
+}
+
+/** What a middleware hands the application. Holds no secret. */
+export interface KeygatePrincipal {
+  principal: string;
+  keyId: string;
+  outcome: "valid" | "valid_deprecated";
+  deprecated: boolean;
+}
+
+export declare class Keygate {
+  readonly verifier: Verifier;
+  static fromDir(dir: string, options?: KeygateOptions): Keygate;
+  static fromUrl(anchor: Uint8Array, url: string, options?: KeygateOptions): Promise<Keygate>;
+  reload(): Promise<boolean>;
+  close(): void;
+  check(headers: Array<[string, string]>, scope?: string): any;
+  verify(key: string, scope?: string): any;
+  metrics(): string;
+}
+
+export declare function principalOf(answer: any): KeygatePrincipal;

@@ -1,0 +1,153 @@
+// The Node adapters in real servers: Express, Fastify and Hono (on
+// @hono/node-server), each guarding a route with keygate loaded from a
+// directory the keygate CLI publishes to; every answer over HTTP with fetch,
+// what the handler sees, a revocation while they run, and the metrics.
+// Run by tests/run.sh: KEYGATE_BIN=... node --test tests/frameworks.test.js
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { execFileSync } = require("node:child_process");
+const { Keygate } = require("../pkg/node/node.js");
+const keygateExpress = require("../pkg/node/express.js");
+const keygateFastify = require("../pkg/node/fastify.js");
+const keygateHono = require("../pkg/node/hono.js");
+
+const BIN = process.env.KEYGATE_BIN;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "keygate-frameworks-"));
+const store = path.join(work, "store");
+const pub = path.join(work, "pub");
+const kg = (...args) => JSON.parse(execFileSync(BIN, ["--store", store, "--json", ...args], { encoding: "utf8" }) || "null");
+const issue = (principal, scope) => kg("issue", "--principal", principal, "--scope", scope).key;
+
+kg("init", "--keyset", "node", "--prefix", "acme_live");
+const keys = {
+  valid: issue("billing-service", "invoices:read"),
+  old: issue("mobile-app", "invoices:read"),
+  noscope: issue("search-indexer", "search:read"),
+  revoked: issue("leaky", "invoices:read"),
+  toRevoke: issue("breach", "invoices:read"),
+  unicode: issue("z\u00fcrich b\u00fcro", "invoices:read"),
+};
+keys.rotated = kg("rotate", "--principal", "mobile-app", "--grace", "7d").key;
+kg("revoke", "--key", keys.revoked);
+kg("publish", "--out", pub);
+
+function seen(headers, who) {
+  const auth = headers["authorization"] || headers["x-api-key"] ? "set" : "-";
+  return `principal=${headers["x-keygate-principal"] || "-"} auth=${auth} verdict=${who.principal}\n`;
+}
+
+async function servers(keygate) {
+  const out = {};
+  const express = require("express")();
+  express.use("/invoices", keygateExpress(keygate, { scope: "invoices:read" }));
+  express.get("/invoices/:id", (req, res) => res.type("text/plain").send(seen(req.headers, req.keygate)));
+  const e = express.listen(0, "127.0.0.1");
+  await new Promise((r) => e.once("listening", r));
+  out.express = { port: e.address().port, close: () => e.close() };
+
+  const fastify = require("fastify")();
+  fastify.addHook("onRequest", keygateFastify(keygate, { scope: "invoices:read" }));
+  fastify.get("/invoices/:id", async (request, reply) => {
+    reply.type("text/plain");
+    return seen(request.headers, request.keygate);
+  });
+  await fastify.listen({ port: 0, host: "127.0.0.1" });
+  out.fastify = { port: fastify.server.address().port, close: () => fastify.close() };
+
+  const { Hono } = require("hono");
+  const { serve } = require("@hono/node-server");
+  const hono = new Hono();
+  hono.use("/invoices/*", keygateHono(keygate, { scope: "invoices:read" }));
+  hono.get("/invoices/:id", (c) => c.text(`verdict=${c.get("keygate").principal}\n`));
+  const h = await new Promise((resolve) => {
+    const s = serve({ fetch: hono.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
+  });
+  out.hono = { port: h.address().port, close: () => h.close() };
+  return out;
+}
+
+async function get(port, headers = {}) {
+  const r = await fetch(`http://127.0.0.1:${port}/invoices/5`, { headers });
+  return { status: r.status, headers: r.headers, body: await r.text() };
+}
+const bearer = (k) => ({ authorization: `Bearer ${k}` });
+
+test("Express, Fastify and Hono answer by the gateway contract", async () => {
+  const keygate = Keygate.fromDir(pub, { pollInterval: 200 });
+  const all = await servers(keygate);
+  try {
+    for (const [name, { port }] of Object.entries(all)) {
+      let r = await get(port, bearer(keys.valid));
+      assert.equal(r.status, 200, `${name} valid: ${r.body}`);
+      assert.match(r.body, /verdict=billing-service/, name);
+      assert.equal((await get(port, { "x-api-key": keys.valid })).status, 200, `${name} X-API-Key`);
+      r = await get(port);
+      assert.equal(r.status, 401, `${name} no key`);
+      assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="keygate"', name);
+      r = await get(port, bearer(keys.revoked));
+      assert.equal(r.status, 401, `${name} revoked`);
+      assert.match(r.headers.get("www-authenticate"), /error_description="revoked"/, name);
+      r = await get(port, bearer("acme_live_nope"));
+      assert.match(r.headers.get("www-authenticate"), /malformed/, name);
+      r = await get(port, bearer(keys.noscope));
+      assert.equal(r.status, 403, `${name} scope`);
+      assert.match(r.headers.get("www-authenticate"), /error="insufficient_scope"/, name);
+      r = await get(port, bearer(keys.old));
+      assert.equal(r.status, 200, `${name} deprecated`);
+      assert.match(r.headers.get("deprecation") || "", /^@\d+$/, `${name}: Deprecation`);
+      assert.match(r.headers.get("sunset") || "", /GMT$/, `${name}: Sunset`);
+      r = await get(port, { ...bearer(keys.valid), "x-api-key": keys.noscope });
+      assert.equal(r.status, 400, `${name}: two keys`);
+    }
+    // Express and Fastify hand the route a request without its key and
+    // with the principal the middleware set (a client's own copy dropped).
+    for (const name of ["express", "fastify"]) {
+      const r = await get(all[name].port, { ...bearer(keys.valid), "x-keygate-principal": "admin" });
+      assert.equal(r.body, "principal=billing-service auth=- verdict=billing-service\n", name);
+      const u = await get(all[name].port, bearer(keys.unicode));
+      assert.match(u.body, /^principal=z%C3%BCrich%20b%C3%BCro /, `${name}: the principal header is ASCII`);
+    }
+
+    // A revocation published while they run: refused within the poll + 1 s.
+    for (const { port } of Object.values(all)) assert.equal((await get(port, bearer(keys.toRevoke))).status, 200);
+    kg("revoke", "--key", keys.toRevoke);
+    const t0 = Date.now();
+    kg("publish", "--out", pub);
+    for (const [name, { port }] of Object.entries(all)) {
+      while ((await get(port, bearer(keys.toRevoke))).status === 200) {
+        assert.ok(Date.now() - t0 < 1500, `${name}: revocation not in force within 1.5 s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    console.log(`node frameworks: revocation in force ${Date.now() - t0} ms after the publish (poll 200 ms)`);
+    // A damaged update changes nothing, and is counted.
+    fs.writeFileSync(path.join(pub, "revocations.kgr"), "KGR garbage");
+    await new Promise((r) => setTimeout(r, 600));
+    for (const [name, { port }] of Object.entries(all)) {
+      assert.equal((await get(port, bearer(keys.valid))).status, 200, `${name} after a damaged update`);
+      assert.equal((await get(port, bearer(keys.toRevoke))).status, 401, `${name} still revoked`);
+    }
+    const m = keygate.metrics();
+    assert.match(m, /^keygate_verify_total\{outcome="valid"\} [1-9]/m);
+    assert.match(m, /^keygate_artifact_refused_total\{artifact="revocations"\} [1-9]/m);
+    for (const k of Object.values(keys)) assert.ok(!m.includes(k), "no key in the metrics");
+  } finally {
+    for (const s of Object.values(all)) await s.close();
+    keygate.close();
+  }
+});
+
+test("a bad anchor or origin is refused", async () => {
+  assert.throws(() => Keygate.fromDir(path.join(work, "nowhere")));
+  await assert.rejects(Keygate.fromUrl(new Uint8Array([1, 2, 3]), "http://127.0.0.1:1/"));
+  await assert.rejects(Keygate.fromUrl(fs.readFileSync(path.join(pub, "trust.kgt")), "file:///etc/"));
+  const k = Keygate.fromDir(pub, { pollInterval: 0 });
+  assert.equal(k.verify(keys.valid, "invoices:read").outcome, "valid");
+  k.close();
+});
+
+test.after(() => fs.rmSync(work, { recursive: true, force: true }));
