@@ -648,6 +648,22 @@ app = Starlette(routes=[Route("/invoices/{{id}}", invoice)])
     wait_port(gw, "python.md middleware", p)
     gateway_matrix("python.md (ASGI middleware)", gw, "/invoices/5")
 
+    # -- Node: the Express example as written, on the built package ------------
+    nodedir = os.path.join(work, "node-docs")
+    os.makedirs(os.path.join(nodedir, "node_modules"))
+    os.symlink(os.path.join(ROOT, "bindings/wasm/pkg/node"), os.path.join(nodedir, "node_modules/keygate"))
+    os.symlink(os.path.join(ROOT, "bindings/wasm/node_modules/express"), os.path.join(nodedir, "node_modules/express"))
+    open(os.path.join(nodedir, "server.js"), "w").write(
+        take("integrations/node.md", 0, "js", "saved as server.js, run by the next block: every answer over HTTP"))
+    run_line = take("integrations/node.md", 1, "sh", "run: node server.js with the fixture and a free port").strip()
+    gw = free_port()
+    run_line = run_line.replace("PORT=3000", f"PORT={gw}").replace("/srv/keygate", pub)
+    p = start("node-docs", ["bash", "-c", f"cd {nodedir} && {run_line}"])
+    wait_port(gw, "node.md example", p)
+    gateway_matrix("node.md (Express)", gw, "/invoices/5")
+    st, _, body = get(gw, "/metrics")
+    check(st == 200 and 'keygate_verify_total{outcome="valid"}' in body, f"node.md: /metrics: {st}")
+
     take("integrations/rust.md", 0, "toml", "the dependency line (the reader's repository URL)")
     take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
     lib = open(os.path.join(ROOT, "src/lib.rs")).read()
