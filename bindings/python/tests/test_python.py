@@ -116,6 +116,74 @@ try:
         check(r.text.startswith("principal=z%C3%BCrich%20b%C3%BCro "), f"{name}: the principal header is ASCII: "
                                                                         f"{r.text!r}")
 
+    # The client helper through a rotation while the FastAPI app runs:
+    # requests every 10 ms, the key rotated and the new key handed to the
+    # helper at once, then published: not one request refused.
+    from keygate.client import RotatingKey
+    import threading
+    first = kg.issue("--principal", "client-svc", "--scope", "invoices:read")
+    kg.run("publish", "--out", pub)
+    t0 = time.time()
+    while get(fastapi_port, first).status_code != 200:
+        check(time.time() - t0 < 3, "the client's first key never worked")
+        time.sleep(0.05)
+    rk = RotatingKey(first)
+    statuses, stop = [], [False]
+
+    def client():
+        while not stop[0]:
+            statuses.append(rk.send(lambda key: get(fastapi_port, key)).status_code)
+            time.sleep(0.01)
+    th = threading.Thread(target=client)
+    th.start()
+    time.sleep(0.3)
+    second = kg.run("rotate", "--principal", "client-svc", "--grace", "1d")
+    second = __import__("json").loads(second)["key"]
+    rk.offer_next(second)
+    kg.run("publish", "--out", pub)
+    t0 = time.time()
+    while rk.in_use != second:
+        check(time.time() - t0 < 3, "the helper never switched to the new key")
+        time.sleep(0.02)
+    time.sleep(0.3)
+    stop[0] = True
+    th.join()
+    refused = [st for st in statuses if st != 200]
+    check(not refused and len(statuses) > 20, f"client helper: {len(refused)} of {len(statuses)} refused: {refused[:5]}")
+    check(second not in repr(rk) and first not in repr(rk), "the helper's repr holds no key")
+    print(f"python client helper: {len(statuses)} requests through a rotation, 0 refused, switched after "
+          f"{1000 * (time.time() - t0):.0f} ms")
+
+    # Its rules, against gateways that answer as the contract says.
+    class Resp:
+        def __init__(self, status, **headers):
+            self.status_code, self.headers = status, {k.replace("_", "-"): v for k, v in headers.items()}
+    seen_keys = []
+
+    def gateway(known, revoked=(), deprecated=()):
+        def call(key):
+            seen_keys.append(key)
+            if key in revoked:
+                return Resp(401, www_authenticate='Bearer error="invalid_token", error_description="revoked"')
+            if key not in known:
+                return Resp(401, www_authenticate='Bearer error="invalid_token", error_description="unknown"')
+            return Resp(200, **({"deprecation": "@1"} if key in deprecated else {}))
+        return call
+    rk = RotatingKey("old", "new", retry_after=0)
+    check(rk.send(gateway({"old"})).status_code == 200 and rk.in_use == "old", "no signal: stays on the key in use")
+    check(rk.send(gateway({"old"}, deprecated={"old"})).status_code == 200 and rk.in_use == "new",
+          "Deprecation: the next request uses the next key")
+    check(rk.send(gateway({"old"})).status_code == 200 and rk.in_use == "old",
+          "the next key unknown at this gateway: the same request again with the old key, and back to it")
+    check(rk.send(gateway({"old", "new"}, deprecated={"old"})).status_code == 200 and rk.in_use == "new",
+          "switched again once the gateway knows it")
+    rk = RotatingKey("leaked", "fresh")
+    check(rk.send(gateway({"fresh"}, revoked={"leaked"})).status_code == 200 and rk.in_use == "fresh",
+          "revoked: the same request with the next key")
+    rk = RotatingKey("leaked", "fresh")
+    r = rk.send(gateway(set(), revoked={"leaked"}))
+    check(r.status_code == 401 and rk.in_use == "leaked", "revoked and the next key not loaded yet: the refusal")
+
     # A revocation while both servers run: refused within the poll (1 s) + 1 s.
     for _, port in servers:
         check(get(port, keys["to_revoke"]).status_code == 200, "before the revoke")
