@@ -33,7 +33,7 @@ for t in node web; do
         echo 'export * from "./keygate";' > "$out/index.d.ts"
         # The Node service adapters: keygate/node (loading and polling),
         # keygate/express, keygate/fastify, keygate/hono.
-        for f in node express fastify hono; do
+        for f in node express fastify hono client; do
             cp "$HERE/js/$f.js" "$HERE/js/$f.d.ts" "$out/"
         done
         cp "$HERE/js/types.d.ts" "$out/"
@@ -53,8 +53,8 @@ for t in node web; do
   "main": "index.js",
   "types": "index.d.ts",
   $([ $t = web ] && echo '"type": "module",')
-  $([ $t = node ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./node": { "types": "./node.d.ts", "default": "./node.js" }, "./express": { "types": "./express.d.ts", "default": "./express.js" }, "./fastify": { "types": "./fastify.d.ts", "default": "./fastify.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./package.json": "./package.json" },')
-  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "types.d.ts"')]
+  $([ $t = node ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./node": { "types": "./node.d.ts", "default": "./node.js" }, "./express": { "types": "./express.d.ts", "default": "./express.js" }, "./fastify": { "types": "./fastify.d.ts", "default": "./fastify.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./client": { "types": "./client.d.ts", "default": "./client.js" }, "./package.json": "./package.json" },')
+  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "client.js", "client.d.ts", "types.d.ts"')]
 }
 JSON
     cp README.md "$out/README.md"

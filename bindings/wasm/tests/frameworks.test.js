@@ -141,6 +141,63 @@ test("Express, Fastify and Hono answer by the gateway contract", async () => {
   }
 });
 
+test("the client helper rotates through a live Express server with no refused request", async () => {
+  const { RotatingKey } = require("../pkg/node/client.js");
+  const first = issue("client-svc", "invoices:read");
+  kg("publish", "--out", pub);
+  const keygate = Keygate.fromDir(pub, { pollInterval: 200 });
+  const all = await servers(keygate);
+  const port = all.express.port;
+  try {
+    const rk = new RotatingKey(first);
+    const statuses = [];
+    let stop = false;
+    const client = (async () => {
+      while (!stop) {
+        statuses.push((await rk.send((key) => get(port, bearer(key)))).status);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const second = kg("rotate", "--principal", "client-svc", "--grace", "1d").key;
+    rk.offerNext(second);
+    kg("publish", "--out", pub);
+    const t0 = Date.now();
+    while (rk.inUse !== second) {
+      assert.ok(Date.now() - t0 < 3000, "the helper never switched to the new key");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await client;
+    const refused = statuses.filter((s) => s !== 200);
+    assert.deepEqual(refused, [], `${refused.length} of ${statuses.length} refused`);
+    assert.ok(statuses.length > 20);
+    assert.ok(!JSON.stringify(rk).includes(first) && !JSON.stringify(rk).includes(second), "no key in its JSON");
+    console.log(`node client helper: ${statuses.length} requests through a rotation, 0 refused`);
+
+    // The rules, against answers as the contract gives them.
+    const answer = (status, headers = {}) => ({ status, headers: new Headers(headers) });
+    const gw = (known, revoked = [], deprecated = []) => async (key) =>
+      revoked.includes(key) ? answer(401, { "www-authenticate": 'Bearer error="invalid_token", error_description="revoked"' })
+        : !known.includes(key) ? answer(401, { "www-authenticate": 'Bearer error="invalid_token", error_description="unknown"' })
+          : answer(200, deprecated.includes(key) ? { deprecation: "@1" } : {});
+    const r = new RotatingKey("old", "new", { retryAfter: 0 });
+    assert.equal((await r.send(gw(["old"]))).status, 200);
+    assert.equal(r.inUse, "old", "no signal: stays");
+    await r.send(gw(["old"], [], ["old"]));
+    assert.equal(r.inUse, "new", "Deprecation: switches");
+    assert.equal((await r.send(gw(["old"]))).status, 200, "unknown next key: the old key again");
+    assert.equal(r.inUse, "old");
+    const b = new RotatingKey("leaked", "fresh");
+    assert.equal((await b.send(gw(["fresh"], ["leaked"]))).status, 200, "revoked: the next key");
+    assert.equal(b.inUse, "fresh");
+  } finally {
+    for (const s of Object.values(all)) await s.close();
+    keygate.close();
+  }
+});
+
 test("a bad anchor or origin is refused", async () => {
   assert.throws(() => Keygate.fromDir(path.join(work, "nowhere")));
   await assert.rejects(Keygate.fromUrl(new Uint8Array([1, 2, 3]), "http://127.0.0.1:1/"));
