@@ -123,7 +123,7 @@ class Keygate {
   // The gateway contract for one request: `headers` as [name, value] pairs.
   check(headers, scope) {
     const { realm, principalHeader, retryAfter } = this.options;
-    return this.verifier.check(headers, { scope, realm, principalHeader, retryAfter });
+    return this.verifier.check(relevantHeaders(headers, principalHeader), { scope, realm, principalHeader, retryAfter });
   }
 
   verify(key, scope) {
@@ -134,6 +134,22 @@ class Keygate {
   metrics() {
     return this.verifier.statsPrometheus();
   }
+}
+
+// The request headers the gateway contract reads: the key headers and the
+// principal header, by name compared as the core does (ASCII case-insensitive,
+// `_` and `-` alike). Only these cross into WASM: every other header is
+// irrelevant to the answer, and converting all of them cost most of a check.
+function relevantHeaders(pairs, principalHeader) {
+  const wanted = ["authorization", "x-api-key", principalHeader.toLowerCase().replace(/_/g, "-")];
+  const longest = Math.max(13, principalHeader.length);
+  const out = [];
+  for (const [n, v] of pairs) {
+    if (n.length > longest) continue;
+    const name = n.toLowerCase().replace(/_/g, "-");
+    if (wanted.includes(name)) out.push([n, v]);
+  }
+  return out;
 }
 
 // What a framework adapter hands the application (no secret in it).
