@@ -20,7 +20,7 @@ kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
 kg publish --out "$work/pub" >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-pin 0 "$TARGET/release/examples/bench" "$work/pub" "127.0.0.1:$PORT" &
+(exec taskset -c 0 "$TARGET/release/examples/bench" "$work/pub" "127.0.0.1:$PORT") &
 srv=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/plain" && break; sleep 0.05; done
 plain=0; with=0

@@ -25,8 +25,8 @@ pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -
 declare -A port
 for app in fastapi_plain fastapi_keygate starlette_plain starlette_keygate; do
     port[$app]=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    KEYGATE_PUB="$work/pub" pin 0 "$PY" -m uvicorn "apps:$app" --host 127.0.0.1 --port "${port[$app]}" \
-        --log-level warning --no-access-log >"$work/$app.log" 2>&1 &
+    (export KEYGATE_PUB="$work/pub"; exec taskset -c 0 "$PY" -m uvicorn "apps:$app" --host 127.0.0.1 \
+        --port "${port[$app]}" --log-level warning --no-access-log) >"$work/$app.log" 2>&1 &
     pids+=($!)
 done
 for app in "${!port[@]}"; do

@@ -19,7 +19,7 @@ KEY=$(kg issue --principal billing --scope invoices:read | node -e 'let s="";pro
 kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
 kg publish --out "$work/pub" >/dev/null
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-pin 0 node bench/frameworks.js "$work/pub" > "$work/ports" &
+(exec taskset -c 0 node bench/frameworks.js "$work/pub" > "$work/ports") &
 srv=$!
 for _ in $(seq 100); do [ "$(wc -l < "$work/ports")" -ge 6 ] && break; sleep 0.1; done
 declare -A port best
