@@ -1107,7 +1107,20 @@ impl Verifier {
         now: u64,
         scope: Option<&str>,
     ) -> (crate::Answer, Option<Verdict>) {
-        match crate::presented_key(headers) {
+        self.answer(crate::presented_key(headers), now, scope)
+    }
+
+    /// [`check`](Self::check) for a key already found with
+    /// [`presented_key`](crate::presented_key): for a surface that also
+    /// needs the key itself, or verifies apart from reading the headers
+    /// (Python releases its lock around this call only).
+    pub fn answer(
+        &self,
+        presented: crate::Presented<'_>,
+        now: u64,
+        scope: Option<&str>,
+    ) -> (crate::Answer, Option<Verdict>) {
+        match presented {
             crate::Presented::None => (crate::Answer::no_key(), None),
             crate::Presented::Conflict => (crate::Answer::conflict(), None),
             crate::Presented::Key(k) => {
@@ -1115,6 +1128,12 @@ impl Verifier {
                 (v.answer(), Some(v))
             }
         }
+    }
+
+    /// The current time as [`check_now`](Self::check_now) reads it (unix
+    /// seconds).
+    pub fn now() -> u64 {
+        unix_now()
     }
 
     #[cold]

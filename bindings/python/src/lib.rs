@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use keygate::{Answer, Artifact, Origin, Policy, Poller, Presented, Source};
+use keygate::{Artifact, Origin, Policy, Poller, Source};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -42,9 +42,7 @@ fn text<'a>(o: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    keygate::Verifier::now()
 }
 
 /// Verifies API keys against a published keyset, in-process.
@@ -252,15 +250,11 @@ impl Verifier {
             read.push((text(n)?, text(v)?));
         }
         let pairs = || read.iter().copied();
-        let (answer, verdict) = match keygate::presented_key(pairs()) {
-            Presented::None => (Answer::no_key(), None),
-            Presented::Conflict => (Answer::conflict(), None),
-            Presented::Key(k) => {
-                let t = now();
-                let v = py.allow_threads(|| shared.verifier.verify_bytes(k, t, scope));
-                (v.answer(), Some(v))
-            }
-        };
+        // The headers are read with the GIL held (they are Python objects);
+        // the verify runs without it.
+        let presented = keygate::presented_key(pairs());
+        let t = now();
+        let (answer, verdict) = py.allow_threads(|| shared.verifier.answer(presented, t, scope));
         let forward = answer.forward();
         let mut strip: Vec<String> = Vec::new();
         if forward {

@@ -333,18 +333,23 @@ where
         // Behind another keygate layer (a router-wide one, then a route's
         // scope), the key headers are gone: the key it verified travels
         // in a private extension, so this layer checks its own scope.
-        let (answer, verdict) = match req.extensions().get::<VerifiedKey>() {
-            Some(VerifiedKey(key)) => shared.verifier.check_now(
-                [(b"x-api-key".as_slice(), key.as_ref())],
-                self.layer.scope.as_deref(),
-            ),
-            None => shared.verifier.check_now(
+        let verified = req.extensions().get::<VerifiedKey>().cloned();
+        let presented = match &verified {
+            Some(VerifiedKey(key)) => keygate::Presented::Key(key),
+            None => keygate::presented_key(
                 req.headers()
                     .iter()
                     .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-                self.layer.scope.as_deref(),
             ),
         };
+        let key: Option<Arc<[u8]>> = match (&verified, presented) {
+            (None, keygate::Presented::Key(k)) => Some(Arc::from(k)),
+            _ => None,
+        };
+        let (answer, verdict) =
+            shared
+                .verifier
+                .answer(presented, Verifier::now(), self.layer.scope.as_deref());
         let verdict = match verdict {
             Some(v) if answer.forward() => v,
             _ => {
@@ -353,10 +358,8 @@ where
                 }
             }
         };
-        if req.extensions().get::<VerifiedKey>().is_none() {
-            if let Some(key) = presented(req.headers()) {
-                req.extensions_mut().insert(VerifiedKey(key));
-            }
+        if let Some(key) = key {
+            req.extensions_mut().insert(VerifiedKey(key));
         }
         let strip: Vec<HeaderName> = req
             .headers()
@@ -394,16 +397,6 @@ struct VerifiedKey(Arc<[u8]>);
 impl std::fmt::Debug for VerifiedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("VerifiedKey(..)")
-    }
-}
-
-fn presented(headers: &http::HeaderMap) -> Option<Arc<[u8]>> {
-    let pairs = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-    match keygate::presented_key(pairs) {
-        keygate::Presented::Key(k) => Some(Arc::from(k)),
-        _ => None,
     }
 }
 
