@@ -847,6 +847,20 @@ impl PgConn {
         Ok(())
     }
 
+    /// `SELECT f(id)` for one of PostgreSQL's advisory-lock functions
+    /// (after any deferred statements; see [`Self::run`] for `rollback`).
+    /// Prepared once per connection, like every other statement (a
+    /// statement given as text is prepared again on every call: one more
+    /// round trip, here once per write batch with the lock taken).
+    fn advisory(&mut self, f: &'static str, id: i64, rollback: bool) -> Result<()> {
+        let st = self.statement(&format!("SELECT {f}(?1)"))?;
+        let args = [Value::Int(id)];
+        self.run(
+            move |client| async move { client.execute_raw(&st, args.iter()).await.map(drop) },
+            rollback,
+        )
+    }
+
     /// Sends every deferred statement and awaits their answers.
     fn flush(&mut self) -> Result<()> {
         if self.deferred.is_empty() {
@@ -1006,14 +1020,7 @@ impl Backend for Postgres {
         // lock in one round trip.
         let r = self.with(|c| {
             c.defer(Deferred::Simple("BEGIN".into()))?;
-            c.run(
-                |client| async move {
-                    client
-                        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-                        .await
-                },
-                false,
-            )
+            c.advisory("pg_advisory_xact_lock", WRITE_LOCK, false)
         });
         if let Err(e) = r {
             let _ = self.batch("ROLLBACK");
@@ -1070,26 +1077,10 @@ impl Backend for Postgres {
             fn drop(&mut self) {
                 let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
                 // A failed unlock means a dead connection, which released it.
-                let _ = c.run(
-                    |client| async move {
-                        client
-                            .execute("SELECT pg_advisory_unlock($1)", &[&PUBLISH_LOCK])
-                            .await
-                    },
-                    true,
-                );
+                let _ = c.advisory("pg_advisory_unlock", PUBLISH_LOCK, true);
             }
         }
-        self.with(|c| {
-            c.run(
-                |client| async move {
-                    client
-                        .execute("SELECT pg_advisory_lock($1)", &[&PUBLISH_LOCK])
-                        .await
-                },
-                false,
-            )
-        })?;
+        self.with(|c| c.advisory("pg_advisory_lock", PUBLISH_LOCK, false))?;
         Ok(PublishGuard(Box::new(Unlock(Arc::clone(&self.conn)))))
     }
 
