@@ -71,14 +71,15 @@ struct Settings {
 fn default_poll() -> String {
     "1s".into()
 }
+// The contract's defaults, from the core (one place for every surface).
 fn default_principal_header() -> String {
-    "x-keygate-principal".into()
+    Policy::DEFAULT.principal_header().into()
 }
 fn default_realm() -> String {
-    "keygate".into()
+    Policy::DEFAULT.realm().into()
 }
 fn default_retry_after() -> u32 {
-    5
+    Policy::DEFAULT.retry_after()
 }
 
 /// What the poller thread and the filters share.
@@ -862,13 +863,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     CONTINUE
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-) {
-}
-
 /// `..._local_reply`: 0 is `Continue` (send the local reply).
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
@@ -882,14 +876,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-) {
-}
-
-#[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
     _: EnvoyBuffer,
     _: EnvoyBuffer,
@@ -898,146 +884,35 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
     std::ptr::null()
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_: *const c_void) {}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-) {
+// Hooks with nothing to do here (stream completion, scheduling, watermarks,
+// per-route configuration, and callouts and streams, which this filter never
+// starts): they exist because Envoy 1.40 resolves them when it loads the
+// module.
+macro_rules! no_op_hooks {
+    ($($name:ident($($arg:ty),*);)*) => {
+        $(
+            #[no_mangle]
+            pub extern "C" fn $name($(_: $arg),*) {}
+        )*
+    };
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-) {
-}
-
-// Callouts and streams: this filter starts none, so Envoy calls none of
-// these; they exist because Envoy resolves them when it loads the module.
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-    _: u32,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-    _: *mut EnvoyBuffer,
-    _: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-    _: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-    _: *const EnvoyBuffer,
-    _: usize,
-    _: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _: FilterEnvoyPtr,
-    _: FilterModulePtr,
-    _: u64,
-    _: u32,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-    _: u32,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-    _: *mut EnvoyBuffer,
-    _: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-    _: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-    _: *const EnvoyBuffer,
-    _: usize,
-    _: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-    _: *mut EnvoyHttpHeader,
-    _: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _: ConfigEnvoyPtr,
-    _: ConfigModulePtr,
-    _: u64,
-    _: u32,
-) {
+no_op_hooks! {
+    envoy_dynamic_module_on_http_filter_stream_complete(FilterEnvoyPtr, FilterModulePtr);
+    envoy_dynamic_module_on_http_filter_scheduled(FilterEnvoyPtr, FilterModulePtr, u64);
+    envoy_dynamic_module_on_http_filter_per_route_config_destroy(*const c_void);
+    envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(FilterEnvoyPtr, FilterModulePtr);
+    envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(FilterEnvoyPtr, FilterModulePtr);
+    envoy_dynamic_module_on_http_filter_http_callout_done(FilterEnvoyPtr, FilterModulePtr, u64, u32, *mut EnvoyHttpHeader, usize, *mut EnvoyBuffer, usize);
+    envoy_dynamic_module_on_http_filter_http_stream_headers(FilterEnvoyPtr, FilterModulePtr, u64, *mut EnvoyHttpHeader, usize, bool);
+    envoy_dynamic_module_on_http_filter_http_stream_data(FilterEnvoyPtr, FilterModulePtr, u64, *const EnvoyBuffer, usize, bool);
+    envoy_dynamic_module_on_http_filter_http_stream_trailers(FilterEnvoyPtr, FilterModulePtr, u64, *mut EnvoyHttpHeader, usize);
+    envoy_dynamic_module_on_http_filter_http_stream_complete(FilterEnvoyPtr, FilterModulePtr, u64);
+    envoy_dynamic_module_on_http_filter_http_stream_reset(FilterEnvoyPtr, FilterModulePtr, u64, u32);
+    envoy_dynamic_module_on_http_filter_config_http_callout_done(ConfigEnvoyPtr, ConfigModulePtr, u64, u32, *mut EnvoyHttpHeader, usize, *mut EnvoyBuffer, usize);
+    envoy_dynamic_module_on_http_filter_config_http_stream_headers(ConfigEnvoyPtr, ConfigModulePtr, u64, *mut EnvoyHttpHeader, usize, bool);
+    envoy_dynamic_module_on_http_filter_config_http_stream_data(ConfigEnvoyPtr, ConfigModulePtr, u64, *const EnvoyBuffer, usize, bool);
+    envoy_dynamic_module_on_http_filter_config_http_stream_trailers(ConfigEnvoyPtr, ConfigModulePtr, u64, *mut EnvoyHttpHeader, usize);
+    envoy_dynamic_module_on_http_filter_config_http_stream_complete(ConfigEnvoyPtr, ConfigModulePtr, u64);
+    envoy_dynamic_module_on_http_filter_config_http_stream_reset(ConfigEnvoyPtr, ConfigModulePtr, u64, u32);
 }

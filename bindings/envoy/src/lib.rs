@@ -91,13 +91,14 @@ fn default_poll() -> u64 {
     1000
 }
 fn default_retry_after() -> u32 {
-    5
+    Policy::DEFAULT.retry_after()
 }
+// The contract's defaults, from the core (one place for every surface).
 fn default_principal_header() -> String {
-    "x-keygate-principal".into()
+    Policy::DEFAULT.principal_header().into()
 }
 fn default_realm() -> String {
-    "keygate".into()
+    Policy::DEFAULT.realm().into()
 }
 
 impl Config {

@@ -82,9 +82,9 @@ impl Default for Options {
         Self {
             poll_interval: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
-            realm: "keygate".into(),
-            principal_header: "x-keygate-principal".into(),
-            retry_after: 5,
+            realm: Policy::DEFAULT.realm().into(),
+            principal_header: Policy::DEFAULT.principal_header().into(),
+            retry_after: Policy::DEFAULT.retry_after(),
         }
     }
 }
