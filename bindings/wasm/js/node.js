@@ -7,7 +7,24 @@ const fs = require("node:fs");
 const path = require("node:path");
 const core = require("./index.js");
 
-const DEFAULTS = { pollInterval: 1000, maxBackoff: 30000, realm: "keygate", principalHeader: "x-keygate-principal", retryAfter: 5 };
+// maxArtifact: the largest artifact read from an origin, as the core's
+// Origin (2 GiB; 66 MB per million keys).
+const DEFAULTS = { pollInterval: 1000, maxBackoff: 30000, realm: "keygate", principalHeader: "x-keygate-principal", retryAfter: 5, maxArtifact: 2 ** 31 };
+
+// A response body, refused past `max` bytes: a declared Content-Length over
+// it before anything is read, a body that runs past it while reading.
+async function readCapped(res, max) {
+  const declared = Number(res.headers.get("content-length"));
+  if (declared > max) throw new Error(`over ${max} bytes (Content-Length ${declared})`);
+  const chunks = [];
+  let n = 0;
+  for await (const chunk of res.body) {
+    n += chunk.length;
+    if (n > max) throw new Error(`over ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
 
 class Keygate {
   constructor(verifier, source, options) {
@@ -93,7 +110,17 @@ class Keygate {
         this.offer(name, 0);
         continue;
       }
-      const bytes = res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
+      let bytes;
+      if (res.status === 200) {
+        try {
+          bytes = await readCapped(res, this.options.maxArtifact);
+        } catch (e) {
+          answered = false;
+          this.offer(name, 0);
+          this.events.push(`${name}: not fetched: ${e.message}`);
+          continue;
+        }
+      }
       const r = this.offer(name, res.status, bytes, res.headers.get("etag"));
       if (r.step === "failed" || r.step === "snapshot_missing") answered = false;
     }

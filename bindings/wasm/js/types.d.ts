@@ -8,6 +8,8 @@ export interface KeygateOptions {
   realm?: string;
   principalHeader?: string;
   retryAfter?: number;
+  /** the largest artifact read from an origin (default 2 GiB). */
+  maxArtifact?: number;
 }
 
 /** What a middleware hands the application. Holds no secret. */
