@@ -358,15 +358,7 @@ async fn call(
         }
     })
     .await;
-    done.unwrap_or_else(|_| {
-        problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "The issuer failed",
-            "a request handler panicked",
-        )
-        .into_response()
-    })
+    done.unwrap_or_else(|_| handler_panicked())
 }
 
 /// One call with the store locked: authentication, the idempotency record,
@@ -976,15 +968,18 @@ async fn blocking(
 ) -> Response {
     tokio::task::spawn_blocking(move || f(&app, &headers))
         .await
-        .unwrap_or_else(|_| {
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "The issuer failed",
-                "a request handler panicked",
-            )
-            .into_response()
-        })
+        .unwrap_or_else(|_| handler_panicked())
+}
+
+/// A request handler panicked (caught: the service goes on).
+fn handler_panicked() -> Response {
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "The issuer failed",
+        "a request handler panicked",
+    )
+    .into_response()
 }
 
 /// The committer did not answer (the store is down or the batch failed).
