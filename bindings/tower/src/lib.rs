@@ -229,7 +229,7 @@ impl Keygate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     name: String,
-    key_id: Option<String>,
+    key_id: Option<keygate::KeyId>,
     outcome: Outcome,
     expires_at: Option<u64>,
     deprecated_at: Option<u64>,
@@ -242,9 +242,10 @@ impl Principal {
         &self.name
     }
 
-    /// The key's id (32 hex characters; not secret).
-    pub fn key_id(&self) -> Option<&str> {
-        self.key_id.as_deref()
+    /// The key's id (not secret; displays as 32 hex characters). Kept as
+    /// bytes: nothing is formatted per request unless asked for.
+    pub fn key_id(&self) -> Option<keygate::KeyId> {
+        self.key_id
     }
 
     /// `valid` or `valid_deprecated`.
@@ -376,7 +377,7 @@ where
         }
         req.extensions_mut().insert(Principal {
             name: verdict.principal.as_str().to_owned(),
-            key_id: verdict.key_id.map(|k| k.to_string()),
+            key_id: verdict.key_id,
             outcome: verdict.outcome,
             expires_at: verdict.expires_at,
             deprecated_at: verdict.deprecated_at,
