@@ -26,23 +26,37 @@ for t in node web; do
     # index.js: the package entry, wasm-bindgen's module plus the verify fast
     # path (js/fast.js) installed on its Verifier.
     if [ $t = node ]; then
-        { echo '"use strict";'; cat "$HERE/js/fast.js"
+        { echo '"use strict";'; cat "$HERE/js/fast.js" "$HERE/js/answer.js"
           echo 'const core = require("./keygate.js");'
           echo 'installFastVerify(core);'
+          echo 'core.principalOf = principalOf;'
           echo 'module.exports = core;'; } > "$out/index.js"
         echo 'export * from "./keygate";' > "$out/index.d.ts"
         # The Node service adapters: keygate/node (loading and polling),
         # keygate/express, keygate/fastify, keygate/hono.
-        for f in node express fastify hono client; do
+        for f in node express fastify client; do
             cp "$HERE/js/$f.js" "$HERE/js/$f.d.ts" "$out/"
         done
-        cp "$HERE/js/types.d.ts" "$out/"
+        { echo '"use strict";'; echo 'const { principalOf } = require("./index.js");'; cat "$HERE/js/hono.js"
+          echo 'module.exports = keygateHono;'
+          echo 'module.exports.keygate = keygateHono;'
+          echo 'module.exports.default = keygateHono;'; } > "$out/hono.js"
+        cp "$HERE/js/hono.d.ts" "$HERE/js/types.d.ts" "$out/"
     else
         { echo 'import * as core from "./keygate.js";'
           echo 'export * from "./keygate.js";'
-          echo 'export { default } from "./keygate.js";'; cat "$HERE/js/fast.js"
-          echo 'installFastVerify(core);'; } > "$out/index.js"
-        printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' > "$out/index.d.ts"
+          echo 'export { default } from "./keygate.js";'; cat "$HERE/js/fast.js" "$HERE/js/answer.js"
+          echo 'installFastVerify(core);'
+          echo 'export { principalOf };'; } > "$out/index.js"
+        printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' \
+            'export declare function principalOf(answer: any): import("./edge").KeygatePrincipal;' > "$out/index.d.ts"
+        # Workers and other fetch runtimes: keygate/edge (loading from an
+        # origin), keygate/hono (the same middleware as in Node).
+        cp "$HERE/js/edge.js" "$HERE/js/edge.d.ts" "$out/"
+        cp "$HERE/js/hono.web.d.ts" "$out/hono.d.ts"
+        { echo 'import { principalOf } from "./index.js";'; cat "$HERE/js/hono.js"
+          echo 'export { keygateHono as keygate };'
+          echo 'export default keygateHono;'; } > "$out/hono.js"
     fi
     cat > "$out/package.json" <<JSON
 {
@@ -53,8 +67,9 @@ for t in node web; do
   "main": "index.js",
   "types": "index.d.ts",
   $([ $t = web ] && echo '"type": "module",')
+  $([ $t = web ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./edge": { "types": "./edge.d.ts", "default": "./edge.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./package.json": "./package.json" },')
   $([ $t = node ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./node": { "types": "./node.d.ts", "default": "./node.js" }, "./express": { "types": "./express.d.ts", "default": "./express.js" }, "./fastify": { "types": "./fastify.d.ts", "default": "./fastify.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./client": { "types": "./client.d.ts", "default": "./client.js" }, "./package.json": "./package.json" },')
-  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "client.js", "client.d.ts", "types.d.ts"')]
+  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = web ] && echo ', "edge.js", "edge.d.ts", "hono.js", "hono.d.ts"')$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "client.js", "client.d.ts", "types.d.ts"')]
 }
 JSON
     cp README.md "$out/README.md"

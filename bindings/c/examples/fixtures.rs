@@ -54,6 +54,12 @@ fn records() -> Vec<RecordSpec> {
         &long,
         &["invoices:read"],
     ));
+    // Not visible ASCII: the principal header carries it percent-encoded.
+    v.push(RecordSpec::active(
+        key(9).digest(),
+        "z\u{fc}rich 50%",
+        &["invoices:read"],
+    ));
     v
 }
 
@@ -157,6 +163,7 @@ fn main() {
         ("revoked_by_update", key(6)),
         ("long_principal", key(7)),
         ("added_by_update", key(8)),
+        ("unicode_principal", key(9)),
         ("unknown", key(99)),
     ];
     let mut text = format!("now {T0}\n");

@@ -8,9 +8,7 @@ const { principalOf } = require("./node.js");
 
 function keygateExpress(keygate, { scope } = {}) {
   return function keygateMiddleware(req, res, next) {
-    const pairs = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) pairs.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
-    const a = keygate.check(pairs, scope);
+    const a = keygate.check(req.rawHeaders, scope);
     if (!a.forward) {
       res.statusCode = a.status;
       for (const [n, v] of a.responseHeaders) res.setHeader(n, v);

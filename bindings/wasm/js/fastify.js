@@ -9,10 +9,7 @@ const { principalOf } = require("./node.js");
 
 function keygateFastify(keygate, { scope } = {}) {
   return async function keygateOnRequest(request, reply) {
-    const raw = request.raw.rawHeaders;
-    const pairs = [];
-    for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i], raw[i + 1]]);
-    const a = keygate.check(pairs, scope);
+    const a = keygate.check(request.raw.rawHeaders, scope);
     if (!a.forward) {
       reply.code(a.status);
       for (const [n, v] of a.responseHeaders) reply.header(n, v);

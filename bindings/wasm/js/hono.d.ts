@@ -1,3 +1,8 @@
 import type { Keygate } from "./types";
-declare function keygateHono(keygate: Keygate, options?: { scope?: string }): (c: any, next: () => Promise<void>) => Promise<any>;
+/** Anything with the gateway contract's check: keygate/node's Keygate (or keygate/edge's). */
+type KeygateSource = Pick<Keygate, "check"> & { ready?(ctx?: any): Promise<void> | null };
+declare function keygateHono(source: KeygateSource | ((c: any) => KeygateSource), options?: { scope?: string }): (c: any, next: () => Promise<void>) => Promise<any>;
+declare namespace keygateHono {
+  export { keygateHono as keygate, keygateHono as default };
+}
 export = keygateHono;

@@ -147,10 +147,39 @@ class Keygate {
     this.timer = null;
   }
 
-  // The gateway contract for one request: `headers` as [name, value] pairs.
+  // The gateway contract for one request: `headers` as [name, value] pairs
+  // or as Node's flat `rawHeaders` ([name, value, name, value, ...]).
   check(headers, scope) {
     const { realm, principalHeader, retryAfter } = this.options;
-    return this.verifier.check(relevantHeaders(headers, principalHeader), { scope, realm, principalHeader, retryAfter });
+    return this.verifier.check(this.relevantHeaders(headers), { scope, realm, principalHeader, retryAfter });
+  }
+
+  // The request headers the gateway contract reads: the key headers and
+  // the principal header, by name compared as the core does (ASCII
+  // case-insensitive, `_` and `-` alike). Only these cross into WASM: the
+  // others are irrelevant to the answer, and converting all of them cost
+  // most of a check. A name is lowercased only when its length is one of
+  // theirs.
+  relevantHeaders(headers) {
+    let wanted = this.wanted;
+    if (wanted === undefined) {
+      const names = ["authorization", "x-api-key", this.options.principalHeader.toLowerCase().replace(/_/g, "-")];
+      wanted = this.wanted = { names, lengths: new Set(names.map((n) => n.length)) };
+    }
+    const out = [];
+    const flat = headers.length > 0 && typeof headers[0] === "string";
+    const step = flat ? 2 : 1;
+    for (let i = 0; i < headers.length; i += step) {
+      const n = flat ? headers[i] : headers[i][0];
+      if (typeof n !== "string") {
+        out.push(flat ? [n, headers[i + 1]] : headers[i]); // the check refuses it
+        continue;
+      }
+      if (!wanted.lengths.has(n.length)) continue;
+      const name = n.toLowerCase().replace(/_/g, "-");
+      if (wanted.names.includes(name)) out.push(flat ? [n, headers[i + 1]] : headers[i]);
+    }
+    return out;
   }
 
   verify(key, scope) {
@@ -163,25 +192,4 @@ class Keygate {
   }
 }
 
-// The request headers the gateway contract reads: the key headers and the
-// principal header, by name compared as the core does (ASCII case-insensitive,
-// `_` and `-` alike). Only these cross into WASM: every other header is
-// irrelevant to the answer, and converting all of them cost most of a check.
-function relevantHeaders(pairs, principalHeader) {
-  const wanted = ["authorization", "x-api-key", principalHeader.toLowerCase().replace(/_/g, "-")];
-  const longest = Math.max(13, principalHeader.length);
-  const out = [];
-  for (const [n, v] of pairs) {
-    if (n.length > longest) continue;
-    const name = n.toLowerCase().replace(/_/g, "-");
-    if (wanted.includes(name)) out.push([n, v]);
-  }
-  return out;
-}
-
-// What a framework adapter hands the application (no secret in it).
-function principalOf(a) {
-  return { principal: a.principal, keyId: a.keyId, outcome: a.outcome, deprecated: a.outcome === "valid_deprecated" };
-}
-
-module.exports = { Keygate, principalOf };
+module.exports = { Keygate, principalOf: core.principalOf };

@@ -26,7 +26,8 @@ export declare class Keygate {
   static fromUrl(anchor: Uint8Array, url: string, options?: KeygateOptions): Promise<Keygate>;
   reload(): Promise<boolean>;
   close(): void;
-  check(headers: Array<[string, string]>, scope?: string): any;
+  /** `headers`: [name, value] pairs, or Node's flat `rawHeaders`. */
+  check(headers: Array<[string, string]> | string[], scope?: string): any;
   verify(key: string, scope?: string): any;
   metrics(): string;
 }

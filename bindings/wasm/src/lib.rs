@@ -37,7 +37,23 @@ mod io {
     pub const HEX_AT: usize = 848;
     /// A new principal name's bytes.
     pub const NAME_AT: usize = 896;
-    pub const LEN: usize = NAME_AT + keygate::MAX_PRINCIPAL_LEN;
+    /// `__checkRaw`'s request headers: per header the name's length (u16
+    /// LE), the name, the value's length (u16 LE), the value.
+    pub const HDR_AT: usize = NAME_AT + keygate::MAX_PRINCIPAL_LEN;
+    pub const HDR_CAP: usize = 4096;
+    /// At most this many headers (one bit each in the strip mask).
+    pub const HDR_MAX: usize = 16;
+    /// `__checkRaw`'s three f64 out fields: the strip mask (bit i: strip
+    /// header i), the text's length (-1: not written, the caller has it),
+    /// the principal value's length (-1: the same as the name).
+    pub const CHECK_OUT_AT: usize = HDR_AT + HDR_CAP;
+    /// The answer's text: the body, then each response header's name and
+    /// value, each followed by a NUL byte.
+    pub const TEXT_AT: usize = CHECK_OUT_AT + 24;
+    pub const TEXT_CAP: usize = 1024;
+    /// The principal value when it is not the name (percent-encoded).
+    pub const VALUE_AT: usize = TEXT_AT + TEXT_CAP;
+    pub const LEN: usize = VALUE_AT + 3 * keygate::MAX_PRINCIPAL_LEN;
 }
 
 thread_local! {
@@ -201,6 +217,26 @@ fn answer_object(
     o.into()
 }
 
+/// Writes the answer's text for the fast path: each part followed by a NUL
+/// byte. The area holds the longest text (a body, and a challenge with a
+/// 128-byte realm); a part that would not fit is cut, never written past.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, part: &[u8]) {
+        let Some(room) = self.buf.len().checked_sub(self.at + 1) else {
+            return;
+        };
+        let n = part.len().min(room);
+        self.buf[self.at..][..n].copy_from_slice(&part[..n]);
+        self.buf[self.at + n] = 0;
+        self.at += n + 1;
+    }
+}
+
 /// The core's reload discipline for a JS poller: which validator to send
 /// (`If-None-Match`), what a 304, a 404 or a refused artifact means, in
 /// which order to fetch. One per artifact source.
@@ -334,6 +370,58 @@ extern "C" {
 
 /// Outcomes in the order of the JS table above (and of the C enum).
 const OUTCOMES: [keygate::Outcome; 9] = keygate::Outcome::ALL;
+
+/// The gateway settings of the `check` fast path (`js/fast.js` keeps one per
+/// distinct realm, principal header and Retry-After), checked once when made
+/// and read as `check`'s options are: missing ones are the contract's
+/// defaults.
+#[wasm_bindgen(js_name = __CheckPolicy, skip_typescript)]
+pub struct CheckPolicy {
+    settings: Checked,
+}
+
+#[wasm_bindgen(js_class = __CheckPolicy)]
+impl CheckPolicy {
+    /// The settings, or the error `check` throws for them.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: Option<CheckOptions>) -> Result<CheckPolicy, JsValue> {
+        let settings = Checked::read(options)?;
+        Ok(Self { settings })
+    }
+
+    /// The principal header (the default when none was given).
+    #[wasm_bindgen(getter, js_name = principalHeader)]
+    pub fn principal_header(&self) -> String {
+        self.settings.principal_header.clone()
+    }
+}
+
+/// The index of an answer's text for the fast path's cache (`1 +` the
+/// outcome's position, or 10, 11, 12 for no key, two keys, nothing loaded),
+/// or 0 when the text carries dates and cannot be cached (a deprecated
+/// key's `Deprecation` and `Sunset`).
+fn text_id(a: &keygate::Answer) -> u32 {
+    if a.deprecation.is_some() {
+        return 0;
+    }
+    1 + match a.outcome {
+        Some(o) => OUTCOMES.iter().position(|x| *x == o).unwrap_or(0) as u32,
+        None if a.status == 401 => 9,
+        None if a.status == 400 => 10,
+        None => 11,
+    }
+}
+
+/// One length-prefixed field of the header area: (field, rest).
+fn header_field(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = b.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// `__checkRaw`'s answer when the header area cannot be read (never for
+/// what `js/fast.js` writes): the caller takes the reference path.
+const CHECK_RAW_UNREADABLE: u32 = u32::MAX;
 
 /// Verifies API keys against signed keygate artifacts.
 #[wasm_bindgen]
@@ -543,6 +631,114 @@ impl Verifier {
                 buf[io::HEX_AT..][..32].copy_from_slice(&id.to_hex());
             }
             outcome as u32 | u32::from(v.key_id.is_some()) << 8
+        })
+    }
+
+    /// The fast path's `check` (see the crate docs): `hdr_len` bytes of
+    /// request headers at `HDR_AT`, the scope and `now` as for
+    /// [`verify_raw`](Self::verify_raw), `known_texts` the answer texts
+    /// (by [`text_id`]) the caller already has for `policy`. Returns the
+    /// outcome's position (bits 0-7, 255: none), whether a key id was
+    /// written (bit 8), the text id (bits 10-13) and the status (bits
+    /// 16-31); writes the principal as `verify_raw` does (when forwarded),
+    /// the strip mask, and the text unless the caller has it.
+    #[wasm_bindgen(js_name = __checkRaw, skip_typescript)]
+    pub fn check_raw(
+        &self,
+        policy: &CheckPolicy,
+        hdr_len: usize,
+        scope_len: i32,
+        now: f64,
+        known_texts: u32,
+    ) -> u32 {
+        let Ok(policy) = policy.settings.policy() else {
+            return CHECK_RAW_UNREADABLE;
+        };
+        IO.with(|b| {
+            let mut b = b.borrow_mut();
+            let at = io_align(&b);
+            let buf = &mut b[at..at + io::LEN];
+            let now = if now < 0.0 {
+                (js_sys::Date::now() / 1000.0) as u64
+            } else {
+                now as u64
+            };
+            let (answer, verdict, strip) = {
+                let mut headers: [(&[u8], &[u8]); io::HDR_MAX] = [(&[], &[]); io::HDR_MAX];
+                let mut n = 0;
+                let mut rest = &buf[io::HDR_AT..][..hdr_len.min(io::HDR_CAP)];
+                while !rest.is_empty() {
+                    let Some((name, r)) = header_field(rest) else {
+                        return CHECK_RAW_UNREADABLE;
+                    };
+                    let Some((value, r)) = header_field(r) else {
+                        return CHECK_RAW_UNREADABLE;
+                    };
+                    let Some(slot) = headers.get_mut(n) else {
+                        return CHECK_RAW_UNREADABLE;
+                    };
+                    *slot = (name, value);
+                    n += 1;
+                    rest = r;
+                }
+                let scope = usize::try_from(scope_len).ok().map(|len| {
+                    std::str::from_utf8(&buf[io::SCOPE_AT..][..len.min(io::SCOPE_CAP)])
+                        .unwrap_or("")
+                });
+                let (a, v) = self.inner.check(headers[..n].iter().copied(), now, scope);
+                let mut strip = 0u32;
+                if a.forward() {
+                    for (i, (name, value)) in headers[..n].iter().enumerate() {
+                        if policy.strips(name, value) {
+                            strip |= 1 << i;
+                        }
+                    }
+                }
+                (a, v, strip)
+            };
+            let outcome = answer
+                .outcome
+                .and_then(|o| OUTCOMES.iter().position(|x| *x == o))
+                .map_or(0xff, |i| i as u32);
+            let id = text_id(&answer);
+            let mut text_len = -1.0;
+            if id == 0 || known_texts & (1 << id) == 0 {
+                let mut w = Cursor {
+                    buf: &mut buf[io::TEXT_AT..][..io::TEXT_CAP],
+                    at: 0,
+                };
+                w.put(answer.body().as_bytes());
+                for (name, value) in answer.response_headers(&policy) {
+                    w.put(name.as_bytes());
+                    w.put(value.as_bytes());
+                }
+                text_len = w.at as f64;
+            }
+            let mut value_len = -1.0;
+            let (mut number, mut new_len, mut epoch) = (0, -1.0, self.names.borrow().epoch);
+            if let Some(v) = verdict.as_ref().filter(|_| answer.forward()) {
+                let name = v.principal.as_str();
+                (number, new_len, epoch) = self.number(name);
+                if new_len >= 0.0 {
+                    buf[io::NAME_AT..][..name.len()].copy_from_slice(name.as_bytes());
+                }
+                let value = keygate::principal_value(name);
+                if value.as_bytes() != name.as_bytes() {
+                    buf[io::VALUE_AT..][..value.as_bytes().len()].copy_from_slice(value.as_bytes());
+                    value_len = value.as_bytes().len() as f64;
+                }
+            }
+            let key_id = verdict.as_ref().and_then(|v| v.key_id);
+            if let Some(k) = key_id {
+                buf[io::HEX_AT..][..32].copy_from_slice(&k.to_hex());
+            }
+            for (i, f) in [number as f64, new_len, epoch as f64].iter().enumerate() {
+                buf[io::OUT_AT + 8 * (7 + i)..][..8].copy_from_slice(&f.to_le_bytes());
+            }
+            for (i, f) in [f64::from(strip), text_len, value_len].iter().enumerate() {
+                buf[io::CHECK_OUT_AT + 8 * i..][..8].copy_from_slice(&f.to_le_bytes());
+            }
+            outcome | u32::from(key_id.is_some()) << 8 | id << 10 | u32::from(answer.status) << 16
         })
     }
 

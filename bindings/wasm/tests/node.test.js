@@ -159,6 +159,81 @@ test("the fast path answers exactly as the reference verify, and falls back to i
   assert.equal(v.verify(keys.valid, { now: NOW }).principal, v.__verifyReference(keys.valid, { now: NOW }).principal);
 });
 
+test("the check fast path answers exactly as the reference check, and falls back to it", () => {
+  const v = loaded();
+  const r = new Reference.Verifier(read(fixtures, "trust.kgt"));
+  r.loadSnapshot(read(fixtures, "snapshot-1.kgs"));
+  assert.notEqual(Reference.Verifier.prototype.check, Verifier.prototype.check);
+  const k = keys.valid;
+  const requests = [
+    [],
+    [["Host", "x"]],
+    [["Authorization", `Bearer ${k}`]],
+    [["authorization", `bearer\t ${k} `], ["X_Keygate_Principal", "admin"], ["x-keygate-principal", "root"]],
+    [["Authorization", "Basic dXNlcjpwdw=="], ["X-API-Key", k]],
+    [["Authorization", `Bearer ${k}`], ["X-API-Key", keys.deprecated]],
+    [["X-API-Key", `${k}, ${k}`]],
+    [["X_API_Key", k]],
+    [["Authorization", `Bearerx${k}`]],
+    [["X-Api-Key", "ключ"]],
+    [["X-Api-Key", "\u00ff\u00fe"]],
+    [["X-Api-Key", "é".repeat(3000)]],
+    [["X-Api-Key", "a".repeat(5000)]],
+    Array.from({ length: 17 }, () => ["X-API-Key", k]),
+    Array.from({ length: 16 }, () => ["X-API-Key", k]),
+  ];
+  for (const name of Object.keys(keys)) {
+    if (name !== "now") requests.push([["Authorization", `Bearer ${keys[name]}`], ["x-keygate-principal", "forged"]]);
+  }
+  const optionSets = [
+    undefined,
+    {},
+    { scope: "invoices:read" },
+    { scope: "invoices:write", realm: "api" },
+    { scope: "nope", realm: "other realm", principalHeader: "X-User", retryAfter: 30 },
+    { scope: "范围", principalHeader: "x-keygate-principal" },
+    { scope: "s".repeat(300) },
+    { retryAfter: 0 },
+    { realm: "keygate" },
+  ];
+  const times = [NOW, NOW + 3 * 86400, 1e15];
+  let n = 0;
+  const pass = () => {
+    for (const h of requests) {
+      for (const o of optionSets) {
+        for (const now of times) {
+          const options = { ...(o ?? {}), now };
+          assert.deepStrictEqual(v.check(h, options), r.check(h, options), JSON.stringify([h, options]).slice(0, 300));
+          n++;
+        }
+        // Without `now` both read the clock.
+        assert.equal(v.check(h, o).status, r.check(h, o).status);
+      }
+    }
+  };
+  pass();
+  for (const x of [v, r]) {
+    x.loadRevocations(read(fixtures, "revocations-1.kgr"));
+    x.loadSnapshot(read(fixtures, "snapshot-2.kgs"));
+  }
+  pass();
+  assert.equal(n, 2 * requests.length * optionSets.length * times.length);
+  // A deprecated key forwarded: its dates are read every time, not cached.
+  const dep = v.check([["X-API-Key", keys.deprecated]], { now: NOW });
+  assert.deepEqual(dep.responseHeaders.map(([h]) => h), ["Deprecation", "Sunset"]);
+  // Values of the wrong type go to the reference, which throws.
+  assert.throws(() => v.check([["a"]]), /pairs of strings/);
+  assert.throws(() => v.check([["a", 1]]), /pairs of strings/);
+  assert.throws(() => v.check("x"), /./);
+  assert.throws(() => v.check([], { now: -1 }), /now/);
+  assert.throws(() => v.check([], { realm: 7 }), /realm must be a string/);
+  // A caller changing an answer it got changes no later answer.
+  const first = v.check([], {});
+  first.responseHeaders[0][1] = "changed";
+  first.responseHeaders.push(["x", "y"]);
+  assert.deepStrictEqual(v.check([], {}), r.check([], {}));
+});
+
 test("same verdicts as the Rust verifier on the committed vectors", () => {
   const v = new Verifier(read(vectors, "trust.kgt"));
   v.loadSnapshot(read(vectors, "snapshot.kgs"));

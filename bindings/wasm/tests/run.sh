@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the WASM package, then: node --test against pkg/node, the Worker
 # under real workerd (npm), and the Express, Fastify and Hono adapters in
-# real servers. Run from anywhere.
+# real servers (Hono also in workerd, bundled with esbuild). Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(cd ../.. && pwd)
@@ -13,3 +13,4 @@ bash build.sh
 KEYGATE_FIXTURES="$TARGET/wasm-tests/fixtures" node --test tests/node.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/workerd.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/frameworks.test.js
+KEYGATE_BIN="$TARGET/release/keygate" node --test tests/hono-workerd.test.js

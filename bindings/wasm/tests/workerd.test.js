@@ -94,6 +94,7 @@ test.before(async () => {
   const cfg = path.join(work, "config.capnp");
   fs.copyFileSync(path.join(HERE, "worker/worker.js"), path.join(work, "worker.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/index.js"), path.join(work, "index.js"));
+  fs.copyFileSync(path.join(HERE, "pkg/web/edge.js"), path.join(work, "edge.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate.js"), path.join(work, "keygate.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm"), path.join(work, "keygate_bg.wasm"));
   // wasm-bindgen's JS snippets are modules the glue imports by relative path.
@@ -125,6 +126,7 @@ const gate :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "worker.js"),
     (name = "index.js", esModule = embed "index.js"),
+    (name = "edge.js", esModule = embed "edge.js"),
     (name = "keygate.js", esModule = embed "keygate.js"),
     (name = "keygate_bg.wasm", wasm = embed "keygate_bg.wasm"),
 ${snippetModules}  ],

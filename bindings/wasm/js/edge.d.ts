@@ -1,0 +1,34 @@
+import type { Verifier } from "./keygate";
+
+export interface EdgeOptions {
+  /** The pinned trust.kgt: bytes or base64 text. */
+  anchor: ArrayBuffer | ArrayBufferView | string;
+  /** A URL, or a service binding (anything with fetch), serving the artifacts. */
+  origin: string | { fetch(input: string, init?: any): Promise<Response> };
+  /** Seconds between refreshes (default 1). */
+  refreshSeconds?: number | string;
+  realm?: string;
+  principalHeader?: string;
+  retryAfter?: number | string;
+}
+
+/** What a middleware hands the application. Holds no secret. */
+export interface KeygatePrincipal {
+  principal: string;
+  keyId: string;
+  outcome: "valid" | "valid_deprecated";
+  deprecated: boolean;
+}
+
+export declare class Keygate {
+  constructor(options: EdgeOptions);
+  /** The one Keygate of this isolate for a Worker's bindings (TRUST_ANCHOR, ORIGIN, REFRESH_SECONDS, REALM, PRINCIPAL_HEADER, RETRY_AFTER). */
+  static fromEnv(env: any): Keygate;
+  readonly verifier: Verifier | null;
+  /** null when a request can be checked now; else wait for the returned promise (the first load). */
+  ready(ctx?: { waitUntil(p: Promise<any>): void }): Promise<void> | null;
+  check(headers: Headers | Array<[string, string]>, scope?: string): any;
+  metrics(): string | null;
+}
+
+export declare function principalOf(answer: any): KeygatePrincipal;
