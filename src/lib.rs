@@ -102,8 +102,8 @@ pub use snapshot::{BuildError, RecordSpec, SnapshotBuilder};
 pub use trust::{build_bundle, Signer};
 #[cfg(feature = "std")]
 pub use verify::{
-    Config, DeprecatedUse, HighWater, Installed, Principal, Staleness, StateError, Stats,
-    StatsTextError, Verdict, Verifier,
+    Config, DeprecatedUse, HighWater, Installed, Principal, ScopeNames, Scopes, Staleness,
+    StateError, Stats, StatsTextError, Verdict, Verifier,
 };
 
 /// The zero-copy views with no allocator, against the committed vectors.

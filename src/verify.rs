@@ -1,5 +1,6 @@
 //! The Verifier and its Verdicts: the hot path.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -103,6 +104,34 @@ pub struct Verdict {
     pub revocation_seq: u64,
     /// The snapshot is past its valid-until but within the staleness grace.
     pub stale: bool,
+    /// The scopes the key holds (empty unless the key was found); names
+    /// from [`Verifier::scope_names`].
+    pub scopes: Scopes,
+}
+
+/// The names of a key's scopes ([`Verifier::scope_names`]): shared, so
+/// handing them to a request is an `Arc` clone.
+pub type ScopeNames = Arc<[Box<str>]>;
+
+/// The scopes a key holds: a set over the scope table of the artifact its
+/// record was read from (the snapshot, or the update for a key the update
+/// adds or changes). Resolve the names with [`Verifier::scope_names`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scopes {
+    mask: u64,
+    from_update: bool,
+}
+
+impl Scopes {
+    /// How many scopes the key holds.
+    pub fn len(&self) -> usize {
+        self.mask.count_ones() as usize
+    }
+
+    /// The key holds no scope.
+    pub fn is_empty(&self) -> bool {
+        self.mask == 0
+    }
 }
 
 impl Verdict {
@@ -123,6 +152,10 @@ impl Verdict {
             snapshot_version,
             revocation_seq,
             stale: false,
+            scopes: Scopes {
+                mask: 0,
+                from_update: false,
+            },
         }
     }
 }
@@ -1130,6 +1163,72 @@ impl Verifier {
         }
     }
 
+    /// The names of the scopes `verdict`'s key holds, in the order of the
+    /// keyset's scope table, read from the artifacts the verdict was decided
+    /// on; `None` when those are gone (replaced by another snapshot or
+    /// update, and this thread has verified on the new ones since): verify
+    /// again. Right after a verify on the same thread it is always `Some`.
+    ///
+    /// Off the hot path, for a surface that exposes scopes: the keys of a
+    /// service share a few scope sets, so each thread keeps the names it
+    /// resolved last and hands them out again as an `Arc` clone.
+    pub fn scope_names(&self, verdict: &Verdict) -> Option<ScopeNames> {
+        type Key = (u64, u64, u64, Scopes);
+        std::thread_local! {
+            static LAST: core::cell::RefCell<Option<(Key, ScopeNames)>> =
+                const { core::cell::RefCell::new(None) };
+        }
+        let key = (
+            self.id,
+            verdict.snapshot_version,
+            verdict.revocation_seq,
+            verdict.scopes,
+        );
+        let hit = LAST.with(|last| {
+            last.borrow()
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, names)| Arc::clone(names))
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        // The artifacts the verdict was decided on: this thread's view (a
+        // verify just before on this thread used it, even if another
+        // thread installed newer ones since), else the current ones.
+        let decided_on = |st: &State| {
+            st.snapshot.as_ref().map(|x| x.header.version) == Some(verdict.snapshot_version)
+                && st.revocations.as_ref().map_or(0, |u| u.header.sequence)
+                    == verdict.revocation_seq
+        };
+        let mine = CACHE.with(|cell| {
+            let slot = cell.try_borrow().ok()?;
+            let c = slot.as_ref().filter(|c| c.verifier == self.id)?;
+            decided_on(&c.state).then(|| Arc::clone(&c.state))
+        });
+        let state = match mine {
+            Some(st) => st,
+            None => Some(self.state.load_full()).filter(|st| decided_on(st))?,
+        };
+        let snap = state.snapshot.as_deref()?;
+        let update = state.revocations.as_deref();
+        let s = verdict.scopes;
+        let (table, bytes) = if s.from_update {
+            let u = update?;
+            (*u.header.table()?, u.bytes())
+        } else {
+            (snap.header.table(), snap.bytes())
+        };
+        let names: ScopeNames = table
+            .scope_names(bytes)
+            .enumerate()
+            .filter(|(i, _)| s.mask >> i & 1 == 1)
+            .map(|(_, n)| n.into())
+            .collect();
+        LAST.with(|last| *last.borrow_mut() = Some((key, Arc::clone(&names))));
+        Some(names)
+    }
+
     /// The current time as [`check_now`](Self::check_now) reads it (unix
     /// seconds).
     pub fn now() -> u64 {
@@ -1290,6 +1389,10 @@ fn decide(
         return;
     };
     v.principal.set(rec.principal_bytes());
+    v.scopes = Scopes {
+        mask: rec.scope_mask(),
+        from_update: from_update.is_some(),
+    };
     v.deprecated_at = rec.deprecated_at();
     v.sunset_at = rec.sunset_at();
     // A deprecated key stops at its sunset even if its expiry is later.

@@ -225,3 +225,48 @@ fn the_filter_never_revokes_a_key_the_update_adds() {
         Outcome::Revoked
     );
 }
+
+#[test]
+fn scope_names_come_from_the_artifact_the_record_was_read_from() {
+    let (s, v) = gateway();
+    let r = reference();
+    let names = |k: &str| {
+        let d = v.verify(k, T0 + 1, None);
+        let names = v
+            .scope_names(&d)
+            .map(|n| n.iter().map(|s| s.to_string()).collect::<Vec<String>>());
+        (d.scopes.len(), names)
+    };
+    let from_snapshot = names(r.valid.expose_secret());
+    assert_eq!(
+        from_snapshot,
+        (
+            2,
+            Some(vec!["invoices:read".into(), "invoices:write".into()])
+        )
+    );
+    assert_eq!(names(key(999).expose_secret()), (0, Some(vec![])));
+    // The update adds a key with a scope the snapshot's table does not
+    // have, and changes one key's scopes: both read from the update's table.
+    let added = key(100);
+    let a = RecordSpec::active(added.digest(), "new-customer", &["reports:read"]);
+    let changed = RecordSpec::active(r.valid.digest(), "billing-service", &["invoices:read"]);
+    let bytes = build_update_with(&spec(2), &reference_ids(), &[], vec![a, changed], &s).unwrap();
+    let before = v.verify(r.valid.expose_secret(), T0 + 1, None);
+    v.install_revocations(&bytes).unwrap();
+    assert_eq!(
+        names(added.expose_secret()),
+        (1, Some(vec!["reports:read".into()]))
+    );
+    assert_eq!(
+        names(r.valid.expose_secret()),
+        (1, Some(vec!["invoices:read".into()]))
+    );
+    // A verdict from before the update names nothing: its table is gone.
+    assert_eq!(v.scope_names(&before), None);
+    // Names resolved again for the same verdict come from the thread's
+    // cache, the same list.
+    let d = v.verify(added.expose_secret(), T0 + 1, None);
+    let (x, y) = (v.scope_names(&d).unwrap(), v.scope_names(&d).unwrap());
+    assert!(std::sync::Arc::ptr_eq(&x, &y));
+}

@@ -63,6 +63,7 @@ struct Verdict {
     expires_at: Option<u64>,
     deprecated_at: Option<u64>,
     sunset_at: Option<u64>,
+    scopes: Option<keygate::ScopeNames>,
 }
 
 #[pymethods]
@@ -102,6 +103,15 @@ impl Verdict {
         self.sunset_at
     }
 
+    /// The scopes the key holds, in the keyset's order (empty unless the
+    /// key was found).
+    #[getter]
+    fn scopes(&self) -> Vec<&str> {
+        self.scopes
+            .as_deref()
+            .map_or_else(Vec::new, |s| s.iter().map(|n| &**n).collect())
+    }
+
     /// Whether the key is good for the request (`valid` or
     /// `valid_deprecated`).
     #[getter]
@@ -123,8 +133,11 @@ impl Verdict {
     }
 }
 
-impl From<keygate::Verdict> for Verdict {
-    fn from(v: keygate::Verdict) -> Self {
+impl Verdict {
+    /// The verdict for Python, with the key's scope names when it was found
+    /// (read from the artifacts it was decided on, just after, on the thread
+    /// that verified).
+    fn new(v: keygate::Verdict, verifier: &keygate::Verifier) -> Self {
         let found = v.key_id.is_some() && !v.principal.as_str().is_empty();
         Self {
             outcome: v.outcome,
@@ -133,6 +146,11 @@ impl From<keygate::Verdict> for Verdict {
             expires_at: v.expires_at,
             deprecated_at: v.deprecated_at,
             sunset_at: v.sunset_at,
+            scopes: if found {
+                verifier.scope_names(&v)
+            } else {
+                None
+            },
         }
     }
 }
@@ -230,7 +248,7 @@ impl Verifier {
         let key = text(key)?;
         let t = now();
         let v = py.allow_threads(|| self.shared.verifier.verify_bytes(key, t, scope));
-        Ok(v.into())
+        Ok(Verdict::new(v, &self.shared.verifier))
     }
 
     /// The gateway contract for one request from its headers, as
@@ -287,7 +305,7 @@ impl Verifier {
             strip,
             principal_header: shared.principal_header.clone(),
             principal_value,
-            verdict: verdict.map(Verdict::from),
+            verdict: verdict.map(|v| Verdict::new(v, &shared.verifier)),
         })
     }
 

@@ -21,7 +21,7 @@ invoices = require(verifier, "invoices:read")
 
 @fastapi_app.get("/invoices/{id}")
 def invoice(id: int, key: Verdict = Depends(invoices)):
-    return {"invoice": id, "principal": key.principal, "outcome": key.outcome}
+    return {"invoice": id, "principal": key.principal, "outcome": key.outcome, "scopes": key.scopes}
 
 
 @fastapi_app.get("/metrics", response_class=PlainTextResponse)

@@ -65,6 +65,9 @@ try:
     v = keygate.Verifier.from_dir(pub, poll_interval=None)
     r = v.verify(keys["valid"], scope="invoices:read")
     check(r.outcome == "valid" and r.principal == "billing-service" and r.valid, f"verify: {r!r}")
+    check(r.scopes == ["invoices:read"] and v.verify(keys["noscope"]).scopes == ["search:read"],
+          f"the key's scopes: {r.scopes}")
+    check(v.verify("acme_live_nope").scopes == [], "no scopes for a key not found")
     check(v.verify(keys["valid"].encode()).outcome == "valid", "verify takes bytes")
     check(v.verify(keys["noscope"], "invoices:read").outcome == "insufficient_scope", "scope")
     check(v.verify(keys["revoked"]).outcome == "revoked", "revoked")
@@ -107,6 +110,9 @@ try:
               and r.headers.get("sunset", "").endswith("GMT"), f"{name} deprecated: {r.status_code} {r.headers}")
         r = get(port, keys["valid"], extra={"X-API-Key": keys["noscope"]})
         check(r.status_code == 400, f"{name}: two keys: {r.status_code}")
+    # The FastAPI dependency hands the route the verdict, scopes included.
+    r = get(fastapi_port, keys["valid"])
+    check(r.json().get("scopes") == ["invoices:read"], f"fastapi: the key's scopes: {r.text}")
     # What the applications behind a middleware see: no key, the principal
     # set by the middleware (a client's own copy dropped).
     for name, port in servers[1:]:

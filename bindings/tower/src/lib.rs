@@ -32,6 +32,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -90,6 +91,8 @@ impl Default for Options {
 }
 
 struct Shared {
+    /// Tells this Keygate's [`Principal`]s from another's.
+    id: u64,
     verifier: Verifier,
     options: Options,
     principal_header: HeaderName,
@@ -166,7 +169,9 @@ impl Keygate {
                 "poll_interval must be > 0 and max_backoff at least poll_interval".into(),
             ));
         }
+        static IDS: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(Shared {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             verifier,
             options,
             principal_header,
@@ -228,18 +233,31 @@ impl Keygate {
 /// extractor (feature `axum`). Holds no secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    name: String,
+    name: keygate::Principal,
     key_id: Option<keygate::KeyId>,
     outcome: Outcome,
     expires_at: Option<u64>,
     deprecated_at: Option<u64>,
     sunset_at: Option<u64>,
+    scopes: keygate::ScopeNames,
+    /// The [`Keygate`] that verified the key (`Shared::id`).
+    verified_by: u64,
 }
 
 impl Principal {
     /// The principal the key was issued to.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
+    }
+
+    /// The scopes the key holds, in the keyset's order.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.scopes.iter().map(|s| &**s)
+    }
+
+    /// Whether the key holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| &**s == scope)
     }
 
     /// The key's id (not secret; displays as 32 hex characters). Kept as
@@ -330,45 +348,52 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.keygate.shared;
-        let policy = shared.policy();
-        // Behind another keygate layer (a router-wide one, then a route's
-        // scope), the key headers are gone: the key it verified travels
-        // in a private extension, so this layer checks its own scope.
-        let verified = req.extensions().get::<VerifiedKey>().cloned();
-        let presented = match &verified {
-            Some(VerifiedKey(key)) => keygate::Presented::Key(key),
-            None => keygate::presented_key(
-                req.headers()
-                    .iter()
-                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-            ),
-        };
-        let key: Option<Arc<[u8]>> = match (&verified, presented) {
-            (None, keygate::Presented::Key(k)) => Some(Arc::from(k)),
-            _ => None,
-        };
-        let (answer, verdict) =
-            shared
-                .verifier
-                .answer(presented, Verifier::now(), self.layer.scope.as_deref());
+        let scope = self.layer.scope.as_deref();
+        // Behind another layer of this Keygate (a router-wide one, then a
+        // route's scope) the key headers are gone: the Principal it left
+        // holds the key's scopes, so this layer checks its own scope there,
+        // without the key and without verifying again.
+        if let Some(p) = req.extensions().get::<Principal>() {
+            if p.verified_by == shared.id {
+                if scope.is_some_and(|s| !p.has_scope(s)) {
+                    let answer = Answer::for_outcome(Outcome::InsufficientScope, None, None);
+                    return ResponseFuture::Refused {
+                        response: Some(refusal(&answer, &shared.policy())),
+                    };
+                }
+                return ResponseFuture::Forwarded {
+                    inner: self.inner.call(req),
+                    deprecation: None,
+                };
+            }
+        }
+        let presented = keygate::presented_key(
+            req.headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        );
+        let (answer, verdict) = shared.verifier.answer(presented, Verifier::now(), scope);
         let verdict = match verdict {
             Some(v) if answer.forward() => v,
             _ => {
                 return ResponseFuture::Refused {
-                    response: Some(refusal(&answer, &policy)),
+                    response: Some(refusal(&answer, &shared.policy())),
                 }
             }
         };
-        if let Some(key) = key {
-            req.extensions_mut().insert(VerifiedKey(key));
-        }
-        let strip: Vec<HeaderName> = req
+        // Always found right after the verify on this thread.
+        let scopes = shared
+            .verifier
+            .scope_names(&verdict)
+            .unwrap_or_else(|| Arc::from([]));
+        let policy = shared.policy();
+        // Removed one name at a time: no list is built per request.
+        while let Some(name) = req
             .headers()
             .iter()
-            .filter(|(n, v)| policy.strips(n.as_str().as_bytes(), v.as_bytes()))
+            .find(|(n, v)| policy.strips(n.as_str().as_bytes(), v.as_bytes()))
             .map(|(n, _)| n.clone())
-            .collect();
-        for name in strip {
+        {
             req.headers_mut().remove(name);
         }
         let value = keygate::principal_value(verdict.principal.as_str());
@@ -376,28 +401,19 @@ where
             req.headers_mut().insert(shared.principal_header.clone(), v);
         }
         req.extensions_mut().insert(Principal {
-            name: verdict.principal.as_str().to_owned(),
+            name: verdict.principal,
             key_id: verdict.key_id,
             outcome: verdict.outcome,
             expires_at: verdict.expires_at,
             deprecated_at: verdict.deprecated_at,
             sunset_at: verdict.sunset_at,
+            scopes,
+            verified_by: shared.id,
         });
         ResponseFuture::Forwarded {
             inner: self.inner.call(req),
             deprecation: answer.deprecation.map(|_| (answer, Arc::clone(shared))),
         }
-    }
-}
-
-/// The key a keygate layer verified, for a keygate layer inside it. A
-/// private type: a handler cannot name it, and its `Debug` shows nothing.
-#[derive(Clone)]
-struct VerifiedKey(Arc<[u8]>);
-
-impl std::fmt::Debug for VerifiedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerifiedKey(..)")
     }
 }
 

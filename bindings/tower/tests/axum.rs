@@ -52,7 +52,11 @@ fn publish(dir: &Path) -> Fixture {
     let mut b = SnapshotBuilder::new(keyset(), Prefix::new(PREFIX).unwrap(), 1, t - 60)
         .valid_until(t + 86_400);
     let mut records = vec![
-        RecordSpec::active(f.valid.digest(), "billing-service", &["invoices:read"]),
+        RecordSpec::active(
+            f.valid.digest(),
+            "billing-service",
+            &["invoices:read", "invoices:write"],
+        ),
         RecordSpec::active(f.revoked.digest(), "leaky", &["invoices:read"]),
         RecordSpec::active(f.reader.digest(), "search-indexer", &["search:read"]),
     ];
@@ -150,8 +154,9 @@ fn header(g: &Got, name: &str) -> String {
 /// What the handler saw: the extractor and the request's headers.
 async fn invoices(p: Principal, headers: http::HeaderMap) -> String {
     format!(
-        "principal={} header={} auth={} api-key={} deprecated={}",
+        "principal={} scopes={} header={} auth={} api-key={} deprecated={}",
         p.name(),
+        p.scopes().collect::<Vec<_>>().join(","),
         headers
             .get("x-keygate-principal")
             .map_or("-", |v| v.to_str().unwrap()),
@@ -193,8 +198,22 @@ async fn every_answer_through_a_real_axum_server() {
     assert_eq!(g.status, 200, "{}", g.body);
     assert_eq!(
         g.body,
-        "principal=billing-service header=billing-service auth=false api-key=false deprecated=false"
+        "principal=billing-service scopes=invoices:read,invoices:write header=billing-service auth=false api-key=false deprecated=false"
     );
+    // Under two layers a request is verified once (the inner layer checks
+    // its scope on the Principal the outer one left).
+    let valid_count = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(r#"keygate_verify_total{outcome="valid"} "#))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let before = valid_count(&get(port, "/metrics", None).await.body);
+    for _ in 0..3 {
+        let g = get(port, "/invoices", Some(f.valid.expose_secret())).await;
+        assert_eq!(g.status, 200);
+    }
+    let after = valid_count(&get(port, "/metrics", None).await.body);
+    assert_eq!(after - before, 3, "each request verified once");
     let g = get_with(port, "/invoices", &[("x-api-key", f.valid.expose_secret())]).await;
     assert_eq!(g.status, 200, "X-API-Key: {}", g.body);
     assert!(g.body.contains("api-key=false"), "{}", g.body);

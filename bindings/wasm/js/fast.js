@@ -16,7 +16,7 @@ function installFastVerify(core) {
   const OUTCOMES = ["valid", "valid_deprecated", "revoked", "expired", "not_yet_valid", "unknown",
     "malformed", "insufficient_scope", "stale"];
   const KEY_CAP = 512, SCOPE_AT = 512, SCOPE_CAP = 256, OUT_AT = 768, HEX_AT = 848, NAME_AT = 896;
-  const HDR_AT = 1024, HDR_CAP = 4096, HDR_MAX = 16, CHECK_OUT_AT = 5120, TEXT_AT = 5144, VALUE_AT = 6168;
+  const HDR_AT = 1024, HDR_CAP = 4096, HDR_MAX = 16, CHECK_OUT_AT = 5120, TEXT_AT = 5168, VALUE_AT = 6192, SCOPES_AT = 6576;
   // (No test hook on the prototype: the tests hold this path against a
   // second, unpatched copy of wasm-bindgen's module.)
   const reference = core.Verifier.prototype.verify;
@@ -35,7 +35,7 @@ function installFastVerify(core) {
     out = new Float64Array(io.buffer, io.byteOffset + OUT_AT, 10);
     hex = io.subarray(HEX_AT, HEX_AT + 32);
     hdrArea = io.subarray(HDR_AT, HDR_AT + HDR_CAP);
-    checkOut = new Float64Array(io.buffer, io.byteOffset + CHECK_OUT_AT, 3);
+    checkOut = new Float64Array(io.buffer, io.byteOffset + CHECK_OUT_AT, 6);
   }
 
   // The principal the last raw call numbered (out[7..9]; see verify_raw).
@@ -194,10 +194,22 @@ function installFastVerify(core) {
         known |= 1 << textId;
       }
     }
-    let principal = null, principalValue = null;
+    let principal = null, principalValue = null, scopes = null;
     if (forward) {
       principal = principalName(this);
       principalValue = checkOut[2] < 0 ? principal : decoder.decode(io.subarray(VALUE_AT, VALUE_AT + checkOut[2]));
+      // The key's scope names, numbered per verifier as the principals are.
+      let sets = this.__scopeSets;
+      if (sets === undefined || sets.epoch !== checkOut[5]) {
+        sets = this.__scopeSets = [];
+        sets.epoch = checkOut[5];
+      }
+      if (checkOut[4] >= 0) {
+        const list = decoder.decode(io.subarray(SCOPES_AT, SCOPES_AT + checkOut[4])).split("\0");
+        list.pop();
+        sets[checkOut[3]] = list;
+      }
+      scopes = sets[checkOut[3]].slice();
     }
     const strip = [];
     for (let mask = checkOut[0], i = 0; mask !== 0; i++, mask >>>= 1) {
@@ -213,6 +225,7 @@ function installFastVerify(core) {
       principal,
       principalValue,
       principalHeader: texts.header,
+      scopes,
       keyId: r & 0x100 ? hexString(hex) : null,
       responseHeaders,
       strip,

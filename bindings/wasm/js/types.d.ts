@@ -16,6 +16,8 @@ export interface KeygateOptions {
 export interface KeygatePrincipal {
   principal: string;
   keyId: string;
+  /** The scopes the key holds, in the keyset's order. */
+  scopes: string[];
   outcome: "valid" | "valid_deprecated";
   deprecated: boolean;
 }

@@ -43,17 +43,23 @@ mod io {
     pub const HDR_CAP: usize = 4096;
     /// At most this many headers (one bit each in the strip mask).
     pub const HDR_MAX: usize = 16;
-    /// `__checkRaw`'s three f64 out fields: the strip mask (bit i: strip
+    /// `__checkRaw`'s six f64 out fields: the strip mask (bit i: strip
     /// header i), the text's length (-1: not written, the caller has it),
-    /// the principal value's length (-1: the same as the name).
+    /// the principal value's length (-1: the same as the name), the scope
+    /// set's number, its names' length when the number is new (-1: already
+    /// known), the scope-set numbering epoch.
     pub const CHECK_OUT_AT: usize = HDR_AT + HDR_CAP;
     /// The answer's text: the body, then each response header's name and
     /// value, each followed by a NUL byte.
-    pub const TEXT_AT: usize = CHECK_OUT_AT + 24;
+    pub const TEXT_AT: usize = CHECK_OUT_AT + 48;
     pub const TEXT_CAP: usize = 1024;
     /// The principal value when it is not the name (percent-encoded).
     pub const VALUE_AT: usize = TEXT_AT + TEXT_CAP;
-    pub const LEN: usize = VALUE_AT + 3 * keygate::MAX_PRINCIPAL_LEN;
+    /// A new scope set's names, each followed by a NUL byte (at most 64
+    /// names of at most 64 bytes).
+    pub const SCOPES_AT: usize = VALUE_AT + 3 * keygate::MAX_PRINCIPAL_LEN;
+    pub const SCOPES_CAP: usize = 64 * 65;
+    pub const LEN: usize = SCOPES_AT + SCOPES_CAP;
 }
 
 thread_local! {
@@ -174,6 +180,7 @@ fn answer_object(
     a: &keygate::Answer,
     policy: &keygate::Policy<'_>,
     verdict: Option<&keygate::Verdict>,
+    scopes: Option<keygate::ScopeNames>,
     strip: Array,
 ) -> JsValue {
     let o = Object::new();
@@ -201,6 +208,17 @@ fn answer_object(
         }),
     );
     set(&o, "principalHeader", policy.principal_header());
+    set(
+        &o,
+        "scopes",
+        accepted.map_or(JsValue::NULL, |_| {
+            let list = Array::new();
+            for n in scopes.iter().flat_map(|s| s.iter()) {
+                list.push(&JsValue::from_str(n));
+            }
+            list.into()
+        }),
+    );
     set(
         &o,
         "keyId",
@@ -339,6 +357,7 @@ pub fn not_loaded(options: Option<CheckOptions>) -> Result<JsValue, JsValue> {
         &keygate::Answer::not_loaded(),
         &policy,
         None,
+        None,
         Array::new(),
     ))
 }
@@ -430,11 +449,21 @@ pub struct Verifier {
     /// Principal names numbered for the fast path (0 is the empty name);
     /// cleared, with a new epoch, when it reaches `MAX_NAMES`.
     names: RefCell<Names>,
+    /// Scope sets numbered for the fast path's `check` (as `names`).
+    scope_sets: RefCell<ScopeSets>,
 }
 
 #[derive(Default)]
 struct Names {
     ids: HashMap<String, u32, foldhash::fast::FixedState>,
+    epoch: u32,
+}
+
+/// Scope sets numbered for the fast path's `check`, by the artifacts and
+/// the set (a number names the same list as long as it is in the table).
+#[derive(Default)]
+struct ScopeSets {
+    ids: HashMap<(u64, u64, keygate::Scopes), u32, foldhash::fast::FixedState>,
     epoch: u32,
 }
 
@@ -471,6 +500,7 @@ impl Verifier {
             .map(|inner| Verifier {
                 inner,
                 names: RefCell::default(),
+                scope_sets: RefCell::default(),
             })
             .map_err(err)
     }
@@ -582,7 +612,11 @@ impl Verifier {
                 }
             }
         }
-        Ok(answer_object(&a, &policy, verdict.as_ref(), strip))
+        let scopes = verdict
+            .as_ref()
+            .filter(|_| a.forward())
+            .and_then(|v| self.inner.scope_names(v));
+        Ok(answer_object(&a, &policy, verdict.as_ref(), scopes, strip))
     }
 
     /// The fast path's verify (see the crate docs): the key is the first
@@ -716,7 +750,21 @@ impl Verifier {
             }
             let mut value_len = -1.0;
             let (mut number, mut new_len, mut epoch) = (0, -1.0, self.names.borrow().epoch);
+            let (mut set, mut set_len, mut set_epoch) = (0, -1.0, self.scope_sets.borrow().epoch);
             if let Some(v) = verdict.as_ref().filter(|_| answer.forward()) {
+                let new;
+                (set, new, set_epoch) = self.number_scopes(v);
+                if new {
+                    let names = self.inner.scope_names(v);
+                    let mut w = Cursor {
+                        buf: &mut buf[io::SCOPES_AT..][..io::SCOPES_CAP],
+                        at: 0,
+                    };
+                    for n in names.iter().flat_map(|s| s.iter()) {
+                        w.put(n.as_bytes());
+                    }
+                    set_len = w.at as f64;
+                }
                 let name = v.principal.as_str();
                 (number, new_len, epoch) = self.number(name);
                 if new_len >= 0.0 {
@@ -735,11 +783,36 @@ impl Verifier {
             for (i, f) in [number as f64, new_len, epoch as f64].iter().enumerate() {
                 buf[io::OUT_AT + 8 * (7 + i)..][..8].copy_from_slice(&f.to_le_bytes());
             }
-            for (i, f) in [f64::from(strip), text_len, value_len].iter().enumerate() {
+            let out = [
+                f64::from(strip),
+                text_len,
+                value_len,
+                f64::from(set),
+                set_len,
+                f64::from(set_epoch),
+            ];
+            for (i, f) in out.iter().enumerate() {
                 buf[io::CHECK_OUT_AT + 8 * i..][..8].copy_from_slice(&f.to_le_bytes());
             }
             outcome | u32::from(key_id.is_some()) << 8 | id << 10 | u32::from(answer.status) << 16
         })
+    }
+
+    /// The number of `v`'s scope set for the fast path: (number, whether JS
+    /// has not seen it yet, epoch).
+    fn number_scopes(&self, v: &keygate::Verdict) -> (u32, bool, u32) {
+        let mut sets = self.scope_sets.borrow_mut();
+        let key = (v.snapshot_version, v.revocation_seq, v.scopes);
+        if let Some(&id) = sets.ids.get(&key) {
+            return (id, false, sets.epoch);
+        }
+        if sets.ids.len() >= MAX_NAMES {
+            sets.ids.clear();
+            sets.epoch += 1;
+        }
+        let id = sets.ids.len() as u32 + 1;
+        sets.ids.insert(key, id);
+        (id, true, sets.epoch)
     }
 
     /// The number of principal `name` for the fast path: (number, byte length

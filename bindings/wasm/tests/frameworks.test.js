@@ -37,7 +37,7 @@ kg("publish", "--out", pub);
 
 function seen(headers, who) {
   const auth = headers["authorization"] || headers["x-api-key"] ? "set" : "-";
-  return `principal=${headers["x-keygate-principal"] || "-"} auth=${auth} verdict=${who.principal}\n`;
+  return `principal=${headers["x-keygate-principal"] || "-"} auth=${auth} verdict=${who.principal} scopes=${who.scopes}\n`;
 }
 
 async function servers(keygate) {
@@ -62,7 +62,7 @@ async function servers(keygate) {
   const { serve } = require("@hono/node-server");
   const hono = new Hono();
   hono.use("/invoices/*", keygateHono(keygate, { scope: "invoices:read" }));
-  hono.get("/invoices/:id", (c) => c.text(`verdict=${c.get("keygate").principal}\n`));
+  hono.get("/invoices/:id", (c) => c.text(`verdict=${c.get("keygate").principal} scopes=${c.get("keygate").scopes}\n`));
   const h = await new Promise((resolve) => {
     const s = serve({ fetch: hono.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
   });
@@ -83,7 +83,7 @@ test("Express, Fastify and Hono answer by the gateway contract", async () => {
     for (const [name, { port }] of Object.entries(all)) {
       let r = await get(port, bearer(keys.valid));
       assert.equal(r.status, 200, `${name} valid: ${r.body}`);
-      assert.match(r.body, /verdict=billing-service/, name);
+      assert.match(r.body, /verdict=billing-service scopes=invoices:read\n/, name);
       assert.equal((await get(port, { "x-api-key": keys.valid })).status, 200, `${name} X-API-Key`);
       r = await get(port);
       assert.equal(r.status, 401, `${name} no key`);
@@ -107,7 +107,7 @@ test("Express, Fastify and Hono answer by the gateway contract", async () => {
     // with the principal the middleware set (a client's own copy dropped).
     for (const name of ["express", "fastify"]) {
       const r = await get(all[name].port, { ...bearer(keys.valid), "x-keygate-principal": "admin" });
-      assert.equal(r.body, "principal=billing-service auth=- verdict=billing-service\n", name);
+      assert.equal(r.body, "principal=billing-service auth=- verdict=billing-service scopes=invoices:read\n", name);
       const u = await get(all[name].port, bearer(keys.unicode));
       assert.match(u.body, /^principal=z%C3%BCrich%20b%C3%BCro /, `${name}: the principal header is ASCII`);
     }

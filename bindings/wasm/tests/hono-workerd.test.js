@@ -102,7 +102,7 @@ const bearer = (k) => ({ authorization: `Bearer ${k}` });
 test("Hono in workerd answers by the gateway contract", async () => {
   let r = await get(bearer(keys.valid));
   assert.equal(r.status, 200, r.body);
-  assert.match(r.body, /^verdict=billing-service key=[0-9a-f]{32} deprecated=false\n$/);
+  assert.match(r.body, /^verdict=billing-service key=[0-9a-f]{32} scopes=invoices:read deprecated=false\n$/);
   assert.equal(r.headers.get("deprecation"), null);
   assert.equal((await get({ "x-api-key": keys.valid })).status, 200, "X-API-Key");
   r = await get();

@@ -285,6 +285,13 @@ test("check: the contract's answer, and options and headers refused when malform
   assert.equal(a.forward, true);
   assert.equal(a.principalValue, "billing-service");
   assert.deepEqual(a.strip, ["authorization", "x_keygate_principal"]);
+  assert.deepEqual(a.scopes, ["invoices:read", "invoices:write"], "the key's scopes");
+  assert.equal(v.check([["X-API-Key", keys.valid]], { scope: "nope", now: NOW }).scopes, null, "none when refused");
+  // The update changes key 1's record: its scopes come from the update's table.
+  const w = loaded();
+  w.loadRevocations(read(fixtures, "update-with-records-1.kgr"));
+  assert.deepEqual(w.check([["X-API-Key", keys.valid]], { now: NOW }).scopes, ["invoices:read", "invoices:write"]);
+  assert.deepEqual(w.check([["X-API-Key", keys.added_by_update]], { now: NOW }).scopes, ["invoices:read"]);
   const two = v.check([["x-api-key", `${keys.valid}, ${keys.deprecated}`]], { now: NOW });
   assert.equal(two.status, 400, "a comma-joined pair of keys is two keys");
   const none = notLoaded({ retryAfter: 9 });

@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 _Text = Union[str, bytes]
 
@@ -10,6 +10,7 @@ class Verdict:
     expires_at: Optional[int]
     deprecated_at: Optional[int]
     sunset_at: Optional[int]
+    scopes: List[str]
     @property
     def valid(self) -> bool: ...
 

@@ -13,7 +13,7 @@ const app = new Hono();
 app.use("/invoices/*", keygate((c) => Keygate.fromEnv(c.env), { scope: "invoices:read" }));
 app.get("/invoices/:id", (c) => {
   const who = c.get("keygate");
-  return c.text(`verdict=${who.principal} key=${who.keyId} deprecated=${who.deprecated}\n`);
+  return c.text(`verdict=${who.principal} key=${who.keyId} scopes=${who.scopes.join(",")} deprecated=${who.deprecated}\n`);
 });
 app.get("/metrics", (c) => c.text(Keygate.fromEnv(c.env).metrics() ?? "no anchor\n"));
 export default app;
