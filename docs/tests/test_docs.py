@@ -664,6 +664,13 @@ app = Starlette(routes=[Route("/invoices/{{id}}", invoice)])
     st, _, body = get(gw, "/metrics")
     check(st == 200 and 'keygate_verify_total{outcome="valid"}' in body, f"node.md: /metrics: {st}")
 
+    # -- Node: the Hono Worker is the app hono-workerd.test.js runs in workerd --
+    worker = open(os.path.join(ROOT, "bindings/wasm/tests/hono-worker/worker.js")).read()
+    worker = worker[worker.index("import { Hono }"):]
+    check(take("integrations/node.md", 2, "js", "the same as tests/hono-worker/worker.js, which "
+               "tests/hono-workerd.test.js bundles and runs in workerd") == worker,
+          "integrations/node.md: the Hono Worker differs from bindings/wasm/tests/hono-worker/worker.js")
+
     take("integrations/rust.md", 0, "toml", "the dependency line (the reader's repository URL)")
     take("integrations/rust.md", 1, "rust", "compiled by `cargo test --doc` (src/lib.rs includes the page)")
     lib = open(os.path.join(ROOT, "src/lib.rs")).read()
