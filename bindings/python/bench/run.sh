@@ -23,7 +23,7 @@ kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
 kg publish --out "$work/pub" >/dev/null
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 declare -A port
-for app in fastapi_plain fastapi_keygate starlette_plain starlette_keygate; do
+for app in fastapi_plain fastapi_emptydep fastapi_keygate starlette_plain starlette_keygate; do
     port[$app]=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     (export KEYGATE_PUB="$work/pub"; exec taskset -c 0 "$PY" -m uvicorn "apps:$app" --host 127.0.0.1 \
         --port "${port[$app]}" --log-level warning --no-access-log) >"$work/$app.log" 2>&1 &
@@ -34,7 +34,7 @@ for app in "${!port[@]}"; do
 done
 declare -A best
 for _ in $(seq "$ROUNDS"); do
-    for app in fastapi_plain fastapi_keygate starlette_plain starlette_keygate; do
+    for app in fastapi_plain fastapi_emptydep fastapi_keygate starlette_plain starlette_keygate; do
         out=$(pin 1 wrk -t1 -c16 -d"${SECS}s" -H "Authorization: Bearer $KEY" "http://127.0.0.1:${port[$app]}/hello")
         echo "$out" | grep -q "Non-2xx" && { echo "FAIL: $app refused requests: $out"; exit 1; }
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -45,3 +45,5 @@ for fw in fastapi starlette; do
     plain=${best[${fw}_plain]}; with=${best[${fw}_keygate]}
     "$PY" -c "p, k = $plain, $with; print(f'python $fw: no auth {p:.0f} req/s, keygate {k:.0f} req/s: {k / p:.3f}x, +{1e6 / k - 1e6 / p:.1f} us/request (target: keygate costs <= 5 %)')"
 done
+e=${best[fastapi_emptydep]}; k=${best[fastapi_keygate]}
+"$PY" -c "e, k = $e, $k; print(f'python fastapi: a dependency of the same signature checking nothing {e:.0f} req/s; keygate {k:.0f} req/s: {k / e:.3f}x of it, keygate itself +{1e6 / k - 1e6 / e:.1f} us/request')"

@@ -37,9 +37,11 @@ for n in 10000 100000; do
     # The same verify inside WASM with no JS around it (the bench-floors
     # build's loop over the same keys): what the glue costs is the difference.
     core=$(node bench/verify.js "$work/pub-$n" "$work/keys-$n.txt" --core "$floors/keygate.js")
-    awk -v n="$n" -v a="$wasm" -v b="$native" -v s="$sha" -v c="$core" 'BEGIN {
+    peer=$(node bench/verify.js "$work/pub-$n" "$work/keys-$n.txt" --peer)
+    awk -v n="$n" -v a="$wasm" -v b="$native" -v s="$sha" -v c="$core" -v p="$peer" 'BEGIN {
         printf "verify N=%d: native Rust %s ns, WASM in node %s ns: %.2fx native (budget 3x), %.2fx the WASM SHA-256 floor\n",
             n, b, a, a / b, a / s
         printf "  of which the verify inside WASM (no JS glue) %s ns = %.2fx native; JS glue and call %.0f ns\n",
-            c, c / b, a - c }'
+            c, c / b, a - c
+        printf "  the peer a Node user writes (crypto.createHash sha256 hex + Map) %s ns: keygate %.2fx the peer\n", p, a / p }'
 done

@@ -8,7 +8,8 @@
 // key and scope are encoded straight into a fixed scratch area of WASM memory,
 // one call passes plain numbers (`__verifyRaw`), the numeric fields come back
 // through a Float64Array over the same area, and a principal name is decoded
-// once per verifier (Rust numbers the names). The layout is `mod io` in
+// once per verifier (Rust numbers the names); the current time is read here
+// (a call out of WASM for it cost ~20 ns). The layout is `mod io` in
 // src/lib.rs. Anything the scratch area cannot hold (a key over 512 bytes, a
 // scope over 256) or an option of the wrong type goes to the original
 // `verify`, which answers or throws exactly as before.
@@ -90,7 +91,7 @@ function installFastVerify(core) {
     if (k.read !== key.length) return reference.call(this, key, options);
     const scopeLen = putScope(scope);
     if (scopeLen === null) return reference.call(this, key, options);
-    const r = this.__verifyRaw(k.written, scopeLen, typeof now === "number" ? now : -1);
+    const r = this.__verifyRaw(k.written, scopeLen, typeof now === "number" ? now : Date.now() / 1000);
     if (io.byteLength === 0) views(); // the call may have grown memory
     return {
       outcome: OUTCOMES[r & 0xff],
@@ -179,7 +180,7 @@ function installFastVerify(core) {
     const scopeOk = scope === undefined || scope === null || (typeof scope === "string" && scope.length <= SCOPE_CAP);
     const scopeLen = scopeOk ? putScope(scope) : null;
     if (scopeLen === null) return referenceCheck.call(this, headers, options);
-    const r = this.__checkRaw(policy, at, scopeLen, typeof now === "number" ? now : -1, known) >>> 0;
+    const r = this.__checkRaw(policy, at, scopeLen, typeof now === "number" ? now : Date.now() / 1000, known) >>> 0;
     if (r === 0xffffffff) return referenceCheck.call(this, headers, options);
     if (io.byteLength === 0) views();
     const status = r >>> 16, forward = status === 200, textId = (r >> 10) & 15;
