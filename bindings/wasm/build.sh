@@ -30,8 +30,11 @@ for t in node web; do
           echo 'const core = require("./keygate.js");'
           echo 'installFastVerify(core);'
           echo 'core.principalOf = principalOf;'
+          echo 'core.readCapped = readCapped;'
           echo 'module.exports = core;'; } > "$out/index.js"
-        echo 'export * from "./keygate";' > "$out/index.d.ts"
+        printf '%s\n' 'export * from "./keygate";' \
+            '/** A fetch Response body, refused past `max` bytes (a declared Content-Length first). */' \
+            'export declare function readCapped(res: Response, max: number): Promise<Uint8Array>;' > "$out/index.d.ts"
         # The Node service adapters: keygate/node (loading and polling),
         # keygate/express, keygate/fastify, keygate/hono.
         for f in node express fastify client; do
@@ -47,9 +50,11 @@ for t in node web; do
           echo 'export * from "./keygate.js";'
           echo 'export { default } from "./keygate.js";'; cat "$HERE/js/fast.js" "$HERE/js/answer.js"
           echo 'installFastVerify(core);'
-          echo 'export { principalOf };'; } > "$out/index.js"
+          echo 'export { principalOf, readCapped };'; } > "$out/index.js"
         printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' \
-            'export declare function principalOf(answer: any): import("./edge").KeygatePrincipal;' > "$out/index.d.ts"
+            'export declare function principalOf(answer: any): import("./edge").KeygatePrincipal;' \
+            '/** A fetch Response body, refused past `max` bytes (a declared Content-Length first). */' \
+            'export declare function readCapped(res: Response, max: number): Promise<Uint8Array>;' > "$out/index.d.ts"
         # Workers and other fetch runtimes: keygate/edge (loading from an
         # origin), keygate/hono (the same middleware as in Node).
         cp "$HERE/js/edge.js" "$HERE/js/edge.d.ts" "$out/"

@@ -213,18 +213,18 @@ impl Keygate {
 
     /// A layer that requires a valid key and no particular scope.
     pub fn layer(&self) -> KeygateLayer {
-        KeygateLayer {
+        KeygateLayer(Arc::new(LayerState {
             keygate: self.clone(),
             scope: None,
-        }
+        }))
     }
 
     /// A layer that requires a valid key holding `scope` (403 otherwise).
     pub fn require(&self, scope: &str) -> KeygateLayer {
-        KeygateLayer {
+        KeygateLayer(Arc::new(LayerState {
             keygate: self.clone(),
-            scope: Some(Arc::from(scope)),
-        }
+            scope: Some(scope.into()),
+        }))
     }
 }
 
@@ -310,9 +310,13 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Principal {
 
 /// The [`tower_layer::Layer`] of a [`Keygate`] (one scope, or none).
 #[derive(Clone)]
-pub struct KeygateLayer {
+pub struct KeygateLayer(Arc<LayerState>);
+
+/// One `Arc` for all of a layer: a router clones its service for every
+/// request, and each `Arc` inside would be an atomic count up and down.
+struct LayerState {
     keygate: Keygate,
-    scope: Option<Arc<str>>,
+    scope: Option<Box<str>>,
 }
 
 impl<S> tower_layer::Layer<S> for KeygateLayer {
@@ -347,8 +351,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.layer.keygate.shared;
-        let scope = self.layer.scope.as_deref();
+        let shared = &self.layer.0.keygate.shared;
+        let scope = self.layer.0.scope.as_deref();
         // Behind another layer of this Keygate (a router-wide one, then a
         // route's scope) the key headers are gone: the Principal it left
         // holds the key's scopes, so this layer checks its own scope there,
@@ -386,16 +390,7 @@ where
             .verifier
             .scope_names(&verdict)
             .unwrap_or_else(|| Arc::from([]));
-        let policy = shared.policy();
-        // Removed one name at a time: no list is built per request.
-        while let Some(name) = req
-            .headers()
-            .iter()
-            .find(|(n, v)| policy.strips(n.as_str().as_bytes(), v.as_bytes()))
-            .map(|(n, _)| n.clone())
-        {
-            req.headers_mut().remove(name);
-        }
+        strip_key_headers(req.headers_mut(), &shared.policy());
         let value = keygate::principal_value(verdict.principal.as_str());
         if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
             req.headers_mut().insert(shared.principal_header.clone(), v);
@@ -413,6 +408,33 @@ where
         ResponseFuture::Forwarded {
             inner: self.inner.call(req),
             deprecation: answer.deprecation.map(|_| (answer, Arc::clone(shared))),
+        }
+    }
+}
+
+/// Removes every header `policy` strips. The names are gathered in one pass
+/// into a small array (no allocation; a request with more such names than
+/// it holds is scanned again for the rest).
+fn strip_key_headers(headers: &mut http::HeaderMap, policy: &Policy<'_>) {
+    loop {
+        let mut found: [Option<HeaderName>; 4] = Default::default();
+        let mut n = 0;
+        for (name, value) in headers.iter() {
+            if policy.strips(name.as_str().as_bytes(), value.as_bytes())
+                && !found[..n].iter().any(|f| f.as_ref() == Some(name))
+            {
+                if n == found.len() {
+                    break;
+                }
+                found[n] = Some(name.clone());
+                n += 1;
+            }
+        }
+        for name in found.iter_mut().take(n).filter_map(Option::take) {
+            headers.remove(name);
+        }
+        if n < 4 {
+            return;
         }
     }
 }
@@ -481,5 +503,41 @@ where
                 Poll::Ready(Ok(r))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_header_is_stripped_however_many() {
+        let mut h = http::HeaderMap::new();
+        for (n, v) in [
+            ("authorization", "Bearer k"),
+            ("x-api-key", "k"),
+            ("x_api_key", "k"),
+            ("x-api_key", "k"),
+            ("x_api-key", "k"),
+            ("x-keygate-principal", "admin"),
+            ("x_keygate_principal", "admin"),
+            ("x-keygate-principal", "root"),
+            ("accept", "*/*"),
+            ("x-request-id", "7"),
+        ] {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        strip_key_headers(&mut h, &Policy::DEFAULT);
+        let mut left: Vec<_> = h.keys().map(|n| n.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "x-request-id"]);
+        // A Basic Authorization is not a key: it stays.
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dTpw"),
+        );
+        strip_key_headers(&mut h, &Policy::DEFAULT);
+        assert_eq!(h.len(), 1);
     }
 }

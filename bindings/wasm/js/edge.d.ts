@@ -10,6 +10,8 @@ export interface EdgeOptions {
   realm?: string;
   principalHeader?: string;
   retryAfter?: number | string;
+  /** The largest artifact read from the origin (default 2 GiB; a Worker has less memory: set it). */
+  maxArtifact?: number | string;
 }
 
 /** What a middleware hands the application. Holds no secret. */

@@ -13,8 +13,10 @@
 // ORIGIN / origin (a URL or a service binding serving trust.kgt,
 // snapshot.kgs, revocations.kgr), REFRESH_SECONDS / refreshSeconds (default
 // 1), REALM / realm, PRINCIPAL_HEADER / principalHeader, RETRY_AFTER /
-// retryAfter (the contract's defaults when absent).
-import { Verifier, Reload, notLoaded, principalOf } from "./index.js";
+// retryAfter (the contract's defaults when absent), MAX_ARTIFACT /
+// maxArtifact (the largest artifact read from the origin, default 2 GiB as
+// the core's Origin: a Worker's memory is smaller, so set it).
+import { Verifier, Reload, notLoaded, principalOf, readCapped } from "./index.js";
 
 function anchorBytes(anchor) {
   if (anchor instanceof ArrayBuffer) return new Uint8Array(anchor);
@@ -41,8 +43,9 @@ function sameAnchor(a, b) {
 }
 
 export class Keygate {
-  constructor({ anchor, origin, refreshSeconds, realm, principalHeader, retryAfter } = {}) {
+  constructor({ anchor, origin, refreshSeconds, realm, principalHeader, retryAfter, maxArtifact } = {}) {
     this.origin = origin;
+    this.maxArtifact = Number(maxArtifact || 2 ** 31);
     this.interval = Number(refreshSeconds || 1) * 1000;
     this.options = { realm: realm || undefined, principalHeader: principalHeader || undefined, retryAfter: retryAfter === undefined || retryAfter === "" ? undefined : Number(retryAfter) };
     notLoaded(this.options); // the settings, checked by the core (throws when invalid)
@@ -67,7 +70,10 @@ export class Keygate {
   // hand each request its own binding objects).
   static fromEnv(env) {
     if (isolate === null || !sameAnchor(isolate.anchor, env.TRUST_ANCHOR)) {
-      const keygate = new Keygate({ anchor: env.TRUST_ANCHOR, origin: env.ORIGIN, refreshSeconds: env.REFRESH_SECONDS, realm: env.REALM, principalHeader: env.PRINCIPAL_HEADER, retryAfter: env.RETRY_AFTER });
+      const keygate = new Keygate({
+        anchor: env.TRUST_ANCHOR, origin: env.ORIGIN, refreshSeconds: env.REFRESH_SECONDS, realm: env.REALM,
+        principalHeader: env.PRINCIPAL_HEADER, retryAfter: env.RETRY_AFTER, maxArtifact: env.MAX_ARTIFACT,
+      });
       isolate = { anchor: env.TRUST_ANCHOR, keygate };
     }
     isolate.keygate.origin = env.ORIGIN;
@@ -90,7 +96,7 @@ export class Keygate {
       let step;
       try {
         const res = await this.fetchArtifact(name, this.reload.validator(name));
-        const bytes = res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
+        const bytes = res.status === 200 ? await readCapped(res, this.maxArtifact) : undefined;
         step = this.reload.offer(this.verifier, name, res.status, bytes, res.headers.get("etag") ?? undefined);
       } catch (e) {
         step = { step: "failed", error: e.message };

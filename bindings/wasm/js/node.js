@@ -11,21 +11,6 @@ const core = require("./index.js");
 // Origin (2 GiB; 66 MB per million keys).
 const DEFAULTS = { pollInterval: 1000, maxBackoff: 30000, realm: "keygate", principalHeader: "x-keygate-principal", retryAfter: 5, maxArtifact: 2 ** 31 };
 
-// A response body, refused past `max` bytes: a declared Content-Length over
-// it before anything is read, a body that runs past it while reading.
-async function readCapped(res, max) {
-  const declared = Number(res.headers.get("content-length"));
-  if (declared > max) throw new Error(`over ${max} bytes (Content-Length ${declared})`);
-  const chunks = [];
-  let n = 0;
-  for await (const chunk of res.body) {
-    n += chunk.length;
-    if (n > max) throw new Error(`over ${max} bytes`);
-    chunks.push(chunk);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
 class Keygate {
   constructor(verifier, source, options) {
     this.verifier = verifier;
@@ -113,7 +98,7 @@ class Keygate {
       let bytes;
       if (res.status === 200) {
         try {
-          bytes = await readCapped(res, this.options.maxArtifact);
+          bytes = await core.readCapped(res, this.options.maxArtifact);
         } catch (e) {
           answered = false;
           this.offer(name, 0);

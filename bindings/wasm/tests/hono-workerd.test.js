@@ -147,3 +147,49 @@ test("a revocation published while it runs is in force after the next refresh", 
   assert.match(m, /^keygate_verify_total\{outcome="revoked"\} [1-9]/m);
   for (const k of Object.values(keys)) assert.ok(!m.includes(k), "no key in the metrics");
 });
+
+test("keygate/edge: an artifact over the size limit or a forged Content-Length changes nothing", async () => {
+  const { pathToFileURL } = require("node:url");
+  const web = await import(pathToFileURL(path.join(HERE, "pkg/web/index.js")));
+  web.initSync({ module: fs.readFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm")) });
+  const { Keygate } = await import(pathToFileURL(path.join(HERE, "pkg/web/edge.js")));
+  let forge = false;
+  const hostile = http.createServer((req, res) => {
+    const name = path.basename(req.url);
+    if (forge && name === "snapshot.kgs") {
+      // Declares 3 GiB and sends nothing: refused before any read.
+      res.writeHead(200, { "content-length": String(3 * 2 ** 30) });
+      res.flushHeaders();
+      return;
+    }
+    const body = fs.readFileSync(path.join(site, name));
+    res.writeHead(200, { "content-length": body.length }).end(body);
+  });
+  await new Promise((r) => hostile.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${hostile.address().port}/`;
+  const anchor = fs.readFileSync(path.join(site, "trust.kgt")).toString("base64");
+  try {
+    // A snapshot over a small limit is not installed: nothing loaded, 503.
+    const small = new Keygate({ anchor, origin: url, maxArtifact: 100 });
+    await small.ready();
+    assert.equal(small.loaded, false);
+    assert.ok(small.errors >= 1);
+    assert.equal(small.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 503);
+    // Loaded under the default limit; then the origin forges a huge
+    // snapshot: the refresh fails at once and the state is kept.
+    const k = new Keygate({ anchor, origin: url });
+    await k.ready();
+    assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
+    forge = true;
+    const errors = k.errors, t0 = Date.now();
+    await k.refresh();
+    assert.ok(Date.now() - t0 < 2000, "a forged Content-Length must not be waited for");
+    assert.equal(k.errors, errors + 1);
+    assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
+    // A bad setting is refused when the Keygate is made.
+    assert.throws(() => new Keygate({ anchor, origin: url, realm: 'a"b' }), /realm/);
+  } finally {
+    hostile.closeAllConnections();
+    hostile.close();
+  }
+});

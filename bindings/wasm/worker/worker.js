@@ -9,7 +9,8 @@
 // revocations.kgr), UPSTREAM (service), SCOPE (required scope, optional),
 // REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
 // (default x-keygate-principal), REALM (default "keygate"), RETRY_AFTER
-// (seconds on a 503, default 5), METRICS_PATH with METRICS_TOKEN (both or
+// (seconds on a 503, default 5), MAX_ARTIFACT (bytes, default 2 GiB: the
+// largest artifact read from the origin), METRICS_PATH with METRICS_TOKEN (both or
 // neither: GET METRICS_PATH with `x-keygate-metrics-token: METRICS_TOKEN`
 // answers this isolate's counters as Prometheus text).
 import { initSync } from "./index.js";
