@@ -2,7 +2,7 @@
 //! between), kept current from a publish directory or an HTTP origin by the
 //! core's reload rules on a background thread. The GIL is released while a
 //! key is verified. The framework middleware (ASGI/Starlette, FastAPI) is
-//! Python in `python/keygate/`, on [`Verifier::check`]: the gateway
+//! Python in `python/keygate/`, on `Verifier::check`: the gateway
 //! contract decided here, in the core, as on every other surface.
 
 use std::path::PathBuf;

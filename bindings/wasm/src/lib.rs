@@ -671,7 +671,7 @@ impl Verifier {
     /// The fast path's `check` (see the crate docs): `hdr_len` bytes of
     /// request headers at `HDR_AT`, the scope and `now` as for
     /// [`verify_raw`](Self::verify_raw), `known_texts` the answer texts
-    /// (by [`text_id`]) the caller already has for `policy`. Returns the
+    /// (by `text_id`) the caller already has for `policy`. Returns the
     /// outcome's position (bits 0-7, 255: none), whether a key id was
     /// written (bit 8), the text id (bits 10-13) and the status (bits
     /// 16-31); writes the principal as `verify_raw` does (when forwarded),
