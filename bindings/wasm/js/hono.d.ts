@@ -3,6 +3,7 @@ import type { Keygate } from "./types";
 type KeygateSource = Pick<Keygate, "check"> & { ready?(ctx?: any): Promise<void> | null };
 declare function keygateHono(source: KeygateSource | ((c: any) => KeygateSource), options?: { scope?: string }): (c: any, next: () => Promise<void>) => Promise<any>;
 declare namespace keygateHono {
-  export { keygateHono as keygate, keygateHono as default };
+  /** The same function, for `const { keygate } = require("keygate/hono")`. */
+  const keygate: typeof keygateHono;
 }
 export = keygateHono;
