@@ -7,6 +7,8 @@ export interface EdgeOptions {
   origin: string | { fetch(input: string, init?: any): Promise<Response> };
   /** Seconds between refreshes (default 1). */
   refreshSeconds?: number | string;
+  /** While the origin fails, the wait doubles up to this many seconds (default 30). */
+  maxBackoffSeconds?: number | string;
   realm?: string;
   principalHeader?: string;
   retryAfter?: number | string;
@@ -30,7 +32,9 @@ export declare class Keygate {
   static fromEnv(env: any): Keygate;
   readonly verifier: Verifier | null;
   /** null when a request can be checked now; else wait for the returned promise (the first load). */
-  ready(ctx?: { waitUntil(p: Promise<any>): void }): Promise<void> | null;
+  ready(ctx?: { waitUntil(p: Promise<any>): void }): Promise<boolean> | null;
+  /** One look at the origin now; resolves to whether it answered. */
+  refresh(): Promise<boolean>;
   check(headers: Headers | Array<[string, string]>, scope?: string): any;
   metrics(): string | null;
 }

@@ -12,7 +12,9 @@
 // text — the origin may only serve newer bundles that chain from it),
 // ORIGIN / origin (a URL or a service binding serving trust.kgt,
 // snapshot.kgs, revocations.kgr), REFRESH_SECONDS / refreshSeconds (default
-// 1), REALM / realm, PRINCIPAL_HEADER / principalHeader, RETRY_AFTER /
+// 1), MAX_BACKOFF_SECONDS / maxBackoffSeconds (while the origin fails the
+// wait doubles up to this, default 30), REALM / realm, PRINCIPAL_HEADER /
+// principalHeader, RETRY_AFTER /
 // retryAfter (the contract's defaults when absent), MAX_ARTIFACT /
 // maxArtifact (the largest artifact read from the origin, default 2 GiB as
 // the core's Origin: a Worker's memory is smaller, so set it).
@@ -43,10 +45,14 @@ function sameAnchor(a, b) {
 }
 
 export class Keygate {
-  constructor({ anchor, origin, refreshSeconds, realm, principalHeader, retryAfter, maxArtifact } = {}) {
+  constructor({ anchor, origin, refreshSeconds, maxBackoffSeconds, realm, principalHeader, retryAfter, maxArtifact } = {}) {
     this.origin = origin;
     this.maxArtifact = Number(maxArtifact || 2 ** 31);
     this.interval = Number(refreshSeconds || 1) * 1000;
+    this.maxBackoff = Math.max(Number(maxBackoffSeconds || 30) * 1000, this.interval);
+    // The wait before the next refresh: the interval, doubled while the
+    // origin fails (the core's Poller does the same).
+    this.wait = this.interval;
     this.options = { realm: realm || undefined, principalHeader: principalHeader || undefined, retryAfter: retryAfter === undefined || retryAfter === "" ? undefined : Number(retryAfter) };
     notLoaded(this.options); // the settings, checked by the core (throws when invalid)
     this.verifier = null;
@@ -71,7 +77,8 @@ export class Keygate {
   static fromEnv(env) {
     if (isolate === null || !sameAnchor(isolate.anchor, env.TRUST_ANCHOR)) {
       const keygate = new Keygate({
-        anchor: env.TRUST_ANCHOR, origin: env.ORIGIN, refreshSeconds: env.REFRESH_SECONDS, realm: env.REALM,
+        anchor: env.TRUST_ANCHOR, origin: env.ORIGIN, refreshSeconds: env.REFRESH_SECONDS,
+        maxBackoffSeconds: env.MAX_BACKOFF_SECONDS, realm: env.REALM,
         principalHeader: env.PRINCIPAL_HEADER, retryAfter: env.RETRY_AFTER, maxArtifact: env.MAX_ARTIFACT,
       });
       isolate = { anchor: env.TRUST_ANCHOR, keygate };
@@ -90,8 +97,10 @@ export class Keygate {
   // first, so a snapshot by a rotated signer is never refused; a trust
   // update or revocations the origin does not have (404) are none yet; a
   // missing snapshot, a failed fetch or a refused artifact keep the current
-  // state, are logged, and are tried again on the next tick.
+  // state, are logged, and are tried again on the next tick. Resolves to
+  // whether the origin answered (not: a failed fetch, no snapshot there).
   async refresh() {
+    let answered = true;
     for (const name of Reload.order()) {
       let step;
       try {
@@ -102,12 +111,15 @@ export class Keygate {
         step = { step: "failed", error: e.message };
       }
       if (step.step === "installed" && name === "snapshot.kgs") this.loaded = true;
+      if (step.step === "failed" || step.step === "snapshot_missing") answered = false;
       if (step.error) {
         this.errors++;
         console.error(`keygate: ${name} not installed: ${step.error}`);
       }
     }
     this.checkedAt = Date.now();
+    this.wait = answered ? this.interval : Math.min(this.wait * 2, this.maxBackoff);
+    return answered;
   }
 
   // Resolves when a request can be checked: until a snapshot is installed
@@ -115,7 +127,7 @@ export class Keygate {
   // while a due refresh runs in the background (ctx.waitUntil).
   ready(ctx) {
     if (this.verifier === null) return null;
-    if (Date.now() - this.checkedAt < this.interval || this.refreshing) {
+    if (Date.now() - this.checkedAt < this.wait || this.refreshing) {
       return this.loaded ? null : this.refreshing;
     }
     this.refreshing = this.refresh().finally(() => (this.refreshing = null));

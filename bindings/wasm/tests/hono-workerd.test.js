@@ -186,6 +186,34 @@ test("keygate/edge: an artifact over the size limit or a forged Content-Length c
     assert.ok(Date.now() - t0 < 2000, "a forged Content-Length must not be waited for");
     assert.equal(k.errors, errors + 1);
     assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
+    // A failing origin is asked less and less often: the wait doubles up
+    // to the bound (requests keep being answered from what is loaded).
+    let asked = 0;
+    const down = http.createServer((req, res) => {
+      asked++;
+      res.writeHead(500).end();
+    });
+    await new Promise((r) => down.listen(0, "127.0.0.1", r));
+    try {
+      const b = new Keygate({ anchor, origin: `http://127.0.0.1:${down.address().port}/`, refreshSeconds: 0.02, maxBackoffSeconds: 0.16 });
+      const waits = [];
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        const w = b.ready();
+        if (w) {
+          await w;
+          waits.push(b.wait);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(waits.slice(0, 4), [40, 80, 160, 160], `waits ${waits}`);
+      // Without the backoff ~75 looks at 20 ms; with it about 12 (each
+      // look asks for the three artifacts).
+      assert.ok(asked / 3 <= 14, `${asked / 3} looks at a failing origin in 1.5 s`);
+      assert.equal(b.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 503);
+    } finally {
+      down.close();
+    }
     // A bad setting is refused when the Keygate is made.
     assert.throws(() => new Keygate({ anchor, origin: url, realm: 'a"b' }), /realm/);
   } finally {

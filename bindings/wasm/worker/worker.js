@@ -7,7 +7,8 @@
 // a data binding — the origin may only serve newer bundles that chain from
 // it), ORIGIN (service or URL serving trust.kgt, snapshot.kgs,
 // revocations.kgr), UPSTREAM (service), SCOPE (required scope, optional),
-// REFRESH_SECONDS (artifact poll interval, default 1), PRINCIPAL_HEADER
+// REFRESH_SECONDS (artifact poll interval, default 1), MAX_BACKOFF_SECONDS
+// (the longest wait while the origin fails, default 30), PRINCIPAL_HEADER
 // (default x-keygate-principal), REALM (default "keygate"), RETRY_AFTER
 // (seconds on a 503, default 5), MAX_ARTIFACT (bytes, default 2 GiB: the
 // largest artifact read from the origin), METRICS_PATH with METRICS_TOKEN (both or
