@@ -29,6 +29,7 @@
 //! # Ok(app) }
 //! ```
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -391,8 +392,7 @@ where
             .scope_names(&verdict)
             .unwrap_or_else(|| Arc::from([]));
         strip_key_headers(req.headers_mut(), &shared.policy());
-        let value = keygate::principal_value(verdict.principal.as_str());
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+        if let Some(v) = principal_header_value(&verdict.principal) {
             req.headers_mut().insert(shared.principal_header.clone(), v);
         }
         req.extensions_mut().insert(Principal {
@@ -410,6 +410,25 @@ where
             deprecation: answer.deprecation.map(|_| (answer, Arc::clone(shared))),
         }
     }
+}
+
+/// The principal header's value for `name` ([`keygate::principal_value`]).
+/// A thread keeps the last one: a service's requests come from a few
+/// principals, and a clone of a `HeaderValue` is a count, not a copy.
+fn principal_header_value(name: &keygate::Principal) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: RefCell<Option<(keygate::Principal, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        if let Some((n, v)) = &*last.borrow() {
+            if n == name {
+                return Some(v.clone());
+            }
+        }
+        let v = HeaderValue::from_bytes(keygate::principal_value(name.as_str()).as_bytes()).ok()?;
+        *last.borrow_mut() = Some((*name, v.clone()));
+        Some(v)
+    })
 }
 
 /// Removes every header `policy` strips. The names are gathered in one pass
