@@ -65,6 +65,6 @@ if ! command -v node >/dev/null; then apt_install nodejs npm; fi
     || .venv/bin/pip install -q maturin==1.7.4 fastapi==0.115.6 uvicorn==0.32.1 flask==3.1.0 \
         django==5.1.4 gunicorn==23.0.0
 (cd bindings/wasm && [ -x node_modules/.bin/workerd ] && [ -x node_modules/.bin/wasm-opt ] \
-    && [ -x node_modules/.bin/esbuild ] && [ -d node_modules/express ] && [ -d node_modules/fastify ] && [ -d node_modules/@hono/node-server ] || \
+    && [ -x node_modules/.bin/esbuild ] && [ -x node_modules/.bin/tsc ] && [ -d node_modules/express ] && [ -d node_modules/fastify ] && [ -d node_modules/@hono/node-server ] || \
     npm install --no-audit --no-fund --silent)
 export KEYGATE_SETUP_DONE=1

@@ -33,6 +33,8 @@ for t in node web; do
           echo 'core.readCapped = readCapped;'
           echo 'module.exports = core;'; } > "$out/index.js"
         printf '%s\n' 'export * from "./keygate";' \
+            'export { principalOf } from "./answer";' \
+            'export type { Answer, KeygatePrincipal, Verdict } from "./answer";' \
             '/** A fetch Response body, refused past `max` bytes (a declared Content-Length first). */' \
             'export declare function readCapped(res: Response, max: number): Promise<Uint8Array>;' > "$out/index.d.ts"
         # The Node service adapters: keygate/node (loading and polling),
@@ -44,7 +46,7 @@ for t in node web; do
           echo 'module.exports = keygateHono;'
           echo 'module.exports.keygate = keygateHono;'
           echo 'module.exports.default = keygateHono;'; } > "$out/hono.js"
-        cp "$HERE/js/hono.d.ts" "$HERE/js/types.d.ts" "$out/"
+        cp "$HERE/js/hono.d.ts" "$HERE/js/types.d.ts" "$HERE/js/answer.d.ts" "$out/"
     else
         { echo 'import * as core from "./keygate.js";'
           echo 'export * from "./keygate.js";'
@@ -52,12 +54,13 @@ for t in node web; do
           echo 'installFastVerify(core);'
           echo 'export { principalOf, readCapped };'; } > "$out/index.js"
         printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' \
-            'export declare function principalOf(answer: any): import("./edge").KeygatePrincipal;' \
+            'export { principalOf } from "./answer";' \
+            'export type { Answer, KeygatePrincipal, Verdict } from "./answer";' \
             '/** A fetch Response body, refused past `max` bytes (a declared Content-Length first). */' \
             'export declare function readCapped(res: Response, max: number): Promise<Uint8Array>;' > "$out/index.d.ts"
         # Workers and other fetch runtimes: keygate/edge (loading from an
         # origin), keygate/hono (the same middleware as in Node).
-        cp "$HERE/js/edge.js" "$HERE/js/edge.d.ts" "$out/"
+        cp "$HERE/js/edge.js" "$HERE/js/edge.d.ts" "$HERE/js/answer.d.ts" "$out/"
         cp "$HERE/js/hono.web.d.ts" "$out/hono.d.ts"
         { echo 'import { principalOf } from "./index.js";'; cat "$HERE/js/hono.js"
           echo 'export { keygateHono as keygate };'
@@ -74,7 +77,7 @@ for t in node web; do
   $([ $t = web ] && echo '"type": "module",')
   $([ $t = web ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./edge": { "types": "./edge.d.ts", "default": "./edge.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./package.json": "./package.json" },')
   $([ $t = node ] && echo '"exports": { ".": { "types": "./index.d.ts", "default": "./index.js" }, "./node": { "types": "./node.d.ts", "default": "./node.js" }, "./express": { "types": "./express.d.ts", "default": "./express.js" }, "./fastify": { "types": "./fastify.d.ts", "default": "./fastify.js" }, "./hono": { "types": "./hono.d.ts", "default": "./hono.js" }, "./client": { "types": "./client.d.ts", "default": "./client.js" }, "./package.json": "./package.json" },')
-  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = web ] && echo ', "edge.js", "edge.d.ts", "hono.js", "hono.d.ts"')$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "client.js", "client.d.ts", "types.d.ts"')]
+  "files": ["index.js", "index.d.ts", "keygate.js", "keygate.d.ts", "keygate_bg.wasm", "keygate_bg.wasm.d.ts", "snippets/", "README.md"$([ $t = web ] && echo ', "edge.js", "edge.d.ts", "hono.js", "hono.d.ts", "answer.d.ts"')$([ $t = node ] && echo ', "node.js", "node.d.ts", "express.js", "express.d.ts", "fastify.js", "fastify.d.ts", "hono.js", "hono.d.ts", "client.js", "client.d.ts", "types.d.ts", "answer.d.ts"')]
 }
 JSON
     cp README.md "$out/README.md"

@@ -1,4 +1,6 @@
 import type { Verifier } from "./keygate";
+import type { Answer, KeygatePrincipal } from "./answer";
+export type { Answer, KeygatePrincipal, Verdict } from "./answer";
 
 export interface EdgeOptions {
   /** The pinned trust.kgt: bytes or base64 text. */
@@ -16,16 +18,6 @@ export interface EdgeOptions {
   maxArtifact?: number | string;
 }
 
-/** What a middleware hands the application. Holds no secret. */
-export interface KeygatePrincipal {
-  principal: string;
-  keyId: string;
-  /** The scopes the key holds, in the keyset's order. */
-  scopes: string[];
-  outcome: "valid" | "valid_deprecated";
-  deprecated: boolean;
-}
-
 export declare class Keygate {
   constructor(options: EdgeOptions);
   /** The one Keygate of this isolate for a Worker's bindings (TRUST_ANCHOR, ORIGIN, REFRESH_SECONDS, REALM, PRINCIPAL_HEADER, RETRY_AFTER). */
@@ -35,8 +27,8 @@ export declare class Keygate {
   ready(ctx?: { waitUntil(p: Promise<any>): void }): Promise<boolean> | null;
   /** One look at the origin now; resolves to whether it answered. */
   refresh(): Promise<boolean>;
-  check(headers: Headers | Array<[string, string]>, scope?: string): any;
+  check(headers: Headers | Array<[string, string]>, scope?: string): Answer;
   metrics(): string | null;
 }
 
-export declare function principalOf(answer: any): KeygatePrincipal;
+export declare function principalOf(answer: Answer): KeygatePrincipal;

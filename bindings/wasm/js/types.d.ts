@@ -1,4 +1,6 @@
 import type { Verifier } from "./keygate";
+import type { Answer, KeygatePrincipal, Verdict } from "./answer";
+export type { Answer, KeygatePrincipal, Verdict } from "./answer";
 
 export interface KeygateOptions {
   /** ms between polls (default 1000; 0: only on reload()). */
@@ -12,16 +14,6 @@ export interface KeygateOptions {
   maxArtifact?: number;
 }
 
-/** What a middleware hands the application. Holds no secret. */
-export interface KeygatePrincipal {
-  principal: string;
-  keyId: string;
-  /** The scopes the key holds, in the keyset's order. */
-  scopes: string[];
-  outcome: "valid" | "valid_deprecated";
-  deprecated: boolean;
-}
-
 export declare class Keygate {
   readonly verifier: Verifier;
   static fromDir(dir: string, options?: KeygateOptions): Keygate;
@@ -29,9 +21,9 @@ export declare class Keygate {
   reload(): Promise<boolean>;
   close(): void;
   /** `headers`: [name, value] pairs, or Node's flat `rawHeaders`. */
-  check(headers: Array<[string, string]> | string[], scope?: string): any;
-  verify(key: string, scope?: string): any;
+  check(headers: Array<[string, string]> | string[], scope?: string): Answer;
+  verify(key: string, scope?: string): Verdict;
   metrics(): string;
 }
 
-export declare function principalOf(answer: any): KeygatePrincipal;
+export declare function principalOf(answer: Answer): KeygatePrincipal;

@@ -14,3 +14,4 @@ KEYGATE_FIXTURES="$TARGET/wasm-tests/fixtures" node --test tests/node.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/workerd.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/frameworks.test.js
 KEYGATE_BIN="$TARGET/release/keygate" node --test tests/hono-workerd.test.js
+bash tests/types/check.sh
