@@ -204,6 +204,17 @@ impl PartialEq for HeaderText {
 }
 impl Eq for HeaderText {}
 
+/// Whether the principal header carries `principal` as is (every byte
+/// visible ASCII other than `%`), so [`principal_value`] would copy it
+/// unchanged: a surface can skip building the value.
+pub fn principal_is_header_safe(principal: &str) -> bool {
+    principal.bytes().all(header_safe)
+}
+
+fn header_safe(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'%'
+}
+
 /// The principal as the principal header carries it: as is when every byte
 /// is visible ASCII other than `%`, otherwise with each other byte (and
 /// `%`) percent-encoded as `%XX` (RFC 3986 section 2.1) — e.g. `zürich`
@@ -213,7 +224,7 @@ pub fn principal_value(principal: &str) -> HeaderText {
     let mut out = HeaderText::EMPTY;
     let mut n = 0;
     for &b in principal.as_bytes().iter().take(MAX_PRINCIPAL_LEN) {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
+        if header_safe(b) {
             out.buf[n] = b;
             n += 1;
         } else {
@@ -535,7 +546,7 @@ impl Iterator for ResponseHeaders {
 mod tests {
     use super::{presented_key, Presented};
 
-    use super::{principal_value, Answer, Policy, PolicyError};
+    use super::{principal_is_header_safe, principal_value, Answer, Policy, PolicyError};
     use crate::outcome::Outcome;
 
     fn headers(a: &Answer) -> std::vec::Vec<(&'static str, std::string::String)> {
@@ -668,6 +679,24 @@ mod tests {
         assert_eq!(principal_value(&long).as_str(), "%C3%A9".repeat(64));
         let ascii = "p".repeat(128);
         assert_eq!(principal_value(&ascii).as_str(), ascii);
+        // Header-safe exactly when the value is the name itself.
+        for name in [
+            "billing-service",
+            "a b",
+            "50%",
+            "z\u{fc}rich",
+            "\t",
+            "~!",
+            &ascii,
+            &long,
+            "",
+        ] {
+            assert_eq!(
+                principal_is_header_safe(name),
+                principal_value(name).as_str() == name,
+                "{name:?}"
+            );
+        }
     }
 
     fn p<'a>(h: &'a [(&'a str, &'a str)]) -> Presented<'a> {

@@ -73,8 +73,8 @@ pub struct RustIntegrationPage;
 
 pub use error::Error;
 pub use http::{
-    http_date, presented_key, principal_value, Answer, HeaderText, Policy, PolicyError, Presented,
-    ResponseHeaders, MAX_HEADER_NAME_LEN, MAX_REALM_LEN,
+    http_date, presented_key, principal_is_header_safe, principal_value, Answer, HeaderText,
+    Policy, PolicyError, Presented, ResponseHeaders, MAX_HEADER_NAME_LEN, MAX_REALM_LEN,
 };
 pub use key::{
     check_prefix, check_with_prefix, has_prefix, parse as parse_key, ApiKey, Digest, KeyError,

@@ -770,8 +770,8 @@ impl Verifier {
                 if new_len >= 0.0 {
                     buf[io::NAME_AT..][..name.len()].copy_from_slice(name.as_bytes());
                 }
-                let value = keygate::principal_value(name);
-                if value.as_bytes() != name.as_bytes() {
+                if !keygate::principal_is_header_safe(name) {
+                    let value = keygate::principal_value(name);
                     buf[io::VALUE_AT..][..value.as_bytes().len()].copy_from_slice(value.as_bytes());
                     value_len = value.as_bytes().len() as f64;
                 }
