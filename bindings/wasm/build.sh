@@ -31,6 +31,7 @@ for t in node web; do
           echo 'installFastVerify(core);'
           echo 'core.principalOf = principalOf;'
           echo 'core.readCapped = readCapped;'
+          echo 'core.__setting = setting; // for keygate/node (not API)'
           echo 'module.exports = core;'; } > "$out/index.js"
         printf '%s\n' 'export * from "./keygate";' \
             'export { principalOf } from "./answer";' \
@@ -52,7 +53,7 @@ for t in node web; do
           echo 'export * from "./keygate.js";'
           echo 'export { default } from "./keygate.js";'; cat "$HERE/js/fast.js" "$HERE/js/answer.js"
           echo 'installFastVerify(core);'
-          echo 'export { principalOf, readCapped };'; } > "$out/index.js"
+          echo 'export { principalOf, readCapped, setting as __setting };'; } > "$out/index.js"
         printf '%s\n' 'export * from "./keygate";' 'export { default } from "./keygate";' \
             'export { principalOf } from "./answer";' \
             'export type { Answer, KeygatePrincipal, Verdict } from "./answer";' \

@@ -34,3 +34,17 @@ async function readCapped(res, max) {
   }
   return out;
 }
+
+// A numeric setting of keygate/node or keygate/edge: `value` (a number, or
+// a numeric string as Worker bindings give them), or `fallback` when it is
+// absent. Anything else — not a number, negative, infinite, or 0 where 0
+// means nothing — throws, naming the setting: a setting that parsed as NaN
+// would poll on every request or lift the artifact size limit.
+function setting(name, value, fallback, { zero = false } = {}) {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0 || (n === 0 && !zero)) {
+    throw new TypeError(`keygate: ${name} must be a ${zero ? "non-negative" : "positive"} number, not ${String(value).slice(0, 40)}`);
+  }
+  return n;
+}

@@ -18,7 +18,7 @@
 // retryAfter (the contract's defaults when absent), MAX_ARTIFACT /
 // maxArtifact (the largest artifact read from the origin, default 2 GiB as
 // the core's Origin: a Worker's memory is smaller, so set it).
-import { Verifier, Reload, notLoaded, principalOf, readCapped } from "./index.js";
+import { Verifier, Reload, notLoaded, principalOf, readCapped, __setting as setting } from "./index.js";
 
 function anchorBytes(anchor) {
   if (anchor instanceof ArrayBuffer) return new Uint8Array(anchor);
@@ -41,27 +41,27 @@ function sameAnchor(a, b) {
   } catch (e) {
     return false;
   }
-  return x.length === y.length && x.every((v, i) => v === y[i]);
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 export class Keygate {
   constructor({ anchor, origin, refreshSeconds, maxBackoffSeconds, realm, principalHeader, retryAfter, maxArtifact } = {}) {
     this.origin = origin;
-    this.maxArtifact = Number(maxArtifact || 2 ** 31);
-    this.interval = Number(refreshSeconds || 1) * 1000;
-    this.maxBackoff = Math.max(Number(maxBackoffSeconds || 30) * 1000, this.interval);
+    this.maxArtifact = setting("maxArtifact", maxArtifact, 2 ** 31);
+    this.interval = setting("refreshSeconds", refreshSeconds, 1) * 1000;
+    this.maxBackoff = Math.max(setting("maxBackoffSeconds", maxBackoffSeconds, 30) * 1000, this.interval);
     // The wait before the next refresh: the interval, doubled while the
     // origin fails (the core's Poller does the same).
     this.wait = this.interval;
     this.options = { realm: realm || undefined, principalHeader: principalHeader || undefined, retryAfter: retryAfter === undefined || retryAfter === "" ? undefined : Number(retryAfter) };
     notLoaded(this.options); // the settings, checked by the core (throws when invalid)
     this.verifier = null;
-    this.anchorError = null;
     try {
       this.verifier = new Verifier(anchorBytes(anchor));
     } catch (e) {
       // Logged once; every request answers 503 until the anchor is fixed.
-      this.anchorError = e.message;
       console.error(`keygate: trust anchor not usable: ${e.message}`);
     }
     this.reload = new Reload();

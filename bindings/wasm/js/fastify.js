@@ -16,7 +16,7 @@ function keygateFastify(keygate, { scope } = {}) {
       reply.type("text/plain; charset=utf-8").send(a.body);
       return reply;
     }
-    for (const n of a.strip) delete request.headers[n.toLowerCase()];
+    for (const n of a.strip) delete request.headers[n];
     request.headers[a.principalHeader] = a.principalValue;
     request.keygate = principalOf(a);
     for (const [n, v] of a.responseHeaders) reply.header(n, v);

@@ -15,7 +15,14 @@ class Keygate {
   constructor(verifier, source, options) {
     this.verifier = verifier;
     this.source = source;
-    this.options = { ...DEFAULTS, ...options };
+    const o = { ...DEFAULTS, ...options };
+    o.pollInterval = core.__setting("pollInterval", options.pollInterval, DEFAULTS.pollInterval, { zero: true });
+    o.maxBackoff = core.__setting("maxBackoff", options.maxBackoff, DEFAULTS.maxBackoff);
+    o.maxArtifact = core.__setting("maxArtifact", options.maxArtifact, DEFAULTS.maxArtifact);
+    this.options = o;
+    // The request headers the contract reads, by name (see relevantHeaders).
+    const names = ["authorization", "x-api-key", o.principalHeader.toLowerCase().replace(/_/g, "-")];
+    this.wanted = { names, lengths: new Set(names.map((n) => n.length)) };
     this.reloadState = new core.Reload();
     this.timer = null;
     this.events = [];
@@ -146,11 +153,7 @@ class Keygate {
   // most of a check. A name is lowercased only when its length is one of
   // theirs.
   relevantHeaders(headers) {
-    let wanted = this.wanted;
-    if (wanted === undefined) {
-      const names = ["authorization", "x-api-key", this.options.principalHeader.toLowerCase().replace(/_/g, "-")];
-      wanted = this.wanted = { names, lengths: new Set(names.map((n) => n.length)) };
-    }
+    const wanted = this.wanted;
     const out = [];
     const flat = headers.length > 0 && typeof headers[0] === "string";
     const step = flat ? 2 : 1;

@@ -198,6 +198,16 @@ test("the client helper rotates through a live Express server with no refused re
   }
 });
 
+test("a bad setting is refused, naming it", () => {
+  for (const [name, value] of [["pollInterval", -5], ["pollInterval", "often"], ["maxArtifact", "x"],
+    ["maxArtifact", 0], ["maxBackoff", Infinity]]) {
+    assert.throws(() => Keygate.fromDir(pub, { [name]: value }), new RegExp(name), `${name}=${value}`);
+  }
+  const k = Keygate.fromDir(pub, { pollInterval: 0, maxArtifact: "1000000" });
+  assert.equal(k.options.maxArtifact, 1000000);
+  k.close();
+});
+
 test("a bad anchor or origin is refused", async () => {
   assert.throws(() => Keygate.fromDir(path.join(work, "nowhere")));
   await assert.rejects(Keygate.fromUrl(new Uint8Array([1, 2, 3]), "http://127.0.0.1:1/"));

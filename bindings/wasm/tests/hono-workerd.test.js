@@ -214,8 +214,14 @@ test("keygate/edge: an artifact over the size limit or a forged Content-Length c
     } finally {
       down.close();
     }
-    // A bad setting is refused when the Keygate is made.
+    // A bad setting is refused when the Keygate is made (a binding that
+    // parsed as NaN would refresh on every request or lift the size limit).
     assert.throws(() => new Keygate({ anchor, origin: url, realm: 'a"b' }), /realm/);
+    for (const [name, value] of [["refreshSeconds", "abc"], ["refreshSeconds", "-1"], ["maxArtifact", -1],
+      ["maxArtifact", "1e999"], ["maxBackoffSeconds", "soon"], ["refreshSeconds", 0], ["retryAfter", "x"]]) {
+      assert.throws(() => new Keygate({ anchor, origin: url, [name]: value }), new RegExp(name), `${name}=${value}`);
+    }
+    assert.equal(new Keygate({ anchor, origin: url, refreshSeconds: "0.5", maxArtifact: "1000" }).maxArtifact, 1000);
   } finally {
     hostile.closeAllConnections();
     hostile.close();
