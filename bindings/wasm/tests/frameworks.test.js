@@ -10,6 +10,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { execFileSync } = require("node:child_process");
+const { serveArtifacts } = require("./origin.js");
 const { Keygate } = require("../pkg/node/node.js");
 const keygateExpress = require("../pkg/node/express.js");
 const keygateFastify = require("../pkg/node/fastify.js");
@@ -218,22 +219,8 @@ test("a bad anchor or origin is refused", async () => {
 });
 
 test("a hostile origin: an artifact over the size limit or a forged Content-Length changes nothing", async () => {
-  const http = require("node:http");
-  let forge = false;
-  const origin = http.createServer((req, res) => {
-    const name = path.basename(req.url);
-    if (forge && name === "snapshot.kgs") {
-      // Declares 3 GiB and sends nothing: refused before any read.
-      res.writeHead(200, { "content-length": String(3 * 2 ** 30) });
-      res.flushHeaders();
-      return;
-    }
-    const body = fs.readFileSync(path.join(pub, name));
-    res.writeHead(200, { "content-length": body.length, etag: `"${body.length}"` });
-    res.end(body);
-  });
-  await new Promise((r) => origin.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${origin.address().port}/`;
+  const origin = await serveArtifacts(pub);
+  const url = origin.url;
   const anchor = fs.readFileSync(path.join(pub, "trust.kgt"));
   try {
     // A snapshot over a small limit is not installed: nothing loaded, 503.
@@ -244,14 +231,12 @@ test("a hostile origin: an artifact over the size limit or a forged Content-Leng
     // snapshot: the reload fails at once and the state is kept.
     const k = await Keygate.fromUrl(anchor, url, { pollInterval: 0 });
     assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
-    forge = true;
-    // (This origin never answers 304: every reload fetches every artifact.)
+    origin.forge();
     const t0 = Date.now();
     assert.equal(await k.reload(), false);
     assert.ok(Date.now() - t0 < 2000, "a forged Content-Length must not be waited for");
     assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
   } finally {
-    origin.closeAllConnections();
     origin.close();
   }
 });

@@ -10,8 +10,8 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
-const crypto = require("node:crypto");
 const { spawn, execFileSync } = require("node:child_process");
+const { serveArtifacts } = require("./origin.js");
 
 const HERE = path.join(__dirname, "..");
 const BIN = process.env.KEYGATE_BIN;
@@ -34,15 +34,7 @@ test.before(async () => {
   keys.toRevoke = issue("breach", "invoices:read");
   kg("revoke", "--key", keys.revoked);
   kg("publish", "--out", site);
-  origin = http.createServer((req, res) => {
-    const file = path.join(site, path.basename(req.url));
-    if (!fs.existsSync(file)) return res.writeHead(404).end();
-    const body = fs.readFileSync(file);
-    const etag = `"${crypto.createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
-    if (req.headers["if-none-match"] === etag) return res.writeHead(304).end();
-    res.writeHead(200, { etag }).end(body);
-  });
-  await new Promise((r) => origin.listen(0, "127.0.0.1", r));
+  origin = await serveArtifacts(site);
   // The app bundled as wrangler does: Hono and keygate's JS inlined, the
   // WASM module left as its own module.
   execFileSync(path.join(HERE, "node_modules/.bin/esbuild"), [
@@ -57,7 +49,7 @@ test.before(async () => {
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .app),
-    (name = "origin", external = (address = "127.0.0.1:${origin.address().port}", http = ())),
+    (name = "origin", external = (address = "127.0.0.1:${origin.port}", http = ())),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
@@ -153,20 +145,8 @@ test("keygate/edge: an artifact over the size limit or a forged Content-Length c
   const web = await import(pathToFileURL(path.join(HERE, "pkg/web/index.js")));
   web.initSync({ module: fs.readFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm")) });
   const { Keygate } = await import(pathToFileURL(path.join(HERE, "pkg/web/edge.js")));
-  let forge = false;
-  const hostile = http.createServer((req, res) => {
-    const name = path.basename(req.url);
-    if (forge && name === "snapshot.kgs") {
-      // Declares 3 GiB and sends nothing: refused before any read.
-      res.writeHead(200, { "content-length": String(3 * 2 ** 30) });
-      res.flushHeaders();
-      return;
-    }
-    const body = fs.readFileSync(path.join(site, name));
-    res.writeHead(200, { "content-length": body.length }).end(body);
-  });
-  await new Promise((r) => hostile.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${hostile.address().port}/`;
+  const hostile = await serveArtifacts(site);
+  const url = hostile.url;
   const anchor = fs.readFileSync(path.join(site, "trust.kgt")).toString("base64");
   try {
     // A snapshot over a small limit is not installed: nothing loaded, 503.
@@ -180,7 +160,7 @@ test("keygate/edge: an artifact over the size limit or a forged Content-Length c
     const k = new Keygate({ anchor, origin: url });
     await k.ready();
     assert.equal(k.check([["authorization", `Bearer ${keys.valid}`]], "invoices:read").status, 200);
-    forge = true;
+    hostile.forge();
     const errors = k.errors, t0 = Date.now();
     await k.refresh();
     assert.ok(Date.now() - t0 < 2000, "a forged Content-Length must not be waited for");
@@ -223,7 +203,6 @@ test("keygate/edge: an artifact over the size limit or a forged Content-Length c
     }
     assert.equal(new Keygate({ anchor, origin: url, refreshSeconds: "0.5", maxArtifact: "1000" }).maxArtifact, 1000);
   } finally {
-    hostile.closeAllConnections();
     hostile.close();
   }
 });

@@ -9,8 +9,8 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
-const crypto = require("node:crypto");
 const { spawn, execFileSync } = require("node:child_process");
+const { serveArtifacts } = require("./origin.js");
 
 const HERE = path.join(__dirname, "..");
 const BIN = process.env.KEYGATE_BIN;
@@ -68,14 +68,7 @@ test.before(async () => {
   keys.unknown = JSON.parse(kgOther("issue", "--principal", "elsewhere")).key;
   keys.evil = JSON.parse(kgOther("issue", "--principal", "admin", "--scope", "invoices:read")).key;
   kgOther("publish", "--out", path.join(work, "evil"));
-  origin = await listen((req, res) => {
-    const file = path.join(site, path.basename(req.url));
-    if (!fs.existsSync(file)) return res.writeHead(404).end();
-    const body = fs.readFileSync(file);
-    const etag = `"${crypto.createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
-    if (req.headers["if-none-match"] === etag) return res.writeHead(304).end();
-    res.writeHead(200, { etag, "content-type": "application/octet-stream" }).end(body);
-  });
+  origin = await serveArtifacts(site);
   upstream = await listen((req, res) => {
     // The conformance runner asks what the upstream received, per request id.
     if (req.url.startsWith("/__recorded/")) {
@@ -117,7 +110,7 @@ test.before(async () => {
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .gate),
-    (name = "origin", external = (address = "127.0.0.1:${origin.address().port}", http = ())),
+    (name = "origin", external = (address = "127.0.0.1:${origin.port}", http = ())),
     (name = "upstream", external = (address = "127.0.0.1:${upstream.address().port}", http = ())),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
