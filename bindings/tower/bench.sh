@@ -13,13 +13,10 @@ command -v wrk >/dev/null || { echo "SKIPPED: wrk not installed"; exit 0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-tower --example bench && cargo build --release -q -p keygate-cli)
 work=$(mktemp -d)
 trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT
-kg() { "$TARGET/release/keygate" --store "$work/store" --json "$@"; }
-kg init --keyset bench --prefix bench_live >/dev/null
-KEY=$(kg issue --principal billing --scope invoices:read | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
-kg publish --out "$work/pub" >/dev/null
+# shellcheck source=../../scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+KEY=$(bench_keyset "$work")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 (exec taskset -c 0 "$TARGET/release/examples/bench" "$work/pub" "127.0.0.1:$PORT") &
 srv=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/plain" && break; sleep 0.05; done

@@ -16,12 +16,9 @@ bash ../build.sh >/dev/null 2>&1
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
-kg() { "$ROOT/target/release/keygate" --store "$work/store" --json "$@"; }
-kg init --keyset bench --prefix bench_live >/dev/null
-KEY=$(kg issue --principal billing --scope invoices:read | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
-kg publish --out "$work/pub" >/dev/null
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# shellcheck source=../../../scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+KEY=$(bench_keyset "$work")
 declare -A port
 for app in fastapi_plain fastapi_emptydep fastapi_keygate starlette_plain starlette_keygate; do
     port[$app]=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

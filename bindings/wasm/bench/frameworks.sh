@@ -14,12 +14,9 @@ command -v wrk >/dev/null || { echo "SKIPPED: wrk not installed"; exit 0; }
 (cd "$ROOT" && cargo build --release -q -p keygate-cli)
 work=$(mktemp -d)
 trap 'kill $srv 2>/dev/null; rm -rf "$work"' EXIT
-kg() { "$ROOT/target/release/keygate" --store "$work/store" --json "$@"; }
-kg init --keyset bench --prefix bench_live >/dev/null
-KEY=$(kg issue --principal billing --scope invoices:read | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).key))')
-kg issue --principal bulk --count 10000 --keys-out "$work/bulk.keys" >/dev/null
-kg publish --out "$work/pub" >/dev/null
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# shellcheck source=../../../scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+KEY=$(bench_keyset "$work")
 (exec taskset -c 0 node bench/frameworks.js "$work/pub" > "$work/ports") &
 srv=$!
 for _ in $(seq 100); do [ "$(wc -l < "$work/ports")" -ge 9 ] && break; sleep 0.1; done
