@@ -11,7 +11,7 @@ const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
 const { spawn, execFileSync } = require("node:child_process");
-const { serveArtifacts } = require("./origin.js");
+const { serveArtifacts, freePort } = require("./origin.js");
 
 const HERE = path.join(__dirname, "..");
 const BIN = process.env.KEYGATE_BIN;
@@ -43,7 +43,7 @@ test.before(async () => {
     `--alias:keygate=${path.join(HERE, "pkg/web")}`,
   ], { stdio: "inherit" });
   fs.copyFileSync(path.join(HERE, "pkg/web/keygate_bg.wasm"), path.join(work, "keygate_bg.wasm"));
-  port = 20000 + Math.floor(Math.random() * 20000);
+  port = await freePort();
   const cfg = path.join(work, "config.capnp");
   fs.writeFileSync(cfg, `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (

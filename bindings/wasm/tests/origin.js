@@ -1,4 +1,4 @@
-// The artifact origin the JS tests load from: a static server on
+// Servers for the JS tests. The artifact origin they load from: a static server on
 // 127.0.0.1 for a publish directory (ETag / If-None-Match, 404 for a file
 // that is not there) that can turn hostile: after forge(), it declares a
 // 3 GiB snapshot and sends nothing, which a loader must refuse before reading.
@@ -39,4 +39,16 @@ async function serveArtifacts(dir) {
   };
 }
 
-module.exports = { serveArtifacts };
+// A port no one listens on now, for a server started next (workerd): the
+// kernel picks it, so it is never one of the ephemeral ports in use (a
+// random pick in 20000-40000 overlapped them and failed once in CI with
+// "Address already in use").
+async function freePort() {
+  const s = http.createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+module.exports = { serveArtifacts, freePort };

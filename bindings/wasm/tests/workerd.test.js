@@ -10,7 +10,7 @@ const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
 const { spawn, execFileSync } = require("node:child_process");
-const { serveArtifacts } = require("./origin.js");
+const { serveArtifacts, freePort } = require("./origin.js");
 
 const HERE = path.join(__dirname, "..");
 const BIN = process.env.KEYGATE_BIN;
@@ -83,7 +83,7 @@ test.before(async () => {
     seen.push({ principal: req.headers["x-keygate-principal"], auth: req.headers.authorization, apiKey: req.headers["x-api-key"] });
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true }));
   });
-  port = 20000 + Math.floor(Math.random() * 20000);
+  port = await freePort();
   const cfg = path.join(work, "config.capnp");
   fs.copyFileSync(path.join(HERE, "worker/worker.js"), path.join(work, "worker.js"));
   fs.copyFileSync(path.join(HERE, "pkg/web/index.js"), path.join(work, "index.js"));
